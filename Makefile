@@ -1,0 +1,25 @@
+# Tollgate build targets. `make test` is the command the README and CI use.
+GO      ?= go
+BIN     := $(CURDIR)/.bin
+TOOLS   := -modfile=tools/go.mod
+
+.PHONY: test build proto lint-proto tools fuzz bench
+
+test:
+	$(GO) test -race -count=1 ./...
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# Protobuf tooling runs offline: buf and the plugins are built from tools/go.mod.
+tools:
+	GOBIN=$(BIN) $(GO) install $(TOOLS) tool
+
+lint-proto: tools
+	PATH=$(BIN):$$PATH buf lint
+
+proto: lint-proto
+	PATH=$(BIN):$$PATH buf generate
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
