@@ -1,0 +1,4 @@
+package tollgate.erp
+
+# findings are the ERP findings (not yet implemented).
+findings := set()

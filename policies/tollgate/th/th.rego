@@ -1,0 +1,4 @@
+package tollgate.th
+
+# findings are the TH findings (not yet implemented).
+findings := set()
