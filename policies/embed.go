@@ -1,0 +1,11 @@
+// Package policies holds Tollgate's default policy pack, the distribution rules of
+// shared/spec/policy-pack.md, as an OPA bundle embedded in the binary so `tollgate serve` works from any
+// directory.
+package policies
+
+import "embed"
+
+// FS is the default bundle: .manifest, data.json (every default number) and the Rego under tollgate/.
+//
+//go:embed .manifest data.json tollgate
+var FS embed.FS

@@ -1,0 +1,46 @@
+package api
+
+// Limits bounds what one caller can make the service do. Zero values take the defaults below.
+type Limits struct {
+	// MaxBatch is the most requests one DecideBatch may carry. Default 100.
+	MaxBatch int
+	// MaxRequestBytes bounds one DecideRequest, serialized. Default 64 KiB.
+	MaxRequestBytes int
+	// MaxAttributes bounds the number of values (at any depth) in resource.attributes. Default 512.
+	MaxAttributes int
+	// MaxDepth bounds the nesting depth of resource.attributes. Default 8.
+	MaxDepth int
+	// MaxContext bounds the number of context entries. Default 32.
+	MaxContext int
+	// MaxStringBytes bounds every single string in a request. Default 4 KiB.
+	MaxStringBytes int
+	// MaxApplyEvents bounds one MasterData.Apply batch. Default 10,000.
+	MaxApplyEvents int
+}
+
+// Default limits.
+const (
+	DefaultMaxBatch        = 100
+	DefaultMaxRequestBytes = 64 << 10
+	DefaultMaxAttributes   = 512
+	DefaultMaxDepth        = 8
+	DefaultMaxContext      = 32
+	DefaultMaxStringBytes  = 4 << 10
+	DefaultMaxApplyEvents  = 10000
+)
+
+func (l Limits) withDefaults() Limits {
+	set := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	set(&l.MaxBatch, DefaultMaxBatch)
+	set(&l.MaxRequestBytes, DefaultMaxRequestBytes)
+	set(&l.MaxAttributes, DefaultMaxAttributes)
+	set(&l.MaxDepth, DefaultMaxDepth)
+	set(&l.MaxContext, DefaultMaxContext)
+	set(&l.MaxStringBytes, DefaultMaxStringBytes)
+	set(&l.MaxApplyEvents, DefaultMaxApplyEvents)
+	return l
+}

@@ -1,0 +1,82 @@
+package api
+
+import (
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the service's Prometheus collectors, registered on a registry the caller owns.
+type Metrics struct {
+	decisions        *prometheus.CounterVec
+	decisionDuration prometheus.Histogram
+	mdEvents         *prometheus.CounterVec
+
+	mu      sync.Mutex
+	actions map[string]struct{}
+}
+
+// maxActionLabels caps distinct action label values, so callers sending made-up actions cannot blow up
+// the metric's cardinality; further actions are counted as "other".
+const maxActionLabels = 64
+
+var actionLabel = regexp.MustCompile(`^[A-Z][A-Z_]{0,30}\.[A-Z][A-Z_]{0,30}$`)
+
+// NewMetrics creates the collectors and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_decisions_total",
+			Help: "Decisions answered, by action and effect.",
+		}, []string{"action", "effect"}),
+		decisionDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tollgate_decision_duration_seconds",
+			Help:    "Time to answer one decision, from validated request to response.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+		mdEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_masterdata_events_total",
+			Help: "Master-data change events, by outcome.",
+		}, []string{"outcome"}),
+		actions: map[string]struct{}{},
+	}
+	for _, c := range []prometheus.Collector{m.decisions, m.decisionDuration, m.mdEvents} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) observeDecision(action, effect string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.decisions.WithLabelValues(m.actionLabel(action), effect).Inc()
+	m.decisionDuration.Observe(d.Seconds())
+}
+
+func (m *Metrics) observeEvent(outcome string) {
+	if m == nil {
+		return
+	}
+	m.mdEvents.WithLabelValues(outcome).Inc()
+}
+
+func (m *Metrics) actionLabel(action string) string {
+	if !actionLabel.MatchString(action) {
+		return "other"
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.actions[action]; ok {
+		return action
+	}
+	if len(m.actions) >= maxActionLabels {
+		return "other"
+	}
+	m.actions[action] = struct{}{}
+	return action
+}

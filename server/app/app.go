@@ -1,0 +1,242 @@
+// Package app wires Tollgate's components into one running service: it owns the configuration, the
+// listeners and the lifetime of everything it starts. cmd/tollgate and the end-to-end tests both start
+// the service through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/tollgate/tollgate/bundles/demo"
+	"github.com/tollgate/tollgate/policies"
+	"github.com/tollgate/tollgate/server/api"
+	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/masterdata"
+)
+
+// Config configures the service. The zero value of every field has a working default.
+type Config struct {
+	// Addr is the gRPC listen address. Default 127.0.0.1:7070; use port 0 for any free port.
+	Addr string
+	// HTTPAddr serves /metrics and /healthz. Default 127.0.0.1:7071.
+	HTTPAddr string
+	// DataDir holds the service's files (the audit log). Default ./tollgate-data; created if missing.
+	DataDir string
+	// BundleDir is a policy bundle directory; "" uses the pack embedded in the binary.
+	BundleDir string
+	// MasterdataDir is a directory of NDJSON change-event files loaded at start; "" loads the embedded
+	// demo data.
+	MasterdataDir string
+	// EvalTimeout bounds one policy evaluation. Default engine.DefaultEvalTimeout.
+	EvalTimeout time.Duration
+	// Limits bounds request sizes; zero fields take api's defaults.
+	Limits api.Limits
+	// ShutdownTimeout bounds the graceful drain of in-flight calls at shutdown. Default 10s.
+	ShutdownTimeout time.Duration
+}
+
+// Defaults for Config.
+const (
+	DefaultAddr            = "127.0.0.1:7070"
+	DefaultHTTPAddr        = "127.0.0.1:7071"
+	DefaultDataDir         = "tollgate-data"
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	return c
+}
+
+// App is one running Tollgate service.
+type App struct {
+	cfg      Config
+	log      zerolog.Logger
+	md       *masterdata.Store
+	engine   *engine.Engine
+	grpc     *grpc.Server
+	health   *health.Server
+	http     *http.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	registry *prometheus.Registry
+}
+
+// New loads the master data and the policy bundle, builds the services and binds both listeners, so the
+// addresses are known (port 0 included) before Run. Close releases what New acquired if Run is never
+// called.
+func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
+	cfg = cfg.withDefaults()
+	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	md, err := masterdata.New(masterdata.Config{Prepare: engine.PrepareRecord})
+	if err != nil {
+		return nil, fmt.Errorf("create master data: %w", err)
+	}
+	a.md = md
+	if err := a.loadMasterdata(); err != nil {
+		return nil, err
+	}
+
+	eng, err := engine.New(engine.Config{EvalTimeout: cfg.EvalTimeout}, md, log)
+	if err != nil {
+		return nil, err
+	}
+	a.engine = eng
+	b, err := a.loadBundle()
+	if err != nil {
+		return nil, err
+	}
+	if err := eng.Activate(ctx, b); err != nil {
+		return nil, fmt.Errorf("activate bundle: %w", err)
+	}
+
+	metrics, err := api.NewMetrics(a.registry)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	a.grpc, a.health = api.NewServer(api.Services{
+		Decisions:  api.NewDecisionServer(eng, cfg.Limits, metrics, log),
+		MasterData: api.NewMasterDataServer(md, cfg.Limits, metrics, log),
+	}, log)
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
+	mux.HandleFunc("/healthz", a.serveHealth)
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	if a.grpcLis, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	if a.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		a.grpcLis.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	return a, nil
+}
+
+func (a *App) loadMasterdata() error {
+	var fsys fs.FS = demo.FS
+	source := "embedded demo data"
+	if a.cfg.MasterdataDir != "" {
+		fsys, source = os.DirFS(a.cfg.MasterdataDir), a.cfg.MasterdataDir
+	}
+	if _, err := a.md.LoadDir(fsys); err != nil {
+		return fmt.Errorf("load master data from %s: %w", source, err)
+	}
+	st := a.md.Status()
+	a.log.Info().Str("source", source).Uint64("revision", st.Revision).Interface("counts", st.Counts).Msg("master data loaded")
+	return nil
+}
+
+func (a *App) loadBundle() (*bundle.Bundle, error) {
+	if a.cfg.BundleDir != "" {
+		return engine.LoadDir(a.cfg.BundleDir)
+	}
+	return engine.LoadFS(policies.FS)
+}
+
+// Addr is the bound gRPC address.
+func (a *App) Addr() net.Addr { return a.grpcLis.Addr() }
+
+// HTTPAddr is the bound HTTP address (metrics, health).
+func (a *App) HTTPAddr() net.Addr { return a.httpLis.Addr() }
+
+// Engine returns the decision engine, for in-process benchmarks and tests.
+func (a *App) Engine() *engine.Engine { return a.engine }
+
+// Run serves until ctx is cancelled, then stops gracefully: no new calls are accepted and in-flight
+// decisions finish (bounded by ShutdownTimeout) before Run returns.
+func (a *App) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- a.grpc.Serve(a.grpcLis) }()
+	go func() {
+		if err := a.http.Serve(a.httpLis); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+			return
+		}
+		errc <- nil
+	}()
+	rev, _ := a.engine.Revision()
+	a.log.Info().Str("addr", a.Addr().String()).Str("http_addr", a.HTTPAddr().String()).
+		Str("bundle_revision", rev).Msg("tollgate serving")
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("serve: %w", err)
+	}
+	a.shutdown()
+	return err
+}
+
+func (a *App) shutdown() {
+	a.log.Info().Msg("shutting down: draining in-flight calls")
+	a.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		a.grpc.GracefulStop()
+		close(done)
+	}()
+	timer := time.NewTimer(a.cfg.ShutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		a.log.Warn().Dur("timeout", a.cfg.ShutdownTimeout).Msg("graceful stop timed out; closing remaining calls")
+		a.grpc.Stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = a.http.Shutdown(ctx)
+}
+
+// Close releases listeners if Run was never called. After Run returned it is a no-op.
+func (a *App) Close() error {
+	a.grpc.Stop()
+	_ = a.http.Close()
+	// Listeners handed to Serve are closed by Stop and Close; these close them when Run never ran.
+	_ = a.grpcLis.Close()
+	_ = a.httpLis.Close()
+	return nil
+}
+
+func (a *App) serveHealth(w http.ResponseWriter, r *http.Request) {
+	resp, err := a.health.Check(r.Context(), &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		http.Error(w, "not serving", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}

@@ -1,0 +1,16 @@
+// Package engine owns OPA: it compiles a policy bundle once, prepares the decision query once per
+// activation, swaps activations atomically, and evaluates requests with a fixed clock over a consistent
+// master-data snapshot.
+//
+// Master data reaches Rego only through two custom builtins, registered as non-deterministic so that OPA's
+// non-deterministic builtin cache records every fact a decision read:
+//
+//	md.get(kind, key)            the record object, or null when absent
+//	md.lookup(kind, index, value) an array of records found through a secondary index
+//
+// The policy bundle wraps them in one package (data.tollgate.md), so the same policies also run on stock
+// OPA with master data as data.json by swapping that one file.
+//
+// Every failure on the decision path is a DENY with a reason code (POLICY_ERROR, POLICY_UNDEFINED,
+// EVALUATION_TIMEOUT) and a log line; Decide never returns an error. The engine knows nothing of gRPC.
+package engine

@@ -1,0 +1,204 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/topdown/builtins"
+	"github.com/rs/zerolog"
+
+	"github.com/tollgate/tollgate/server/masterdata"
+)
+
+// DecisionQuery is the rule every policy bundle must define for every input.
+const DecisionQuery = "data.tollgate.decision"
+
+// Reason codes of the engine's own fail-closed paths (policy-pack §1).
+const (
+	CodePolicyError       = "POLICY_ERROR"
+	CodePolicyUndefined   = "POLICY_UNDEFINED"
+	CodeEvaluationTimeout = "EVALUATION_TIMEOUT"
+)
+
+// Effect is the outcome of a decision.
+type Effect string
+
+// The three effects of policy-pack §1.
+const (
+	Allow           Effect = "ALLOW"
+	Deny            Effect = "DENY"
+	RequireApproval Effect = "REQUIRE_APPROVAL"
+)
+
+// Reason explains a decision.
+type Reason struct {
+	Code    string
+	Message string
+}
+
+// Result is everything a decision produced: what the caller is answered and what the audit record keeps.
+type Result struct {
+	Effect    Effect
+	Reasons   []Reason // Reasons[0] is the primary reason; never empty
+	Approvers []string
+	// BundleRevision is the revision of the bundle that decided ("" when none was active).
+	BundleRevision string
+	// MasterdataRevision is the revision of the snapshot the policy read.
+	MasterdataRevision uint64
+	// EvaluatedAt is the clock the policy saw; replaying with it gives the same decision.
+	EvaluatedAt time.Time
+	// Facts holds every non-deterministic builtin call the evaluation made, master-data reads included,
+	// with its result. Encode it with EncodeFacts for the audit record.
+	Facts builtins.NDBCache
+	// Failure is the engine's fail-closed code (CodePolicyError, …) when the decision is a DENY because
+	// evaluation failed; "" otherwise.
+	Failure string
+}
+
+// Config configures an Engine.
+type Config struct {
+	// EvalTimeout bounds one evaluation; a slower one is a DENY with EVALUATION_TIMEOUT.
+	// Default 250ms.
+	EvalTimeout time.Duration
+}
+
+// DefaultEvalTimeout is the evaluation bound used when Config.EvalTimeout is zero.
+const DefaultEvalTimeout = 250 * time.Millisecond
+
+// Snapshotter gives a consistent read view of the master data.
+type Snapshotter interface {
+	Snapshot() *masterdata.Snapshot
+}
+
+// Engine evaluates decisions against the active policy bundle. It is safe for concurrent use.
+type Engine struct {
+	cfg    Config
+	md     Snapshotter
+	log    zerolog.Logger
+	active atomic.Pointer[activation]
+}
+
+// activation is one compiled and prepared bundle; immutable once built.
+type activation struct {
+	revision    string
+	bundle      *bundle.Bundle
+	query       rego.PreparedEvalQuery
+	activatedAt time.Time
+}
+
+// New returns an Engine with no active bundle; every decision is a POLICY_ERROR DENY until Activate
+// succeeds.
+func New(cfg Config, md Snapshotter, log zerolog.Logger) (*Engine, error) {
+	if md == nil {
+		return nil, errors.New("engine: master data is required")
+	}
+	if cfg.EvalTimeout < 0 {
+		return nil, fmt.Errorf("engine: eval timeout %s is negative", cfg.EvalTimeout)
+	}
+	if cfg.EvalTimeout == 0 {
+		cfg.EvalTimeout = DefaultEvalTimeout
+	}
+	return &Engine{cfg: cfg, md: md, log: log.With().Str("component", "engine").Logger()}, nil
+}
+
+// Prepare compiles a bundle and prepares its decision query without activating it. It fails when the
+// bundle does not compile or does not define the decision rule.
+func Prepare(ctx context.Context, b *bundle.Bundle) (rego.PreparedEvalQuery, error) {
+	opts := []func(*rego.Rego){
+		rego.Query(DecisionQuery),
+		rego.ParsedBundle("tollgate", b),
+		rego.StoreReadAST(true),
+		rego.SetRegoVersion(ast.RegoV1),
+	}
+	opts = append(opts, regoBuiltins()...)
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return rego.PreparedEvalQuery{}, fmt.Errorf("compile bundle: %w", err)
+	}
+	return pq, nil
+}
+
+// Activate compiles b, prepares its query and makes it the active bundle atomically: decisions already
+// running finish on the bundle they started with. On error the running bundle stays active.
+func (e *Engine) Activate(ctx context.Context, b *bundle.Bundle) error {
+	pq, err := Prepare(ctx, b)
+	if err != nil {
+		return err
+	}
+	rev := b.Manifest.Revision
+	e.active.Store(&activation{revision: rev, bundle: b, query: pq, activatedAt: time.Now().UTC()})
+	e.log.Info().Str("bundle_revision", rev).Msg("bundle activated")
+	return nil
+}
+
+// Revision returns the active bundle's revision and when it was activated; "" when none is active.
+func (e *Engine) Revision() (string, time.Time) {
+	a := e.active.Load()
+	if a == nil {
+		return "", time.Time{}
+	}
+	return a.revision, a.activatedAt
+}
+
+// Decide evaluates req against the active bundle at the current time over a fresh master-data snapshot.
+// It never fails: every error is a DENY with a reason code, logged.
+func (e *Engine) Decide(ctx context.Context, req *Request) *Result {
+	return e.decideAt(ctx, req, time.Now().UTC(), e.md.Snapshot())
+}
+
+func (e *Engine) decideAt(ctx context.Context, req *Request, now time.Time, sn *masterdata.Snapshot) *Result {
+	res := &Result{EvaluatedAt: now, MasterdataRevision: sn.Revision(), Facts: builtins.NDBCache{}}
+	act := e.active.Load()
+	if act == nil {
+		return e.fail(res, req, CodePolicyError, "no policy bundle is active", nil)
+	}
+	res.BundleRevision = act.revision
+
+	ctx, cancel := context.WithTimeout(withSnapshot(ctx, sn), e.cfg.EvalTimeout)
+	defer cancel()
+	rs, err := act.query.Eval(ctx,
+		rego.EvalParsedInput(req.inputValue()),
+		rego.EvalTime(now),
+		rego.EvalNDBuiltinCache(res.Facts),
+		rego.EvalGenerateJSON(rawTerm),
+	)
+	switch {
+	case err != nil && (ctx.Err() != nil || topdown.IsCancel(err)):
+		return e.fail(res, req, CodeEvaluationTimeout, fmt.Sprintf("policy evaluation did not finish within %s", e.cfg.EvalTimeout), err)
+	case err != nil:
+		return e.fail(res, req, CodePolicyError, "policy evaluation failed", err)
+	case len(rs) == 0 || len(rs[0].Expressions) == 0:
+		return e.fail(res, req, CodePolicyUndefined, "the policy gave no decision for this request", nil)
+	case len(rs) > 1:
+		return e.fail(res, req, CodePolicyError, "the policy gave more than one decision", nil)
+	}
+	if err := parseDecision(rs[0].Expressions[0].Value, res); err != nil {
+		return e.fail(res, req, CodePolicyError, "the policy gave a malformed decision", err)
+	}
+	return res
+}
+
+// rawTerm hands the evaluator's result term back unconverted, sparing a JSON round trip per decision.
+func rawTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
+// fail turns an evaluation failure into a DENY with code and logs it with the cause.
+func (e *Engine) fail(res *Result, req *Request, code, msg string, cause error) *Result {
+	res.Effect = Deny
+	res.Reasons = []Reason{{Code: code, Message: msg}}
+	res.Approvers = nil
+	res.Failure = code
+	ev := e.log.Error().Str("code", code).Str("action", req.Action).Str("actor_id", req.Actor.ID).
+		Str("bundle_revision", res.BundleRevision)
+	if cause != nil {
+		ev = ev.Err(cause)
+	}
+	ev.Msg(msg)
+	return res
+}

@@ -1,0 +1,211 @@
+package engine_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/masterdata"
+)
+
+// newEngine returns an engine over a real memdb store holding one customer on credit hold and one
+// delegation, with the test bundle in testdata/<name> active.
+func newEngine(t testing.TB, bundleName string, cfg engine.Config) (*engine.Engine, *masterdata.Store, *strings.Builder) {
+	t.Helper()
+	md, err := masterdata.New(masterdata.Config{Prepare: engine.PrepareRecord})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := md.Apply([]masterdata.Event{
+		{EventID: "e1", Kind: masterdata.KindCustomer, Key: "C9", Version: 1, Op: masterdata.OpUpsert, Record: map[string]any{
+			"id": "C9", "status": "ACTIVE", "tier": 2, "credit_status": "HOLD", "credit_limit": "1000.00",
+			"open_ar": "0.00", "open_orders": "0.00", "currency": "USD", "delivery_block": false, "account_owner": "u1",
+		}},
+		{EventID: "e2", Kind: masterdata.KindDelegation, Key: "D1", Version: 1, Op: masterdata.OpUpsert, Record: map[string]any{
+			"id": "D1", "delegator_id": "u_boss", "delegate_id": "u_dep", "actions": []any{"PO.APPROVE"},
+			"max_amount": "100.00", "currency": "USD", "valid_from": "2026-01-01T00:00:00Z", "valid_to": "2027-01-01T00:00:00Z", "revoked": false,
+		}},
+	})
+	for _, r := range res.Results {
+		if r.Outcome != masterdata.OutcomeApplied {
+			t.Fatalf("fixture event %s: %s %v", r.EventID, r.Outcome, r.Err)
+		}
+	}
+	logs := &strings.Builder{}
+	eng, err := engine.New(cfg, md, zerolog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := engine.LoadDir("testdata/" + bundleName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Activate(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	return eng, md, logs
+}
+
+func request(action string, attrs map[string]any) *engine.Request {
+	s, err := structpb.NewStruct(attrs)
+	if err != nil {
+		panic(err)
+	}
+	return &engine.Request{
+		Actor:    engine.Actor{ID: "u_dep", Type: engine.ActorHuman, OnBehalfOf: "u_boss"},
+		Action:   action,
+		Resource: engine.Resource{Type: "sales_order", ID: "SO1", Attributes: s},
+	}
+}
+
+type outcome struct {
+	Effect    engine.Effect
+	Reasons   []engine.Reason
+	Approvers []string
+	Failure   string
+}
+
+func outcomeOf(r *engine.Result) outcome {
+	return outcome{Effect: r.Effect, Reasons: r.Reasons, Approvers: r.Approvers, Failure: r.Failure}
+}
+
+func TestDecideEffects(t *testing.T) {
+	eng, md, _ := newEngine(t, "ok", engine.Config{})
+	tests := []struct {
+		name string
+		req  *engine.Request
+		want outcome
+	}{
+		{"deny on unknown customer", request("SO.RELEASE", map[string]any{"customer_id": "NOPE"}),
+			outcome{Effect: engine.Deny, Reasons: []engine.Reason{{"UNKNOWN_CUSTOMER", "no such customer"}}}},
+		{"approval for customer on hold", request("SO.RELEASE", map[string]any{"customer_id": "C9"}),
+			outcome{Effect: engine.RequireApproval, Reasons: []engine.Reason{{"CUSTOMER_CREDIT_HOLD", "on hold"}}, Approvers: []string{"CREDIT_MANAGER"}}},
+		{"allow through secondary index lookup", request("PO.APPROVE", nil),
+			outcome{Effect: engine.Allow, Reasons: []engine.Reason{{"DELEGATED_AUTHORITY_VALID", "1 delegations"}}}},
+		{"default allow", request("ANYTHING.ELSE", nil),
+			outcome{Effect: engine.Allow, Reasons: []engine.Reason{{"ALLOWED", "nothing to say"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := eng.Decide(context.Background(), tt.req)
+			if diff := cmp.Diff(tt.want, outcomeOf(res)); diff != "" {
+				t.Errorf("decision (-want +got):\n%s", diff)
+			}
+			if res.BundleRevision != "ok-1" {
+				t.Errorf("bundle revision = %q, want ok-1", res.BundleRevision)
+			}
+			if want := md.Snapshot().Revision(); res.MasterdataRevision != want {
+				t.Errorf("masterdata revision = %d, want %d", res.MasterdataRevision, want)
+			}
+		})
+	}
+}
+
+func TestDecideRecordsFacts(t *testing.T) {
+	eng, _, _ := newEngine(t, "ok", engine.Config{})
+	res := eng.Decide(context.Background(), request("SO.RELEASE", map[string]any{"customer_id": "C9"}))
+	raw, err := engine.EncodeFacts(res.Facts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"builtin":"md.get"`, `"args":["customer","C9"]`, `"credit_status":"HOLD"`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("facts %s do not contain %s", raw, want)
+		}
+	}
+	// An absent record is a fact too (null), so a replay cannot fall through to today's data.
+	res = eng.Decide(context.Background(), request("SO.RELEASE", map[string]any{"customer_id": "NOPE"}))
+	raw, _ = engine.EncodeFacts(res.Facts)
+	if !strings.Contains(string(raw), `"args":["customer","NOPE"],"result":null`) {
+		t.Errorf("facts %s do not record the missing customer", raw)
+	}
+	back, err := engine.DecodeFacts(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := engine.EncodeFacts(back)
+	if string(again) != string(raw) {
+		t.Errorf("facts do not round-trip:\n%s\n%s", raw, again)
+	}
+}
+
+func TestDecideUsesFixedClock(t *testing.T) {
+	eng, _, _ := newEngine(t, "ok", engine.Config{})
+	res := eng.Decide(context.Background(), request("CLOCK.READ", nil))
+	if got, want := res.Reasons[0].Message, itoa(res.EvaluatedAt.UnixNano()); got != want {
+		t.Errorf("policy saw time %s, result records %s", got, want)
+	}
+}
+
+func TestFailClosed(t *testing.T) {
+	tests := []struct {
+		bundle, action string
+		cfg            engine.Config
+		code, log      string
+	}{
+		{"undefined", "SOMETHING.ELSE", engine.Config{}, engine.CodePolicyUndefined, "no decision"},
+		{"conflict", "PO.SUBMIT", engine.Config{}, engine.CodePolicyError, "policy evaluation failed"},
+		{"slow", "PO.SUBMIT", engine.Config{EvalTimeout: 20 * time.Millisecond}, engine.CodeEvaluationTimeout, "did not finish"},
+		{"malformed", "X.MAYBE", engine.Config{}, engine.CodePolicyError, "MAYBE"},
+		{"malformed", "X.NOREASON", engine.Config{}, engine.CodePolicyError, "reasons is missing or empty"},
+		{"malformed", "X.NOAPPROVER", engine.Config{}, engine.CodePolicyError, "names no approvers"},
+		{"malformed", "X.STRING", engine.Config{}, engine.CodePolicyError, "want object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.bundle+"/"+tt.action, func(t *testing.T) {
+			eng, _, logs := newEngine(t, tt.bundle, tt.cfg)
+			start := time.Now()
+			res := eng.Decide(context.Background(), request(tt.action, nil))
+			if res.Effect != engine.Deny || res.Failure != tt.code || len(res.Reasons) != 1 || res.Reasons[0].Code != tt.code {
+				t.Fatalf("got %+v, want DENY %s", outcomeOf(res), tt.code)
+			}
+			if !strings.Contains(logs.String(), tt.code) || !strings.Contains(logs.String(), tt.log) {
+				t.Errorf("log %q does not mention %s and %q", logs.String(), tt.code, tt.log)
+			}
+			if tt.cfg.EvalTimeout > 0 && time.Since(start) > 2*time.Second {
+				t.Errorf("timed-out evaluation took %s", time.Since(start))
+			}
+		})
+	}
+}
+
+func TestNoActiveBundleDenies(t *testing.T) {
+	md, err := masterdata.New(masterdata.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Config{}, md, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := eng.Decide(context.Background(), request("PO.SUBMIT", nil))
+	if res.Effect != engine.Deny || res.Failure != engine.CodePolicyError {
+		t.Fatalf("got %+v, want POLICY_ERROR DENY", outcomeOf(res))
+	}
+}
+
+func TestActivateRefusesBrokenBundleAndKeepsRunningOne(t *testing.T) {
+	eng, _, _ := newEngine(t, "ok", engine.Config{})
+	if _, err := engine.LoadDir("testdata/broken"); err == nil {
+		t.Fatal("loading a bundle with a syntax error succeeded")
+	}
+	b, err := engine.LoadDir("testdata/uncompilable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Activate(context.Background(), b); err == nil {
+		t.Fatal("activating a bundle that does not compile succeeded")
+	}
+	if rev, _ := eng.Revision(); rev != "ok-1" {
+		t.Errorf("active revision = %q after a refused activation, want ok-1", rev)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

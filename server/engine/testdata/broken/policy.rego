@@ -1,0 +1,3 @@
+package tollgate
+
+decision := {"effect": "ALLOW" if {
