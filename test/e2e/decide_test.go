@@ -44,7 +44,11 @@ func TestDecideOverGRPC(t *testing.T) {
 		{"PO needing a manager", poSubmit("u_buyer1", "8000.00"), tollgatev1.Effect_EFFECT_REQUIRE_APPROVAL, "PO_TIER_2_APPROVAL", []string{"PROCUREMENT_MANAGER"}},
 		{"malformed amount", poSubmit("u_buyer1", "12abc"), tollgatev1.Effect_EFFECT_DENY, "INVALID_AMOUNT_FORMAT", nil},
 		{"unknown user", poSubmit("u_nobody", "100.00"), tollgatev1.Effect_EFFECT_DENY, "UNKNOWN_USER", nil},
-		{"unknown action", func() *tollgatev1.DecideRequest { r := poSubmit("u_buyer1", "1.00"); r.Action = "PO.TELEPORT"; return r }(),
+		{"unknown action", func() *tollgatev1.DecideRequest {
+			r := poSubmit("u_buyer1", "1.00")
+			r.Action = "PO.TELEPORT"
+			return r
+		}(),
 			tollgatev1.Effect_EFFECT_DENY, "UNKNOWN_ACTION", nil},
 	}
 	for _, tt := range tests {
