@@ -1,0 +1,352 @@
+// Package masterdata holds the ERP master data that policies read (policy-pack §3) in go-memdb: one table
+// per Kind, fed by change events, read through consistent snapshots.
+//
+// Change events are validated on the way in (required fields, types, exact enum values, exact decimal
+// amounts in supported currencies, timestamps and dates, composite keys that match the record). A record
+// with a field its kind does not have is rejected, so that typos in master data surface instead of being
+// silently ignored. Events are idempotent by event id and ordered per record by version; every applied
+// batch increments a revision that is stored in memdb beside the data, so a Snapshot's revision always
+// matches what it sees.
+//
+// Every read goes through an index (the key, or a secondary index such as IndexPair); no read scans a
+// table except Snapshot.All, which exists for export. The package knows nothing of OPA or gRPC.
+package masterdata
+
+import (
+	"fmt"
+	"maps"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Outcome is what Apply did with one event.
+type Outcome string
+
+// The outcomes of an event.
+const (
+	// OutcomeApplied: the record was stored (or, for a DELETE, replaced by a tombstone).
+	OutcomeApplied Outcome = "APPLIED"
+	// OutcomeDuplicate: the event id was applied before (in an earlier batch or earlier in the same one);
+	// nothing changed.
+	OutcomeDuplicate Outcome = "DUPLICATE"
+	// OutcomeStale: the version is not newer than the stored record's or tombstone's; nothing changed.
+	OutcomeStale Outcome = "STALE"
+	// OutcomeInvalid: the event failed validation (or Config.Prepare); nothing changed.
+	OutcomeInvalid Outcome = "INVALID"
+)
+
+// EventResult is the outcome of one event. Err is set for INVALID (matching ErrInvalid, a
+// *ValidationError) and STALE (matching ErrStale, a *StaleError), and nil otherwise.
+type EventResult struct {
+	EventID string
+	Outcome Outcome
+	Err     error
+}
+
+// ApplyResult reports one Apply: a result per event, in input order, and the revision after the batch.
+type ApplyResult struct {
+	Results  []EventResult
+	Revision uint64
+}
+
+// Config configures a Store. The zero Config is valid.
+type Config struct {
+	// Prepare, if set, is called once per valid upserted record inside Apply, before commit; its result is
+	// stored in Record.Prepared. The engine uses it to precompute the OPA value of a record once, so
+	// decisions never convert records. An error from Prepare makes that event INVALID. Prepare runs while
+	// Apply holds the write lock, is never called concurrently with itself, and must not call the Store.
+	// It must not retain or modify fields.
+	Prepare func(kind Kind, key string, fields map[string]any) (any, error)
+	// Now returns the time recorded as Status.LastAppliedAt; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store is the master-data cache. It is safe for concurrent use: Apply calls are serialized by memdb's
+// writer lock, and readers use snapshots that never block writers or each other.
+type Store struct {
+	db      *memdb.MemDB
+	prepare func(Kind, string, map[string]any) (any, error)
+	now     func() time.Time
+}
+
+// seenEvent marks an applied event id in tableEvents.
+type seenEvent struct {
+	ID string
+}
+
+// meta is the single object in tableMeta, replaced (never modified) by every Apply that applies an event.
+type meta struct {
+	ID            string
+	Revision      uint64
+	Counts        map[Kind]int // live records per kind
+	LastEventID   string
+	LastAppliedAt time.Time
+}
+
+// New returns an empty Store at revision 0.
+func New(cfg Config) (*Store, error) {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return nil, fmt.Errorf("create master-data memdb: %w", err)
+	}
+	s := &Store{db: db, prepare: cfg.Prepare, now: cfg.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	txn := db.Txn(true)
+	m := &meta{ID: metaID, Counts: make(map[Kind]int, len(kindSpecs))}
+	for _, k := range Kinds() {
+		m.Counts[k] = 0
+	}
+	if err := txn.Insert(tableMeta, m); err != nil {
+		txn.Abort()
+		return nil, fmt.Errorf("initialize master-data meta: %w", err)
+	}
+	txn.Commit()
+	return s, nil
+}
+
+// Apply applies a batch of change events in ONE memdb write transaction and reports an outcome per event.
+//
+// Per event, in order: an event that fails validation is INVALID; an event id already applied (in an
+// earlier batch, or earlier in this one) is DUPLICATE; a version not newer than the stored record's or
+// tombstone's is STALE; otherwise the event is APPLIED. An UPSERT stores the normalized record (Prepare, if
+// configured, runs here; its error makes the event INVALID). A DELETE stores a tombstone, even when the
+// record was never seen, so that an older UPSERT arriving later cannot resurrect it; its Record is ignored.
+//
+// A batch is NOT all-or-nothing: the valid events commit together even when others in the same batch are
+// INVALID, DUPLICATE or STALE; those change nothing, and their event ids are not remembered (so an invalid
+// event may be corrected and resent under the same id). Readers see either none or all of a batch. The
+// revision grows by one per Apply that applied at least one event. Apply is safe for concurrent use.
+func (s *Store) Apply(events []Event) ApplyResult {
+	txn := s.db.Txn(true)
+	defer txn.Abort() // no-op after Commit
+
+	cur := currentMeta(txn)
+	counts := maps.Clone(cur.Counts)
+	results := make([]EventResult, len(events))
+	var applied int
+	var lastEventID string
+	for i, ev := range events {
+		res, err := s.applyOne(txn, ev, counts)
+		if err != nil {
+			return abortedResult(events, results[:i], cur.Revision, err)
+		}
+		results[i] = res
+		if res.Outcome == OutcomeApplied {
+			applied++
+			lastEventID = ev.EventID
+		}
+	}
+	if applied == 0 {
+		return ApplyResult{Results: results, Revision: cur.Revision}
+	}
+	next := &meta{
+		ID:            metaID,
+		Revision:      cur.Revision + 1,
+		Counts:        counts,
+		LastEventID:   lastEventID,
+		LastAppliedAt: s.now(),
+	}
+	if err := txn.Insert(tableMeta, next); err != nil {
+		return abortedResult(events, results, cur.Revision, err)
+	}
+	txn.Commit()
+	return ApplyResult{Results: results, Revision: next.Revision}
+}
+
+// applyOne applies one event inside txn. A returned error is a memdb failure that aborts the batch.
+func (s *Store) applyOne(txn *memdb.Txn, ev Event, counts map[Kind]int) (EventResult, error) {
+	res := EventResult{EventID: ev.EventID}
+	key, fields, err := checkEvent(ev)
+	if err != nil {
+		res.Outcome, res.Err = OutcomeInvalid, err
+		return res, nil
+	}
+	seen, err := txn.First(tableEvents, IndexID, ev.EventID)
+	if err != nil {
+		return res, fmt.Errorf("look up event %q: %w", ev.EventID, err)
+	}
+	if seen != nil {
+		res.Outcome = OutcomeDuplicate
+		return res, nil
+	}
+	table := string(ev.Kind)
+	raw, err := txn.First(table, IndexID, key)
+	if err != nil {
+		return res, fmt.Errorf("look up %s %q: %w", ev.Kind, key, err)
+	}
+	prev, _ := raw.(*Record)
+	if prev != nil && ev.Version <= prev.Version {
+		res.Outcome = OutcomeStale
+		res.Err = &StaleError{Kind: ev.Kind, Key: key, Stored: prev.Version, Given: ev.Version}
+		return res, nil
+	}
+	rec := &Record{Kind: ev.Kind, Key: key, Version: ev.Version, EventID: ev.EventID}
+	if ev.Op == OpDelete {
+		rec.Deleted = true
+	} else {
+		rec.Fields = fields
+		if s.prepare != nil {
+			p, err := s.prepare(ev.Kind, key, fields)
+			if err != nil {
+				res.Outcome = OutcomeInvalid
+				res.Err = &ValidationError{Kind: ev.Kind, Key: ev.Key, Problem: "prepare", Err: err}
+				return res, nil
+			}
+			rec.Prepared = p
+		}
+	}
+	if err := txn.Insert(table, rec); err != nil {
+		return res, fmt.Errorf("insert %s %q: %w", ev.Kind, key, err)
+	}
+	if err := txn.Insert(tableEvents, &seenEvent{ID: ev.EventID}); err != nil {
+		return res, fmt.Errorf("insert event %q: %w", ev.EventID, err)
+	}
+	wasLive := prev != nil && !prev.Deleted
+	switch {
+	case rec.Deleted && wasLive:
+		counts[ev.Kind]--
+	case !rec.Deleted && !wasLive:
+		counts[ev.Kind]++
+	}
+	res.Outcome = OutcomeApplied
+	return res, nil
+}
+
+// abortedResult reports a batch whose transaction was abandoned on a memdb error: nothing was applied, so
+// every event not already DUPLICATE, STALE or INVALID is reported INVALID with the cause.
+func abortedResult(events []Event, done []EventResult, revision uint64, cause error) ApplyResult {
+	err := &ValidationError{Problem: "batch aborted, nothing applied", Err: cause}
+	results := make([]EventResult, len(events))
+	for i, ev := range events {
+		if i < len(done) && done[i].Outcome != OutcomeApplied {
+			results[i] = done[i]
+			continue
+		}
+		results[i] = EventResult{EventID: ev.EventID, Outcome: OutcomeInvalid, Err: err}
+	}
+	return ApplyResult{Results: results, Revision: revision}
+}
+
+func currentMeta(txn *memdb.Txn) *meta {
+	raw, err := txn.First(tableMeta, IndexID, metaID)
+	if err != nil || raw == nil {
+		// New inserts the meta object before the Store is returned; the table and index are static.
+		panic(fmt.Sprintf("masterdata: meta object missing: %v", err))
+	}
+	return raw.(*meta)
+}
+
+// Status summarises the store.
+type Status struct {
+	// Revision counts the Apply calls that applied at least one event.
+	Revision uint64
+	// Counts holds the number of live records (tombstones excluded) of every kind.
+	Counts map[Kind]int
+	// LastEventID is the id of the last event applied, "" before the first.
+	LastEventID string
+	// LastAppliedAt is when the last applying batch committed (Config.Now), zero before the first.
+	LastAppliedAt time.Time
+}
+
+// Status returns the current status. It does not scan: counts are maintained by Apply. The returned map
+// is the caller's.
+func (s *Store) Status() Status {
+	return s.Snapshot().Status()
+}
+
+// Snapshot returns a consistent read view of the store as of now. It is cheap (no copying), never blocks
+// Apply, and stays unchanged however many batches are applied after it; drop it when done. A Snapshot is
+// safe for concurrent use.
+func (s *Store) Snapshot() *Snapshot {
+	txn := s.db.Txn(false)
+	return &Snapshot{txn: txn, meta: currentMeta(txn)}
+}
+
+// Snapshot is a consistent, immutable read view of the store (a memdb read transaction).
+type Snapshot struct {
+	txn  *memdb.Txn
+	meta *meta
+}
+
+// Revision returns the revision of the data this snapshot sees.
+func (sn *Snapshot) Revision() uint64 { return sn.meta.Revision }
+
+// Status returns the status as of this snapshot. The returned map is the caller's.
+func (sn *Snapshot) Status() Status {
+	return Status{
+		Revision:      sn.meta.Revision,
+		Counts:        maps.Clone(sn.meta.Counts),
+		LastEventID:   sn.meta.LastEventID,
+		LastAppliedAt: sn.meta.LastAppliedAt,
+	}
+}
+
+// Get returns the live record of kind with key, by the unique key index. Tombstones, unknown kinds and
+// malformed keys report false. A supplier_invoice key may be given with its ref part unnormalized
+// ("S1/INV-00123" finds "S1/INV00123"). The Record must not be modified.
+func (sn *Snapshot) Get(kind Kind, key string) (*Record, bool) {
+	if !kind.Valid() {
+		return nil, false
+	}
+	key, problem := canonicalKey(kind, key)
+	if problem != "" {
+		return nil, false
+	}
+	raw, err := sn.txn.First(string(kind), IndexID, key)
+	if err != nil || raw == nil {
+		return nil, false
+	}
+	r := raw.(*Record)
+	if r.Deleted {
+		return nil, false
+	}
+	return r, true
+}
+
+// Lookup returns the live records of kind whose secondary index equals value, ordered by key. Indexes:
+// delegation IndexPair ("<delegator_id>/<delegate_id>"), IndexDelegator, IndexDelegate; inventory
+// IndexSite, IndexItem; fiscal_period IndexCompany; supplier_invoice IndexSupplier, IndexCompany; asn
+// IndexSupplier. IndexID works for every kind. An unknown kind or index, or no match, gives nil. The
+// Records must not be modified.
+func (sn *Snapshot) Lookup(kind Kind, index, value string) []*Record {
+	if !kind.Valid() {
+		return nil
+	}
+	if index == IndexID {
+		if r, ok := sn.Get(kind, value); ok {
+			return []*Record{r}
+		}
+		return nil
+	}
+	it, err := sn.txn.Get(string(kind), index, value)
+	if err != nil {
+		return nil
+	}
+	return collect(it)
+}
+
+// All returns every live record of kind, ordered by key. Unlike Get and Lookup it scans the table: it is
+// for export and inspection, never for the decision path. An unknown kind gives nil.
+func (sn *Snapshot) All(kind Kind) []*Record {
+	if !kind.Valid() {
+		return nil
+	}
+	it, err := sn.txn.Get(string(kind), IndexID)
+	if err != nil {
+		return nil
+	}
+	return collect(it) // the id index iterates in key order
+}
+
+func collect(it memdb.ResultIterator) []*Record {
+	var out []*Record
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if r := raw.(*Record); !r.Deleted {
+			out = append(out, r)
+		}
+	}
+	return out
+}
