@@ -62,7 +62,7 @@ records := {
 		}},
 	},
 	"ai_control": {"global": {"autonomy_suspended": false, "suspended_use_cases": []}},
-	"supplier_invoice": {"S1/INV123": {"supplier_id": "S1", "invoice_ref": "INV-00123", "company": "ACME", "amount": "900.00", "currency": "USD", "invoice_date": "2026-11-02"}},
+	"supplier_invoice": {"S1/INV00123": {"supplier_id": "S1", "invoice_ref": "INV-00123", "company": "ACME", "amount": "900.00", "currency": "USD", "invoice_date": "2026-11-02"}},
 	"asn": {"S1/ASN-77": {"supplier_id": "S1", "asn_no": "ASN-77", "received_at": "2026-11-20T08:00:00Z"}},
 }
 
