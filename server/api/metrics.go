@@ -58,11 +58,15 @@ func (m *Metrics) observeDecision(action, effect string, d time.Duration) {
 	m.decisionDuration.Observe(d.Seconds())
 }
 
-func (m *Metrics) observeEvent(outcome string) {
-	if m == nil {
+func (m *Metrics) observeEvent(outcome string) { m.ObserveEvents(outcome, 1) }
+
+// ObserveEvents counts n master-data events with outcome, for events applied outside the gRPC API
+// (snapshot files loaded at start).
+func (m *Metrics) ObserveEvents(outcome string, n int) {
+	if m == nil || n == 0 {
 		return
 	}
-	m.mdEvents.WithLabelValues(outcome).Inc()
+	m.mdEvents.WithLabelValues(outcome).Add(float64(n))
 }
 
 func (m *Metrics) actionLabel(action string) string {

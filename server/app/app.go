@@ -99,12 +99,16 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	metrics, err := api.NewMetrics(a.registry)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 	md, err := masterdata.New(masterdata.Config{Prepare: engine.PrepareRecord})
 	if err != nil {
 		return nil, fmt.Errorf("create master data: %w", err)
 	}
 	a.md = md
-	if err := a.loadMasterdata(); err != nil {
+	if err := a.loadMasterdata(metrics); err != nil {
 		return nil, err
 	}
 
@@ -121,10 +125,6 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		return nil, fmt.Errorf("activate bundle: %w", err)
 	}
 
-	metrics, err := api.NewMetrics(a.registry)
-	if err != nil {
-		return nil, fmt.Errorf("register metrics: %w", err)
-	}
 	a.grpc, a.health = api.NewServer(api.Services{
 		Decisions:  api.NewDecisionServer(eng, cfg.Limits, metrics, log),
 		MasterData: api.NewMasterDataServer(md, cfg.Limits, metrics, log),
@@ -145,15 +145,19 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	return a, nil
 }
 
-func (a *App) loadMasterdata() error {
+func (a *App) loadMasterdata(metrics *api.Metrics) error {
 	var fsys fs.FS = demo.FS
 	source := "embedded demo data"
 	if a.cfg.MasterdataDir != "" {
 		fsys, source = os.DirFS(a.cfg.MasterdataDir), a.cfg.MasterdataDir
 	}
-	if _, err := a.md.LoadDir(fsys); err != nil {
+	report, err := a.md.LoadDir(fsys)
+	if err != nil {
 		return fmt.Errorf("load master data from %s: %w", source, err)
 	}
+	metrics.ObserveEvents(string(masterdata.OutcomeApplied), report.Applied)
+	metrics.ObserveEvents(string(masterdata.OutcomeDuplicate), report.Duplicate)
+	metrics.ObserveEvents(string(masterdata.OutcomeStale), report.Stale)
 	st := a.md.Status()
 	a.log.Info().Str("source", source).Uint64("revision", st.Revision).Interface("counts", st.Counts).Msg("master data loaded")
 	return nil

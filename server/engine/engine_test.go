@@ -2,8 +2,10 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,3 +211,59 @@ func TestActivateRefusesBrokenBundleAndKeepsRunningOne(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestSnapshotConsistentUnderConcurrentApply flips a customer between credit hold and OK while decisions
+// run: every decision must match the data of the revision it reports, never a mix of two revisions.
+func TestSnapshotConsistentUnderConcurrentApply(t *testing.T) {
+	eng, md, _ := newEngine(t, "ok", engine.Config{})
+	statusAt := sync.Map{} // revision → credit_status applied at that revision
+	statusAt.Store(md.Snapshot().Revision(), "HOLD")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for v := uint64(2); ctx.Err() == nil && v < 400; v++ {
+			status := map[bool]string{true: "HOLD", false: "OK"}[v%2 == 1]
+			res := md.Apply([]masterdata.Event{{EventID: fmt.Sprintf("flip-%d", v), Kind: masterdata.KindCustomer, Key: "C9", Version: v, Op: masterdata.OpUpsert, Record: map[string]any{
+				"id": "C9", "status": "ACTIVE", "tier": 2, "credit_status": status, "credit_limit": "1000.00",
+				"open_ar": "0.00", "open_orders": "0.00", "currency": "USD", "delivery_block": false, "account_owner": "u1",
+			}}})
+			if res.Results[0].Outcome != masterdata.OutcomeApplied {
+				t.Errorf("flip %d: %s %v", v, res.Results[0].Outcome, res.Results[0].Err)
+				return
+			}
+			statusAt.Store(res.Revision, status)
+		}
+	})
+	type seen struct {
+		rev    uint64
+		effect engine.Effect
+	}
+	results := make(chan seen, 4000)
+	for range 4 {
+		wg.Go(func() {
+			for range 500 {
+				res := eng.Decide(ctx, request("SO.RELEASE", map[string]any{"customer_id": "C9"}))
+				results <- seen{res.MasterdataRevision, res.Effect}
+			}
+		})
+	}
+	wg.Wait()
+	close(results)
+	n := 0
+	for s := range results {
+		n++
+		st, ok := statusAt.Load(s.rev)
+		if !ok {
+			t.Fatalf("decision reports revision %d, which no Apply produced", s.rev)
+		}
+		want := map[string]engine.Effect{"HOLD": engine.RequireApproval, "OK": engine.Allow}[st.(string)]
+		if s.effect != want {
+			t.Fatalf("decision at revision %d (%s) = %s, want %s", s.rev, st, s.effect, want)
+		}
+	}
+	if n != 2000 {
+		t.Fatalf("checked %d decisions, want 2000", n)
+	}
+}
