@@ -613,7 +613,8 @@ type VerifyLogResponse struct {
 	Ok             bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	RecordsChecked uint64                 `protobuf:"varint,2,opt,name=records_checked,json=recordsChecked,proto3" json:"records_checked,omitempty"`
 	// first_bad_seq and first_bad_decision_id name the first record that does
-	// not verify; unset when ok. A truncated tail names the stored head.
+	// not verify; unset when ok. For a truncated tail first_bad_seq is the
+	// first missing seq.
 	FirstBadSeq        uint64 `protobuf:"varint,3,opt,name=first_bad_seq,json=firstBadSeq,proto3" json:"first_bad_seq,omitempty"`
 	FirstBadDecisionId string `protobuf:"bytes,4,opt,name=first_bad_decision_id,json=firstBadDecisionId,proto3" json:"first_bad_decision_id,omitempty"`
 	// problem says why: hash mismatch, broken link, gap in seq, truncated tail.

@@ -1,0 +1,100 @@
+// Package audit keeps Tollgate's decision log: the record, its canonical
+// encoding, the SHA-256 hash chain, masking of sensitive request fields, a
+// group-committing Writer, chain verification and the Store interface that
+// the sqlite and postgres backends implement.
+//
+// The package knows nothing of OPA or gRPC; records are protobuf messages
+// (tollgatev1.DecisionRecord) because every backend and the CLI share that
+// schema.
+//
+// # Canonical encoding and hash
+//
+// A record's canonical form is the RFC 8785 JSON Canonicalization Scheme
+// (JCS, github.com/gowebpki/jcs) applied to its protojson encoding with proto
+// field names and unpopulated fields omitted. Omitting zero values means a
+// field added to the schema later leaves the hashes of old records intact.
+// protojson renders 64-bit integers as strings, bytes as standard base64,
+// timestamps as RFC 3339 with 0, 3, 6 or 9 fractional digits and enums by
+// name; JCS then fixes key order, whitespace and number formatting.
+//
+//	hash = SHA-256(canonical(record with hash empty and prev_hash set))
+//
+// The first record of a chain has seq 1 and prev_hash GenesisHash (32 zero
+// bytes); every later record has seq = previous seq + 1 and prev_hash = the
+// previous record's hash.
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/gowebpki/jcs"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+)
+
+// Record is one entry of the decision log.
+type Record = tollgatev1.DecisionRecord
+
+// GenesisHash is the prev_hash of the first record of every chain.
+func GenesisHash() []byte { return make([]byte, sha256.Size) }
+
+// Canonical returns the canonical encoding of m: JCS over its protojson form.
+// It is deterministic across processes and protobuf library versions that
+// keep protojson's documented mapping.
+func Canonical(m proto.Message) ([]byte, error) {
+	raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", m.ProtoReflect().Descriptor().Name(), err)
+	}
+	out, err := jcs.Transform(raw)
+	if err != nil {
+		return nil, fmt.Errorf("canonicalize %s: %w", m.ProtoReflect().Descriptor().Name(), err)
+	}
+	return out, nil
+}
+
+// Hash computes the chain hash of rec: SHA-256 of the canonical form of rec
+// with its hash field cleared. rec is not modified.
+func Hash(rec *Record) ([]byte, error) {
+	c := proto.Clone(rec).(*Record)
+	c.Hash = nil
+	b, err := Canonical(c)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	return sum[:], nil
+}
+
+// Seal sets rec's chain position (seq, prev_hash) and its hash.
+func Seal(rec *Record, seq uint64, prev []byte) error {
+	rec.Seq = seq
+	rec.PrevHash = bytes.Clone(prev)
+	rec.Hash = nil
+	h, err := Hash(rec)
+	if err != nil {
+		return fmt.Errorf("seal record %s: %w", rec.GetDecisionId(), err)
+	}
+	rec.Hash = h
+	return nil
+}
+
+// PayloadHash returns the SHA-256 of req's canonical form without its
+// idempotency_key. Callers compute it over the unmasked request before
+// writing; equal payloads under one idempotency key mark a retry.
+func PayloadHash(req *tollgatev1.DecideRequest) []byte {
+	c := proto.Clone(req).(*tollgatev1.DecideRequest)
+	c.IdempotencyKey = ""
+	b, err := Canonical(c)
+	if err != nil {
+		// protojson only fails on invalid UTF-8 or non-finite numbers; hash
+		// the deterministic binary form instead so a key still protects.
+		b, _ = proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	}
+	sum := sha256.Sum256(b)
+	return sum[:]
+}

@@ -1,0 +1,170 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+)
+
+// Errors returned by a Store and the Writer. Test with errors.Is.
+var (
+	// ErrInvalidArgument: a malformed filter, page token or record.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrNotFound: no record, chain or bundle with that key.
+	ErrNotFound = errors.New("not found")
+	// ErrHeadMismatch: an append does not continue the stored chain head,
+	// e.g. because a second writer appended to the same chain.
+	ErrHeadMismatch = errors.New("chain head mismatch")
+	// ErrDuplicate: an append holds a decision_id, or a decision's
+	// idempotency_key, that is already stored.
+	ErrDuplicate = errors.New("duplicate record")
+	// ErrBundleConflict: a bundle revision is already stored with other content.
+	ErrBundleConflict = errors.New("bundle revision stored with a different digest")
+	// ErrCorrupt: stored data does not decode or does not match its indexes.
+	ErrCorrupt = errors.New("corrupt record")
+	// ErrUnavailable: the store failed; the record was not written.
+	ErrUnavailable = errors.New("audit store unavailable")
+	// ErrQueueFull: the async queue stayed full until the caller's deadline.
+	ErrQueueFull = errors.New("audit queue full")
+	// ErrClosed: the Writer or Store is closed.
+	ErrClosed = errors.New("audit closed")
+)
+
+// ConflictError reports an idempotency key reused with a different payload.
+// It wraps ErrDuplicate.
+type ConflictError struct {
+	Key        string
+	OriginalID string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("idempotency key %q already used with a different payload by decision %s", e.Key, e.OriginalID)
+}
+
+// Unwrap makes errors.Is(err, ErrDuplicate) hold.
+func (e *ConflictError) Unwrap() error { return ErrDuplicate }
+
+// IntegrityError names a stored record whose data cannot be trusted as read:
+// its body does not decode, or its index columns disagree with its body.
+// It wraps ErrCorrupt. Store.Chain returns it so Verify can name the record.
+type IntegrityError struct {
+	ChainID    string
+	Seq        uint64
+	DecisionID string
+	Problem    string
+}
+
+func (e *IntegrityError) Error() string {
+	return fmt.Sprintf("record %s (chain %s seq %d): %s", e.DecisionID, e.ChainID, e.Seq, e.Problem)
+}
+
+// Unwrap makes errors.Is(err, ErrCorrupt) hold.
+func (e *IntegrityError) Unwrap() error { return ErrCorrupt }
+
+// Head is the last record of a chain as recorded by the store beside the
+// records, in the same transaction. The zero Head (Seq 0) is an empty chain.
+type Head struct {
+	ChainID string
+	Seq     uint64
+	Hash    []byte
+}
+
+// Filter selects records for Store.List. Zero fields match everything.
+type Filter struct {
+	// From is inclusive and To exclusive, on evaluated_at.
+	From, To       time.Time
+	ActorID        string
+	Action         string
+	ResourceType   string
+	ResourceID     string
+	Effect         tollgatev1.Effect
+	ReasonCode     string
+	BundleRevision string
+	// WorkflowID matches request.context["workflow_id"].
+	WorkflowID string
+	// PageSize defaults to DefaultPageSize and is capped at MaxPageSize.
+	PageSize int
+	// PageToken is Page.NextPageToken of the previous page, else empty.
+	PageToken string
+}
+
+// Paging limits for Store.List.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 1000
+)
+
+// EffectivePageSize returns f.PageSize after defaulting and capping.
+func (f Filter) EffectivePageSize() int {
+	switch {
+	case f.PageSize <= 0:
+		return DefaultPageSize
+	case f.PageSize > MaxPageSize:
+		return MaxPageSize
+	}
+	return f.PageSize
+}
+
+// Page is one page of Store.List, newest first (evaluated_at, then
+// decision_id, descending).
+type Page struct {
+	Records []*Record
+	// NextPageToken is empty on the last page.
+	NextPageToken string
+}
+
+// Bundle is an activated policy bundle kept so a decision can be replayed
+// against the exact policy that made it.
+type Bundle struct {
+	Revision string
+	// Digest is the hex SHA-256 of Data.
+	Digest      string
+	Data        []byte
+	ActivatedAt time.Time
+}
+
+// Store persists decision records. Implementations are safe for concurrent
+// use. Records handed to Append must not be modified afterwards; records
+// returned are the caller's.
+type Store interface {
+	// Append stores recs, consecutive records of one chain starting right
+	// after prev, and moves the chain head to the last of them, in one
+	// durable transaction: all or nothing. It returns ErrHeadMismatch if
+	// the stored head is not prev and ErrDuplicate if a decision_id or a
+	// decision's idempotency_key is already stored.
+	Append(ctx context.Context, prev Head, recs []*Record) error
+	// Head returns the stored head of a chain; the zero Head (with ChainID
+	// set) if the chain has no records.
+	Head(ctx context.Context, chainID string) (Head, error)
+	// Last returns the record with the highest seq in a chain, which may
+	// differ from Head if rows were deleted; ErrNotFound if none.
+	Last(ctx context.Context, chainID string) (*Record, error)
+	// Chains lists the chain ids that have a head or records, sorted.
+	Chains(ctx context.Context) ([]string, error)
+	// Get returns a record by decision_id or ErrNotFound.
+	Get(ctx context.Context, decisionID string) (*Record, error)
+	// List returns one page of records matching f, newest first. A page
+	// token that does not decode returns ErrInvalidArgument.
+	List(ctx context.Context, f Filter) (Page, error)
+	// Chain calls fn for each record of a chain in seq order, from seq
+	// fromSeq on, stopping at fn's first error, which it returns. A record
+	// that cannot be read faithfully yields an *IntegrityError.
+	Chain(ctx context.Context, chainID string, fromSeq uint64, fn func(*Record) error) error
+	// FindByIdempotencyKey returns the RECORD_KIND_DECISION record stored
+	// with key, or ErrNotFound.
+	FindByIdempotencyKey(ctx context.Context, key string) (*Record, error)
+	// PutBundle stores an activated bundle by revision and sets its Digest
+	// from Data (a given Digest must match). Storing the same
+	// revision with the same digest again is a no-op; with another digest
+	// it returns ErrBundleConflict.
+	PutBundle(ctx context.Context, b Bundle) error
+	// GetBundle returns the bundle stored under revision or ErrNotFound.
+	GetBundle(ctx context.Context, revision string) (Bundle, error)
+	// Ping checks that the store accepts a write transaction.
+	Ping(ctx context.Context) error
+	// Close releases the store; later calls return ErrClosed.
+	Close() error
+}

@@ -1,0 +1,581 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+)
+
+// Mode says when Writer.Write returns.
+type Mode string
+
+// Logging modes.
+const (
+	// ModeSync returns after the record's transaction committed durably.
+	ModeSync Mode = "sync"
+	// ModeAsync returns once the record is queued.
+	ModeAsync Mode = "async"
+)
+
+// Config configures a Writer. Zero values take the documented defaults.
+type Config struct {
+	// Mode is ModeSync (default) or ModeAsync.
+	Mode Mode
+	// QueueSize bounds the records queued and not yet committed. Default 4096.
+	QueueSize int
+	// MaxBatch bounds the records per transaction. Default 512.
+	MaxBatch int
+	// MaxDelay is how long the committer waits for more records once it
+	// holds fewer than MaxBatch. Zero takes the mode's default: none in sync
+	// mode, where records arriving during one commit form the next batch
+	// anyway, and 5ms in async mode. A negative value means no wait.
+	MaxDelay time.Duration
+	// ChainID names this writer's hash chain. One Writer per chain at a
+	// time. Default "default".
+	ChainID string
+	// MaskPaths are request paths replaced by Masked before hashing and
+	// storing, e.g. "resource.attributes.bank_account" or "context.iban".
+	MaskPaths []string
+	// Registry receives the writer's metrics; nil registers none.
+	Registry *prometheus.Registry
+	// RetryInterval paces store retries in async mode and health probes
+	// while the store is failing. Default 500ms.
+	RetryInterval time.Duration
+}
+
+func (c *Config) setDefaults() error {
+	if c.Mode == "" {
+		c.Mode = ModeSync
+	}
+	if c.Mode != ModeSync && c.Mode != ModeAsync {
+		return fmt.Errorf("audit mode %q: want %q or %q", c.Mode, ModeSync, ModeAsync)
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 4096
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 512
+	}
+	if c.MaxDelay == 0 && c.Mode == ModeAsync {
+		c.MaxDelay = 5 * time.Millisecond
+	}
+	if c.ChainID == "" {
+		c.ChainID = "default"
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = 500 * time.Millisecond
+	}
+	return nil
+}
+
+// Writer appends records to one hash chain, many per transaction (group
+// commit). It is safe for concurrent use; Close stops it.
+//
+// Failure policy. In sync mode a failed commit fails every Write in that
+// batch with an error wrapping ErrUnavailable; those records are dropped
+// (their callers were told) and the chain continues from the last committed
+// record, so it stays gap-free. In async mode callers were already answered,
+// so the committer retries the batch every RetryInterval until it commits;
+// meanwhile the queue fills and new Writes get ErrQueueFull. In both modes
+// Healthy reports false from a failed commit until a commit or a write probe
+// of the store succeeds.
+type Writer struct {
+	cfg    Config
+	store  Store
+	log    zerolog.Logger
+	masker *masker
+	met    *metrics
+
+	queue chan *item
+	quit  chan struct{}
+	done  chan struct{}
+
+	mu       sync.Mutex // guards closed, inflight and idempotency lookups
+	closed   bool
+	inflight map[string]*pending
+	senders  sync.WaitGroup
+
+	healthy atomic.Bool
+	head    Head // owned by the committer goroutine after NewWriter
+}
+
+// pending is a decision with an idempotency key that is queued but not yet
+// committed, so concurrent retries find it before the store does.
+type pending struct {
+	rec      *Record // the queued record; read only after it committed
+	snapshot *Record // a copy taken before queueing, safe to read any time
+	// failed is set if the record will not be stored: by Write before
+	// queued is closed, or by the committer.
+	failed error
+	// queued is closed once Write's attempt to queue rec is over.
+	queued chan struct{}
+}
+
+type item struct {
+	rec    *Record
+	pend   *pending   // for a keyed decision
+	origin *pending   // for a replay marker of a queued decision
+	result chan error // sync mode only
+}
+
+// NewWriter validates cfg, loads the chain head from store so the chain
+// continues across restarts, and starts the committer. It returns an error
+// if the chain has records beyond its stored head (the head was rolled back:
+// run Verify). A head beyond the last record (a truncated tail) is logged and
+// the chain continues from the head, so Verify keeps reporting the gap.
+func NewWriter(cfg Config, store Store, log zerolog.Logger) (*Writer, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMasker(cfg.MaskPaths)
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	head, err := store.Head(ctx, cfg.ChainID)
+	if err != nil {
+		return nil, fmt.Errorf("load audit chain head %s: %w", cfg.ChainID, err)
+	}
+	last, err := store.Last(ctx, cfg.ChainID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if head.Seq != 0 {
+			log.Error().Str("chain", cfg.ChainID).Uint64("head_seq", head.Seq).Msg("audit chain has a head but no records: tail truncated")
+		}
+	case err != nil:
+		return nil, fmt.Errorf("load last audit record %s: %w", cfg.ChainID, err)
+	case last.GetSeq() > head.Seq:
+		return nil, fmt.Errorf("audit chain %s has records up to seq %d beyond its head %d: %w", cfg.ChainID, last.GetSeq(), head.Seq, ErrHeadMismatch)
+	case last.GetSeq() < head.Seq:
+		log.Error().Str("chain", cfg.ChainID).Uint64("head_seq", head.Seq).Uint64("last_seq", last.GetSeq()).Msg("audit chain tail truncated; continuing from the stored head")
+	}
+	if head.Seq == 0 {
+		head.Hash = GenesisHash()
+	}
+	w := &Writer{
+		cfg:      cfg,
+		store:    store,
+		log:      log,
+		masker:   m,
+		queue:    make(chan *item, cfg.QueueSize),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		inflight: make(map[string]*pending),
+		head:     head,
+	}
+	w.healthy.Store(true)
+	w.met, err = newMetrics(cfg.Registry, cfg.ChainID,
+		func() float64 { return float64(len(w.queue)) },
+		func() float64 {
+			if w.healthy.Load() {
+				return 1
+			}
+			return 0
+		})
+	if err != nil {
+		return nil, err
+	}
+	go w.run()
+	return w, nil
+}
+
+// Healthy reports whether the last commit (or store probe) succeeded.
+func (w *Writer) Healthy() bool { return w.healthy.Load() }
+
+// Mode returns the writer's logging mode.
+func (w *Writer) Mode() Mode { return w.cfg.Mode }
+
+// Write logs rec, a RECORD_KIND_DECISION with decision_id set. rec is not
+// modified: the writer masks a copy, sets chain_id, and assigns seq,
+// prev_hash and hash at commit. If rec.payload_hash is empty and
+// rec.idempotency_key is set, it is computed with PayloadHash from the
+// unmasked request.
+//
+// Idempotency: if a decision with rec's idempotency_key is stored or queued,
+// Write does not log rec. With an equal payload_hash it logs a
+// RECORD_KIND_REPLAY marker (rec's decision_id, replay_of the original) and
+// returns the marker and the original; with another payload_hash it returns
+// a *ConflictError. This holds across concurrent Writes and restarts.
+//
+// In sync mode Write returns after the record committed durably; stored
+// then carries its seq and hash. In async mode it returns once the record is
+// queued and stored has no seq or hash yet. Either way, if the queue is full
+// Write waits until ctx is done and then returns ErrQueueFull. A queued
+// record is written even if ctx is cancelled later; a sync Write whose ctx
+// ends first returns ctx's error without knowing the outcome. A failed
+// commit returns an error wrapping ErrUnavailable. After Close, ErrClosed.
+func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replayOf *Record, err error) {
+	if rec.GetDecisionId() == "" {
+		return nil, nil, fmt.Errorf("audit record: decision_id is empty")
+	}
+	if k := rec.GetKind(); k != tollgatev1.RecordKind_RECORD_KIND_UNSPECIFIED && k != tollgatev1.RecordKind_RECORD_KIND_DECISION {
+		return nil, nil, fmt.Errorf("audit record %s: kind %s is written by the writer only", rec.GetDecisionId(), k)
+	}
+	r := proto.Clone(rec).(*Record)
+	r.Kind = tollgatev1.RecordKind_RECORD_KIND_DECISION
+	r.ChainId = w.cfg.ChainID
+	r.Seq, r.PrevHash, r.Hash, r.ReplayOf = 0, nil, nil, ""
+	if r.IdempotencyKey != "" && len(r.PayloadHash) == 0 {
+		r.PayloadHash = PayloadHash(r.GetRequest())
+	}
+	r.Request = w.masker.mask(r.GetRequest())
+
+	it := &item{rec: r}
+	var originalRec *Record
+	if r.IdempotencyKey != "" {
+		var own, original *pending
+		own, original, originalRec, err = w.claim(ctx, r)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case own != nil:
+			it.pend = own
+		case original != nil:
+			// Queue the marker only after its original, so it never
+			// commits ahead of the decision it names.
+			select {
+			case <-original.queued:
+			case <-ctx.Done():
+				return nil, nil, fmt.Errorf("queue audit record %s: %w", r.DecisionId, ErrQueueFull)
+			}
+			if err := w.failure(original); err != nil {
+				return nil, nil, err
+			}
+			it.origin = original
+			it.rec = replayMarker(r, original.snapshot)
+		default:
+			it.rec = replayMarker(r, originalRec)
+		}
+	}
+	if w.cfg.Mode == ModeSync {
+		it.result = make(chan error, 1)
+	}
+	snapshot := proto.Clone(it.rec).(*Record)
+	err = w.enqueue(ctx, it)
+	if it.pend != nil {
+		if err != nil {
+			w.release(it.pend, err)
+		}
+		close(it.pend.queued)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if it.result == nil {
+		if it.origin != nil {
+			return snapshot, proto.Clone(it.origin.snapshot).(*Record), nil
+		}
+		return snapshot, originalRec, nil
+	}
+	select {
+	case err := <-it.result:
+		if err != nil {
+			return nil, nil, err
+		}
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("wait for audit commit of %s: %w", r.DecisionId, ctx.Err())
+	}
+	if it.origin != nil {
+		// The original committed in this or an earlier batch on the committer
+		// goroutine before our result was sent, so reading it is safe.
+		return it.rec, proto.Clone(it.origin.rec).(*Record), nil
+	}
+	return it.rec, originalRec, nil
+}
+
+// claim resolves r's idempotency key. If the key is free it registers r as
+// in flight and returns own; otherwise it returns the queued original or the
+// stored original. It holds w.mu across the store lookup so no commit can
+// move a key from in flight to stored unseen.
+func (w *Writer) claim(ctx context.Context, r *Record) (own, queued *pending, stored *Record, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil, nil, nil, ErrClosed
+	}
+	key := r.IdempotencyKey
+	if p, ok := w.inflight[key]; ok {
+		if !bytes.Equal(p.snapshot.PayloadHash, r.PayloadHash) {
+			return nil, nil, nil, &ConflictError{Key: key, OriginalID: p.snapshot.DecisionId}
+		}
+		return nil, p, nil, nil
+	}
+	orig, err := w.store.FindByIdempotencyKey(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		own = &pending{rec: r, snapshot: proto.Clone(r).(*Record), queued: make(chan struct{})}
+		w.inflight[key] = own
+		return own, nil, nil, nil
+	case err != nil:
+		return nil, nil, nil, fmt.Errorf("look up idempotency key %q: %w: %w", key, ErrUnavailable, err)
+	case !bytes.Equal(orig.PayloadHash, r.PayloadHash):
+		return nil, nil, nil, &ConflictError{Key: key, OriginalID: orig.DecisionId}
+	}
+	return nil, nil, orig, nil
+}
+
+// replayMarker builds the REPLAY record for retry r answered with orig: who
+// retried and when, with the result they were given.
+func replayMarker(r, orig *Record) *Record {
+	m := proto.Clone(r).(*Record)
+	m.Kind = tollgatev1.RecordKind_RECORD_KIND_REPLAY
+	m.ReplayOf = orig.DecisionId
+	m.Effect = orig.Effect
+	m.Reasons = orig.Reasons
+	m.Approvers = orig.Approvers
+	m.BundleRevision = orig.BundleRevision
+	m.MasterdataRevision = orig.MasterdataRevision
+	m.FactsJson = ""
+	return m
+}
+
+func (w *Writer) enqueue(ctx context.Context, it *item) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	w.senders.Add(1)
+	w.mu.Unlock()
+	defer w.senders.Done()
+	select {
+	case w.queue <- it:
+		return nil
+	default:
+	}
+	select {
+	case w.queue <- it:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("queue audit record %s: %w", it.rec.DecisionId, ErrQueueFull)
+	case <-w.quit:
+		return ErrClosed
+	}
+}
+
+// failure returns why p will not be stored, or nil.
+func (w *Writer) failure(p *pending) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return p.failed
+}
+
+// release forgets an in-flight key whose record will not be stored.
+func (w *Writer) release(p *pending, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p.failed = err
+	if w.inflight[p.snapshot.IdempotencyKey] == p {
+		delete(w.inflight, p.snapshot.IdempotencyKey)
+	}
+}
+
+// Close stops accepting writes, commits everything queued and waits for the
+// committer. In async mode with a failing store it retries for up to ten
+// RetryIntervals, then drops what is left with an error log. It is safe to
+// call more than once.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.done
+		return nil
+	}
+	w.closed = true
+	w.mu.Unlock()
+	close(w.quit)
+	w.senders.Wait()
+	close(w.queue)
+	<-w.done
+	return nil
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	probe := time.NewTicker(w.cfg.RetryInterval)
+	defer probe.Stop()
+	for {
+		select {
+		case it, ok := <-w.queue:
+			if !ok {
+				return
+			}
+			w.commit(w.collect(it))
+		case <-probe.C:
+			if !w.healthy.Load() {
+				if err := w.store.Ping(context.Background()); err == nil {
+					w.healthy.Store(true)
+					w.log.Info().Str("chain", w.cfg.ChainID).Msg("audit store probe succeeded")
+				}
+			}
+		}
+	}
+}
+
+// collect gathers a batch: first, whatever is queued, and what arrives
+// within MaxDelay, up to MaxBatch.
+func (w *Writer) collect(first *item) []*item {
+	batch := []*item{first}
+	for len(batch) < w.cfg.MaxBatch {
+		select {
+		case it, ok := <-w.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, it)
+			continue
+		default:
+		}
+		break
+	}
+	if len(batch) >= w.cfg.MaxBatch || w.cfg.MaxDelay <= 0 {
+		return batch
+	}
+	timer := time.NewTimer(w.cfg.MaxDelay)
+	defer timer.Stop()
+	for len(batch) < w.cfg.MaxBatch {
+		select {
+		case it, ok := <-w.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, it)
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commit seals and appends a batch. Replay markers whose original failed
+// fail with it.
+func (w *Writer) commit(batch []*item) {
+	live := batch[:0]
+	for _, it := range batch {
+		if it.origin != nil {
+			if err := w.failure(it.origin); err != nil {
+				w.finish(it, err)
+				continue
+			}
+		}
+		live = append(live, it)
+	}
+	if len(live) == 0 {
+		return
+	}
+	err := w.appendBatch(live)
+	if err != nil && errors.Is(err, ErrDuplicate) && len(live) > 1 {
+		// One bad record must not fail its batch-mates: commit one by one.
+		for _, it := range live {
+			w.settle([]*item{it}, w.appendBatch([]*item{it}))
+		}
+		return
+	}
+	if err != nil && w.cfg.Mode == ModeAsync {
+		for err != nil {
+			select {
+			case <-w.quit:
+				w.retriesAfterClose(live)
+				return
+			case <-time.After(w.cfg.RetryInterval):
+			}
+			err = w.appendBatch(live)
+			if err != nil && errors.Is(err, ErrDuplicate) {
+				break
+			}
+		}
+	}
+	w.settle(live, err)
+}
+
+// retriesAfterClose retries a failing async batch a bounded number of times
+// once Close was called, then drops it with an error log.
+func (w *Writer) retriesAfterClose(live []*item) {
+	for i := 0; i < 10; i++ {
+		if err := w.appendBatch(live); err == nil {
+			w.settle(live, nil)
+			return
+		}
+		time.Sleep(w.cfg.RetryInterval)
+	}
+	w.log.Error().Str("chain", w.cfg.ChainID).Int("records", len(live)).Msg("audit writer closed with a failing store; queued records dropped")
+	w.settle(live, ErrUnavailable)
+}
+
+// appendBatch seals live from the current head and appends it. On success
+// the head moves; on failure the records' seals are discarded at the next
+// attempt.
+func (w *Writer) appendBatch(live []*item) error {
+	recs := make([]*Record, len(live))
+	prev := w.head
+	seq, hash := prev.Seq, prev.Hash
+	for i, it := range live {
+		if err := Seal(it.rec, seq+1, hash); err != nil {
+			return err
+		}
+		seq, hash = it.rec.Seq, it.rec.Hash
+		recs[i] = it.rec
+	}
+	start := time.Now()
+	err := w.store.Append(context.Background(), storedHead(prev), recs)
+	w.met.commitSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		w.met.commitFailures.Inc()
+		if w.healthy.Swap(false) {
+			w.log.Error().Err(err).Str("chain", w.cfg.ChainID).Msg("audit commit failed")
+		}
+		return err
+	}
+	w.head = Head{ChainID: w.cfg.ChainID, Seq: seq, Hash: hash}
+	w.met.batchSize.Observe(float64(len(recs)))
+	w.met.records.Add(float64(len(recs)))
+	if !w.healthy.Swap(true) {
+		w.log.Info().Str("chain", w.cfg.ChainID).Msg("audit commits succeed again")
+	}
+	return nil
+}
+
+// storedHead is the head as the store knows it: an empty chain has no hash.
+func storedHead(h Head) Head {
+	if h.Seq == 0 {
+		return Head{ChainID: h.ChainID}
+	}
+	return h
+}
+
+func (w *Writer) settle(live []*item, err error) {
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("append audit batch: %w: %w", ErrUnavailable, err)
+	}
+	for _, it := range live {
+		w.finish(it, err)
+	}
+}
+
+func (w *Writer) finish(it *item, err error) {
+	if it.pend != nil {
+		if err != nil {
+			w.release(it.pend, err)
+		} else {
+			w.mu.Lock()
+			if w.inflight[it.rec.IdempotencyKey] == it.pend {
+				delete(w.inflight, it.rec.IdempotencyKey)
+			}
+			w.mu.Unlock()
+		}
+	}
+	if it.result != nil {
+		it.result <- err
+	}
+}
