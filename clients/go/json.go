@@ -52,12 +52,24 @@ func (e *LineError) Unwrap() error { return e.Err }
 // prefixed ("ACTOR_TYPE_HUMAN") or "" (unspecified). Unknown or repeated
 // fields, wrongly typed values and unknown enum values fail with a
 // *[FieldError] naming the field.
+//
+// An "ai" object whose fields all hold zero values, as in the spec's example
+// of a human's request, is read as no "ai" at all: the server accepts "ai"
+// only from AI agents.
 func ParseDecideRequestJSON(data []byte) (*tollgatev1.DecideRequest, error) {
 	req := &tollgatev1.DecideRequest{}
 	if err := ParseJSON(data, req); err != nil {
 		return nil, err
 	}
+	dropEmptyAI(req)
 	return req, nil
+}
+
+// dropEmptyAI clears an all-zero ai, which JSON writers use to mean "none".
+func dropEmptyAI(req *tollgatev1.DecideRequest) {
+	if req.Ai != nil && proto.Equal(req.Ai, &tollgatev1.AI{}) {
+		req.Ai = nil
+	}
 }
 
 // ParseDecideRequestsJSON decodes a JSON array of requests, each as
@@ -78,6 +90,7 @@ func ParseDecideRequestsJSON(data []byte) ([]*tollgatev1.DecideRequest, error) {
 		if err := fromTree(elem, fmt.Sprintf("[%d]", i), reqs[i]); err != nil {
 			return nil, err
 		}
+		dropEmptyAI(reqs[i])
 	}
 	return reqs, nil
 }

@@ -42,7 +42,7 @@ func specRequest(t testing.TB) *tollgatev1.DecideRequest {
 		Actor:          &tollgatev1.Actor{Id: "u_buyer1", Type: tollgatev1.ActorType_ACTOR_TYPE_HUMAN},
 		Action:         "PO.SUBMIT",
 		Resource:       &tollgatev1.Resource{Type: "purchase_order", Id: "PO-1001", Attributes: attrs},
-		Ai:             &tollgatev1.AI{},
+		// The example's all-empty "ai" is read as no ai.
 		Context:        map[string]string{"workflow_id": "wf-77", "step": "approve"},
 		IdempotencyKey: "evt-0001",
 	}
@@ -238,7 +238,9 @@ func TestJSONRoundTrip(t *testing.T) {
 		// wantShort are enum spellings the printed form must use.
 		wantShort []string
 	}{
-		{"spec request", specRequest(t), []string{`"type": "HUMAN"`, `"mode": "UNSPECIFIED"`}},
+		{"spec request", specRequest(t), []string{`"type": "HUMAN"`, `"ai": null`}},
+		{"unspecified enums", &tollgatev1.DecideRequest{Actor: &tollgatev1.Actor{Id: "x"}, Ai: &tollgatev1.AI{Confidence: 0.5}},
+			[]string{`"type": "UNSPECIFIED"`, `"mode": "UNSPECIFIED"`}},
 		{"ai request", aiRequest(), []string{`"type": "AI_AGENT"`, `"mode": "EXECUTE"`}},
 		{"response", decisionResponse(), []string{`"effect": "REQUIRE_APPROVAL"`}},
 		{"deny", &tollgatev1.DecideResponse{Effect: tollgatev1.Effect_EFFECT_DENY,
@@ -394,4 +396,24 @@ func splitArray(t testing.TB, data []byte) [][]byte {
 		parts[i] = r
 	}
 	return parts
+}
+
+func TestParseDecideRequestJSONKeepsNonEmptyAI(t *testing.T) {
+	// Only an all-zero ai is dropped; one with any value set reaches the
+	// server, which judges whether the actor may send it.
+	got, err := tollgate.ParseDecideRequestJSON([]byte(
+		`{"actor": {"id": "u1", "type": "HUMAN"}, "action": "PO.SUBMIT", "ai": {"mode": "", "confidence": 0.5}}`))
+	if err != nil {
+		t.Fatalf("ParseDecideRequestJSON: %v", err)
+	}
+	if diff := cmp.Diff(&tollgatev1.AI{Confidence: 0.5}, got.GetAi(), protocmp.Transform()); diff != "" {
+		t.Errorf("ai mismatch (-want +got):\n%s", diff)
+	}
+	reqs, err := tollgate.ParseDecideRequestsJSON([]byte(`[` + specRequestJSON + `]`))
+	if err != nil {
+		t.Fatalf("ParseDecideRequestsJSON: %v", err)
+	}
+	if reqs[0].Ai != nil {
+		t.Errorf("batch element kept the spec example's empty ai: %v", reqs[0].Ai)
+	}
 }

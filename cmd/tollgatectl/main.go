@@ -1,0 +1,25 @@
+// Command tollgatectl is the command-line client of the Tollgate policy
+// decision service: it asks for decisions and feeds and inspects master data.
+//
+//	tollgatectl [global flags] decide -f request.json
+//	tollgatectl [global flags] decide-batch -f requests.json
+//	tollgatectl [global flags] masterdata apply -f events.ndjson [--json]
+//	tollgatectl [global flags] masterdata get KIND KEY
+//	tollgatectl [global flags] masterdata status [--json]
+//
+// Run `tollgatectl -h` for the flags and exit statuses.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	tollgate "github.com/tollgate/tollgate/clients/go"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+)
+
+func masterDataCommand() *command {
+	return &command{
+		name:    "masterdata",
+		summary: "feed and inspect master data (apply, get, status)",
+		help:    "Feeds change events to the server's in-memory master data and inspects it.",
+		subs:    []*command{masterDataApplyCommand(), masterDataGetCommand(), masterDataStatusCommand()},
+	}
+}
+
+func masterDataApplyCommand() *command {
+	return &command{
+		name:    "apply",
+		args:    "-f FILE [--json]",
+		summary: "apply change events from an NDJSON file",
+		help: `Reads change events, one JSON object per line:
+  {"event_id": "...", "kind": "supplier", "key": "S1", "version": 3, "op": "UPSERT", "record": {...}}
+(op "UPSERT" or "DELETE"), sends them as one batch and prints one line per
+event ("EVENT_ID OUTCOME [ERROR]") and the master-data revision after the batch.
+
+Exit status: 0 if every event is APPLIED, DUPLICATE or STALE; 1 if any event is
+INVALID (the other events of the batch are still applied), so scripts notice.`,
+		setup: func(fs *flag.FlagSet) runFunc {
+			file := fs.String("f", "", "NDJSON `FILE` of change events (- for stdin)")
+			asJSON := fs.Bool("json", false, "print the response as JSON")
+			return func(ctx context.Context, a *app, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				if *file == "" {
+					return usagef("-f is required")
+				}
+				events, err := a.readEvents(*file)
+				if err != nil {
+					return err
+				}
+				c, err := a.dial(ctx)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				resp, err := c.ApplyMasterData(ctx, events)
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					out, err := tollgate.FormatJSON(resp)
+					if err != nil {
+						return err
+					}
+					if err := a.write(out); err != nil {
+						return err
+					}
+				} else if err := printApply(a.stdout, resp); err != nil {
+					return err
+				}
+				return applyOutcome(len(events), resp)
+			}
+		},
+	}
+}
+
+// readEvents reads the NDJSON events of a -f argument.
+func (a *app) readEvents(file string) ([]*tollgatev1.ChangeEvent, error) {
+	r, name := a.stdin, "stdin"
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("read input: %w", err)
+		}
+		defer f.Close()
+		r, name = f, file
+	}
+	events, err := tollgate.ParseChangeEventsNDJSON(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(events) == 0 {
+		return nil, fmt.Errorf("%s: no change events", name)
+	}
+	return events, nil
+}
+
+// printApply prints "EVENT_ID OUTCOME [ERROR]" per event and the revision.
+func printApply(w io.Writer, resp *tollgatev1.ApplyResponse) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range resp.GetResults() {
+		line := r.GetEventId() + "\t" + outcomeName(r.GetOutcome())
+		if r.GetError() != "" {
+			line += "\t" + oneLine(r.GetError())
+		}
+		fmt.Fprintln(tw, line)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	if _, err := fmt.Fprintf(w, "revision %d\n", resp.GetRevision()); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+// applyOutcome turns the per-event outcomes into the exit decision: nil when
+// every event is APPLIED, DUPLICATE or STALE, an error counting the others.
+func applyOutcome(sent int, resp *tollgatev1.ApplyResponse) error {
+	results := resp.GetResults()
+	if len(results) != sent {
+		return fmt.Errorf("server reported %d outcomes for %d events", len(results), sent)
+	}
+	bad := make(map[string]int)
+	total := 0
+	for _, r := range results {
+		switch r.GetOutcome() {
+		case tollgatev1.EventOutcome_EVENT_OUTCOME_APPLIED,
+			tollgatev1.EventOutcome_EVENT_OUTCOME_DUPLICATE,
+			tollgatev1.EventOutcome_EVENT_OUTCOME_STALE:
+		default:
+			bad[outcomeName(r.GetOutcome())]++
+			total++
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	if n := bad["INVALID"]; n == total {
+		return fmt.Errorf("%d of %d events INVALID", total, sent)
+	}
+	parts := make([]string, 0, len(bad))
+	for name, n := range bad {
+		parts = append(parts, fmt.Sprintf("%s %d", name, n))
+	}
+	sort.Strings(parts)
+	return fmt.Errorf("%d of %d events not applied (%s)", total, sent, strings.Join(parts, ", "))
+}
+
+func outcomeName(o tollgatev1.EventOutcome) string {
+	return strings.TrimPrefix(o.String(), "EVENT_OUTCOME_")
+}
+
+func masterDataGetCommand() *command {
+	return &command{
+		name:    "get",
+		args:    "KIND KEY",
+		summary: "print one record as JSON",
+		help: `Prints the record with its version and the event that wrote it. Composite
+keys are written part1/part2 (inventory DC1/I1). A missing record exits 1
+with NotFound.`,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, a *app, args []string) error {
+				if len(args) != 2 {
+					return usagef("want KIND and KEY, got %d arguments", len(args))
+				}
+				c, err := a.dial(ctx)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				resp, err := c.GetMasterData(ctx, args[0], args[1])
+				if err != nil {
+					return err
+				}
+				out, err := tollgate.FormatJSON(resp)
+				if err != nil {
+					return err
+				}
+				return a.write(out)
+			}
+		},
+	}
+}
+
+func masterDataStatusCommand() *command {
+	return &command{
+		name:    "status",
+		args:    "[--json]",
+		summary: "print record counts per kind and the revision",
+		setup: func(fs *flag.FlagSet) runFunc {
+			asJSON := fs.Bool("json", false, "print the response as JSON")
+			return func(ctx context.Context, a *app, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				c, err := a.dial(ctx)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				resp, err := c.MasterDataStatus(ctx)
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					out, err := tollgate.FormatJSON(resp)
+					if err != nil {
+						return err
+					}
+					return a.write(out)
+				}
+				return printStatus(a.stdout, resp)
+			}
+		},
+	}
+}
+
+// printStatus prints the revision, the last event and a KIND COUNT table.
+func printStatus(w io.Writer, resp *tollgatev1.StatusResponse) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "revision\t%d\n", resp.GetRevision())
+	if resp.GetLastEventId() != "" {
+		fmt.Fprintf(tw, "last event\t%s\n", resp.GetLastEventId())
+	}
+	if resp.GetLastAppliedAt() != nil {
+		fmt.Fprintf(tw, "last applied at\t%s\n", resp.GetLastAppliedAt().AsTime().UTC().Format(time.RFC3339Nano))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "KIND\tCOUNT")
+	for _, kc := range resp.GetCounts() {
+		fmt.Fprintf(tw, "%s\t%d\n", kc.GetKind(), kc.GetCount())
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
