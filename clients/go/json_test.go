@@ -39,9 +39,9 @@ func specRequest(t testing.TB) *tollgatev1.DecideRequest {
 		t.Fatal(err)
 	}
 	return &tollgatev1.DecideRequest{
-		Actor:          &tollgatev1.Actor{Id: "u_buyer1", Type: tollgatev1.ActorType_ACTOR_TYPE_HUMAN},
-		Action:         "PO.SUBMIT",
-		Resource:       &tollgatev1.Resource{Type: "purchase_order", Id: "PO-1001", Attributes: attrs},
+		Actor:    &tollgatev1.Actor{Id: "u_buyer1", Type: tollgatev1.ActorType_ACTOR_TYPE_HUMAN},
+		Action:   "PO.SUBMIT",
+		Resource: &tollgatev1.Resource{Type: "purchase_order", Id: "PO-1001", Attributes: attrs},
 		// The example's all-empty "ai" is read as no ai.
 		Context:        map[string]string{"workflow_id": "wf-77", "step": "approve"},
 		IdempotencyKey: "evt-0001",
