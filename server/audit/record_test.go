@@ -1,0 +1,103 @@
+package audit_test
+
+import (
+	"bytes"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/server/audit"
+	"github.com/tollgate/tollgate/server/audit/audittest"
+)
+
+// TestCanonicalForm pins the documented encoding: JCS over protojson with
+// proto names, unpopulated fields omitted, keys sorted, no whitespace.
+func TestCanonicalForm(t *testing.T) {
+	attrs, _ := structpb.NewStruct(map[string]any{"z": 1.5, "a": "x", "n": 100.0})
+	rec := &audit.Record{
+		DecisionId:  "01J0",
+		ChainId:     "c",
+		Seq:         7,
+		PrevHash:    []byte{0xff, 0x00},
+		EvaluatedAt: timestamppb.New(time.Date(2026, 3, 1, 12, 0, 0, 500_000_000, time.UTC)),
+		Request: &tollgatev1.DecideRequest{
+			Action:   "po.approve",
+			Resource: &tollgatev1.Resource{Type: "po", Attributes: attrs},
+			Context:  map[string]string{"b": "2", "a": "1"},
+		},
+		Effect: tollgatev1.Effect_EFFECT_DENY,
+		Kind:   tollgatev1.RecordKind_RECORD_KIND_DECISION,
+	}
+	got, err := audit.Canonical(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"chain_id":"c","decision_id":"01J0","effect":"EFFECT_DENY","evaluated_at":"2026-03-01T12:00:00.500Z",` +
+		`"kind":"RECORD_KIND_DECISION","prev_hash":"/wA=","request":{"action":"po.approve","context":{"a":"1","b":"2"},` +
+		`"resource":{"attributes":{"a":"x","n":100,"z":1.5},"type":"po"}},"seq":"7"}`
+	if string(got) != want {
+		t.Errorf("Canonical:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestHashCoversEveryFieldButHash(t *testing.T) {
+	rec := audittest.Decision(1)
+	if err := audit.Seal(rec, 1, audit.GenesisHash()); err != nil {
+		t.Fatal(err)
+	}
+	again, err := audit.Hash(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, rec.Hash) {
+		t.Fatalf("Hash of a sealed record = %x, sealed with %x", again, rec.Hash)
+	}
+	changes := map[string]func(r *audit.Record){
+		"seq":       func(r *audit.Record) { r.Seq = 2 },
+		"prev_hash": func(r *audit.Record) { r.PrevHash = bytes.Repeat([]byte{1}, 32) },
+		"effect":    func(r *audit.Record) { r.Effect = tollgatev1.Effect_EFFECT_ALLOW },
+		"attribute": func(r *audit.Record) {
+			r.Request.Resource.Attributes.Fields["amount"] = structpb.NewStringValue("5000.01")
+		},
+		"facts":  func(r *audit.Record) { r.FactsJson = "[]" },
+		"caller": func(r *audit.Record) { r.Caller = "10.0.0.1:1" },
+	}
+	for name, change := range changes {
+		c := proto.Clone(rec).(*audit.Record)
+		change(c)
+		h, err := audit.Hash(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(h, rec.Hash) {
+			t.Errorf("changing %s left the hash unchanged", name)
+		}
+	}
+	c := proto.Clone(rec).(*audit.Record)
+	c.Hash = []byte("anything")
+	if h, _ := audit.Hash(c); !bytes.Equal(h, rec.Hash) {
+		t.Errorf("the hash field itself changed the hash")
+	}
+}
+
+func TestPayloadHash(t *testing.T) {
+	req := audittest.Decision(1).Request
+	withKey := proto.Clone(req).(*tollgatev1.DecideRequest)
+	withKey.IdempotencyKey = "k1"
+	if !bytes.Equal(audit.PayloadHash(req), audit.PayloadHash(withKey)) {
+		t.Errorf("idempotency_key changed the payload hash")
+	}
+	other := proto.Clone(req).(*tollgatev1.DecideRequest)
+	other.Context["workflow_id"] = "other"
+	if bytes.Equal(audit.PayloadHash(req), audit.PayloadHash(other)) {
+		t.Errorf("a different context left the payload hash unchanged")
+	}
+	if got := hex.EncodeToString(audit.PayloadHash(req)); len(got) != 64 {
+		t.Errorf("payload hash %s is not SHA-256", got)
+	}
+}
