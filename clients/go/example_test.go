@@ -71,10 +71,10 @@ func ExampleClient_Decide_aiAgent() {
 	defer client.Close()
 
 	attrs, err := structpb.NewStruct(map[string]any{
-		"customer_id": "C100", "item_id": "I1", "site_id": "DC1", "qty": 40,
+		"customer_id": "C1", "item_id": "I1", "site_id": "DC1", "qty": 40,
 		"affected_customers": []any{
-			map[string]any{"customer_id": "C100", "qty_delta": 40},
-			map[string]any{"customer_id": "C230", "qty_delta": -40},
+			map[string]any{"customer_id": "C1", "qty_delta": 40},
+			map[string]any{"customer_id": "C2", "qty_delta": -40},
 		},
 		"value": "3120.00", "currency": "USD",
 	})
@@ -82,15 +82,15 @@ func ExampleClient_Decide_aiAgent() {
 		log.Fatal(err)
 	}
 	resp, err := client.Decide(ctx, &tollgatev1.DecideRequest{
-		Actor:    &tollgatev1.Actor{Id: "agent-alloc", Type: tollgatev1.ActorType_ACTOR_TYPE_AI_AGENT},
+		Actor:    &tollgatev1.Actor{Id: "agent_alloc", Type: tollgatev1.ActorType_ACTOR_TYPE_AI_AGENT},
 		Action:   "ALLOCATION.CREATE",
 		Resource: &tollgatev1.Resource{Type: "allocation", Id: "BO-5531", Attributes: attrs},
 		Ai: &tollgatev1.AI{
 			UseCase:      "backorder_allocation",
 			Mode:         tollgatev1.AIMode_AI_MODE_EXECUTE,
 			Confidence:   0.94,
-			Explanation:  "C100 backorder is 9 days old; C230 delivery is not due for 12 days",
-			ModelVersion: "alloc-2026.03",
+			Explanation:  "C1 backorder is 9 days old; C2 delivery is not due for 12 days",
+			ModelVersion: "alloc-2026.11",
 		},
 	})
 	if err != nil {
@@ -138,11 +138,11 @@ func ExampleClient_ApplyMasterData() {
 // from another system) parses it with the short enum names of the spec.
 func ExampleParseDecideRequestJSON() {
 	req, err := tollgate.ParseDecideRequestJSON([]byte(`{
-		"actor": {"id": "agent-routing", "type": "AI_AGENT"},
+		"actor": {"id": "agent_cs", "type": "AI_AGENT"},
 		"action": "CASE.ROUTE",
-		"resource": {"type": "case", "id": "CS-311", "attributes": {"customer_id": "C100", "case_tags": ["DAMAGE"]}},
+		"resource": {"type": "case", "id": "CS-311", "attributes": {"customer_id": "C1", "case_tags": ["DAMAGE"]}},
 		"ai": {"use_case": "case_routing", "mode": "EXECUTE", "confidence": 0.91,
-		       "explanation": "damage claim, standard tier", "model_version": "route-7"}
+		       "explanation": "damage claim, standard tier", "model_version": "cs-2026.11"}
 	}`))
 	if err != nil {
 		log.Fatal(err)
@@ -161,7 +161,7 @@ func ExampleFormatDecideResponseJSON() {
 		DecisionId: "01JQ2B3C4D5E6F7G8H9J0KMNPQ",
 		Effect:     tollgatev1.Effect_EFFECT_DENY,
 		Reasons: []*tollgatev1.Reason{
-			{Code: "CUSTOMER_CREDIT_BLOCKED", Message: "customer C230 is credit BLOCKED"},
+			{Code: "CUSTOMER_CREDIT_BLOCKED", Message: "customer C2 is credit BLOCKED"},
 		},
 		BundleRevision:     "default-2026.03.1",
 		MasterdataRevision: 42,
@@ -177,7 +177,7 @@ func ExampleFormatDecideResponseJSON() {
 	//   "reasons": [
 	//     {
 	//       "code": "CUSTOMER_CREDIT_BLOCKED",
-	//       "message": "customer C230 is credit BLOCKED"
+	//       "message": "customer C2 is credit BLOCKED"
 	//     }
 	//   ],
 	//   "approvers": [],
