@@ -1,6 +1,8 @@
 package policies_test
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,6 +13,9 @@ import (
 	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/types"
+
+	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/masterdata"
 )
 
 // packDir is the directory of this file: the bundle root.
@@ -44,78 +49,102 @@ func loadPack(tb testing.TB) *bundle.Bundle {
 
 // Declarations of the engine's master-data builtins (policy-pack contract):
 // md.get(kind, key) => any (null when absent); md.lookup(kind, index, value) => array.
+// The engine's own are unexported behind Engine; these are identical.
 var (
-	mdGetDecl = &ast.Builtin{
+	mdGet = &rego.Function{
 		Name:             "md.get",
 		Decl:             types.NewFunction(types.Args(types.S, types.S), types.A),
 		Nondeterministic: true,
 	}
-	mdLookupDecl = &ast.Builtin{
+	mdLookup = &rego.Function{
 		Name:             "md.lookup",
 		Decl:             types.NewFunction(types.Args(types.S, types.S, types.S), types.NewArray(nil, types.A)),
 		Nondeterministic: true,
 	}
 )
 
-// masterData is an in-test master-data source keyed kind → key → record.
-type masterData map[string]map[string]any
-
-func (m masterData) get(kind, key string) any {
-	if r, ok := m[kind][key]; ok {
-		return r
+// newStore returns a real master-data store (go-memdb) loaded with the shared
+// fixture testdata/fixture/*.ndjson and then extra events, records prepared
+// as the engine prepares them.
+func newStore(tb testing.TB, extra []masterdata.Event) *masterdata.Store {
+	tb.Helper()
+	st, err := masterdata.New(masterdata.Config{Prepare: engine.PrepareRecord})
+	if err != nil {
+		tb.Fatalf("new store: %v", err)
 	}
-	return nil
-}
-
-// lookup implements the one secondary index of the contract: delegation by
-// "pair" = "<delegator_id>/<delegate_id>". It scans, which is fine in tests.
-func (m masterData) lookup(kind, index, value string) []any {
-	out := []any{}
-	if kind != "delegation" || index != "pair" {
-		return out
+	if _, err := st.LoadDir(os.DirFS(filepath.Join(packDir(tb), "testdata", "fixture"))); err != nil {
+		tb.Fatalf("load fixture: %v", err)
 	}
-	for _, r := range m["delegation"] {
-		rec, ok := r.(map[string]any)
-		if !ok {
-			continue
-		}
-		if rec["delegator_id"].(string)+"/"+rec["delegate_id"].(string) == value {
-			out = append(out, rec)
+	if len(extra) > 0 {
+		res := st.Apply(extra)
+		for _, r := range res.Results {
+			if r.Outcome != masterdata.OutcomeApplied {
+				tb.Fatalf("apply case master data %s: %s %v", r.EventID, r.Outcome, r.Err)
+			}
 		}
 	}
-	return out
+	return st
 }
 
-// mdOptions are the rego options declaring md.get and md.lookup backed by m.
-func mdOptions(m masterData) []func(*rego.Rego) {
+// recordTerm is the OPA value of a record: the engine's prepared value.
+func recordTerm(rec *masterdata.Record) (*ast.Term, error) {
+	if v, ok := rec.Prepared.(ast.Value); ok {
+		return ast.NewTerm(v), nil
+	}
+	v, err := ast.InterfaceToValue(rec.Fields)
+	if err != nil {
+		return nil, fmt.Errorf("convert record %s/%s: %w", rec.Kind, rec.Key, err)
+	}
+	return ast.NewTerm(v), nil
+}
+
+// snapshotOptions registers md.get and md.lookup reading sn, the way the
+// engine's builtins read the snapshot of a decision.
+func snapshotOptions(sn *masterdata.Snapshot) []func(*rego.Rego) {
 	return []func(*rego.Rego){
-		rego.Function2(&rego.Function{Name: mdGetDecl.Name, Decl: mdGetDecl.Decl, Nondeterministic: true},
-			func(_ rego.BuiltinContext, a, b *ast.Term) (*ast.Term, error) {
-				kind, ok1 := a.Value.(ast.String)
-				key, ok2 := b.Value.(ast.String)
-				if !ok1 || !ok2 {
-					return ast.NullTerm(), nil
-				}
-				v := m.get(string(kind), string(key))
-				if v == nil {
-					return ast.NullTerm(), nil
-				}
-				val, err := ast.InterfaceToValue(v)
+		rego.Function2(mdGet, func(_ rego.BuiltinContext, a, b *ast.Term) (*ast.Term, error) {
+			kind, ok1 := a.Value.(ast.String)
+			key, ok2 := b.Value.(ast.String)
+			if !ok1 || !ok2 {
+				return nil, fmt.Errorf("md.get: want strings, got %v, %v", a, b)
+			}
+			rec, ok := sn.Get(masterdata.Kind(kind), string(key))
+			if !ok {
+				return ast.NullTerm(), nil
+			}
+			return recordTerm(rec)
+		}),
+		rego.Function3(mdLookup, func(_ rego.BuiltinContext, a, b, c *ast.Term) (*ast.Term, error) {
+			kind, _ := a.Value.(ast.String)
+			index, _ := b.Value.(ast.String)
+			value, _ := c.Value.(ast.String)
+			recs := sn.Lookup(masterdata.Kind(kind), string(index), string(value))
+			terms := make([]*ast.Term, 0, len(recs))
+			for _, rec := range recs {
+				t, err := recordTerm(rec)
 				if err != nil {
 					return nil, err
 				}
-				return ast.NewTerm(val), nil
-			}),
-		rego.Function3(&rego.Function{Name: mdLookupDecl.Name, Decl: mdLookupDecl.Decl, Nondeterministic: true},
-			func(_ rego.BuiltinContext, a, b, c *ast.Term) (*ast.Term, error) {
-				kind, _ := a.Value.(ast.String)
-				index, _ := b.Value.(ast.String)
-				value, _ := c.Value.(ast.String)
-				val, err := ast.InterfaceToValue(m.lookup(string(kind), string(index), string(value)))
-				if err != nil {
-					return nil, err
-				}
-				return ast.NewTerm(val), nil
-			}),
+				terms = append(terms, t)
+			}
+			return ast.ArrayTerm(terms...), nil
+		}),
 	}
+}
+
+// prepare compiles the pack and prepares data.tollgate.decision with the
+// master-data builtins reading sn.
+func prepare(tb testing.TB, b *bundle.Bundle, sn *masterdata.Snapshot) rego.PreparedEvalQuery {
+	tb.Helper()
+	opts := []func(*rego.Rego){
+		rego.Query("data.tollgate.decision"),
+		rego.ParsedBundle("policies", b),
+		rego.StrictBuiltinErrors(true),
+	}
+	opts = append(opts, snapshotOptions(sn)...)
+	pq, err := rego.New(opts...).PrepareForEval(context.Background())
+	if err != nil {
+		tb.Fatalf("prepare decision query: %v", err)
+	}
+	return pq
 }

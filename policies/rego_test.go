@@ -13,6 +13,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
+
+	"github.com/tollgate/tollgate/server/engine"
 )
 
 // minCoverage is the line coverage (percent) the Rego unit tests must reach
@@ -24,11 +26,6 @@ const minCoverage = 90.0
 // reports line coverage of the non-test policy files.
 func TestRego(t *testing.T) {
 	b := loadPack(t)
-	builtins := []*tester.Builtin{}
-	for i, opt := range mdOptions(masterData{}) {
-		decl := []*ast.Builtin{mdGetDecl, mdLookupDecl}[i]
-		builtins = append(builtins, &tester.Builtin{Decl: decl, Func: opt})
-	}
 	ctx := context.Background()
 	store := inmem.New()
 	txn := storage.NewTransactionOrDie(ctx, store, storage.WriteParams)
@@ -37,7 +34,7 @@ func TestRego(t *testing.T) {
 	ch, err := tester.NewRunner().
 		SetStore(store).
 		SetBundles(map[string]*bundle.Bundle{"policies": b}).
-		AddCustomBuiltins(builtins).
+		AddCustomBuiltins(engine.TesterBuiltins()).
 		SetCoverageQueryTracer(cov).
 		RaiseBuiltinErrors(true).
 		CapturePrintOutput(true).
