@@ -417,3 +417,22 @@ func TestParseDecideRequestJSONKeepsNonEmptyAI(t *testing.T) {
 		t.Errorf("batch element kept the spec example's empty ai: %v", reqs[0].Ai)
 	}
 }
+
+func BenchmarkParseDecideRequestJSON(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tollgate.ParseDecideRequestJSON([]byte(specRequestJSON)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkFormatDecideResponseJSON(b *testing.B) {
+	resp := decisionResponse()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tollgate.FormatDecideResponseJSON(resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
