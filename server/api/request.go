@@ -64,7 +64,9 @@ func (l Limits) normalize(req *tollgatev1.DecideRequest, field string) (*engine.
 			return nil, err
 		}
 	}
-	if ai := req.GetAi(); ai != nil {
+	// An ai block with every field empty is the same as none: policy-pack §2 shows one in its example
+	// request for a human.
+	if ai := req.GetAi(); ai != nil && !proto.Equal(ai, emptyAI) {
 		if actorType != engine.ActorAIAgent {
 			return nil, badField(field+"ai", "is allowed only when actor.type is AI_AGENT")
 		}
@@ -87,6 +89,8 @@ func (l Limits) normalize(req *tollgatev1.DecideRequest, field string) (*engine.
 	}
 	return out, nil
 }
+
+var emptyAI = &tollgatev1.AI{}
 
 var actorTypes = map[tollgatev1.ActorType]string{
 	tollgatev1.ActorType_ACTOR_TYPE_HUMAN:    engine.ActorHuman,

@@ -121,9 +121,11 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := eng.Activate(ctx, b); err != nil {
+	compiled, err := engine.Compile(ctx, b)
+	if err != nil {
 		return nil, fmt.Errorf("activate bundle: %w", err)
 	}
+	eng.Activate(compiled)
 
 	a.grpc, a.health = api.NewServer(api.Services{
 		Decisions:  api.NewDecisionServer(eng, cfg.Limits, metrics, log),
@@ -191,9 +193,9 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		errc <- nil
 	}()
-	rev, _ := a.engine.Revision()
+	active, _ := a.engine.Active()
 	a.log.Info().Str("addr", a.Addr().String()).Str("http_addr", a.HTTPAddr().String()).
-		Str("bundle_revision", rev).Msg("tollgate serving")
+		Str("bundle_revision", active.Revision()).Msg("tollgate serving")
 
 	var err error
 	select {

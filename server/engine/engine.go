@@ -67,6 +67,9 @@ type Config struct {
 	// EvalTimeout bounds one evaluation; a slower one is a DENY with EVALUATION_TIMEOUT.
 	// Default 250ms.
 	EvalTimeout time.Duration
+	// Clock gives the evaluation time of each decision. Default time.Now; tests and decision cases set
+	// a fixed instant.
+	Clock func() time.Time
 }
 
 // DefaultEvalTimeout is the evaluation bound used when Config.EvalTimeout is zero.
@@ -85,11 +88,9 @@ type Engine struct {
 	active atomic.Pointer[activation]
 }
 
-// activation is one compiled and prepared bundle; immutable once built.
+// activation is the active compiled bundle; immutable once built.
 type activation struct {
-	revision    string
-	bundle      *bundle.Bundle
-	query       rego.PreparedEvalQuery
+	*Compiled
 	activatedAt time.Time
 }
 
@@ -104,6 +105,9 @@ func New(cfg Config, md Snapshotter, log zerolog.Logger) (*Engine, error) {
 	}
 	if cfg.EvalTimeout == 0 {
 		cfg.EvalTimeout = DefaultEvalTimeout
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
 	}
 	return &Engine{cfg: cfg, md: md, log: log.With().Str("component", "engine").Logger()}, nil
 }
@@ -125,32 +129,26 @@ func Prepare(ctx context.Context, b *bundle.Bundle) (rego.PreparedEvalQuery, err
 	return pq, nil
 }
 
-// Activate compiles b, prepares its query and makes it the active bundle atomically: decisions already
-// running finish on the bundle they started with. On error the running bundle stays active.
-func (e *Engine) Activate(ctx context.Context, b *bundle.Bundle) error {
-	pq, err := Prepare(ctx, b)
-	if err != nil {
-		return err
-	}
-	rev := b.Manifest.Revision
-	e.active.Store(&activation{revision: rev, bundle: b, query: pq, activatedAt: time.Now().UTC()})
-	e.log.Info().Str("bundle_revision", rev).Msg("bundle activated")
-	return nil
+// Activate makes c the active bundle atomically: decisions already running finish on the bundle they
+// started with.
+func (e *Engine) Activate(c *Compiled) {
+	e.active.Store(&activation{Compiled: c, activatedAt: time.Now().UTC()})
+	e.log.Info().Str("bundle_revision", c.revision).Msg("bundle activated")
 }
 
-// Revision returns the active bundle's revision and when it was activated; "" when none is active.
-func (e *Engine) Revision() (string, time.Time) {
+// Active returns the active compiled bundle and when it was activated; nil when none is active.
+func (e *Engine) Active() (*Compiled, time.Time) {
 	a := e.active.Load()
 	if a == nil {
-		return "", time.Time{}
+		return nil, time.Time{}
 	}
-	return a.revision, a.activatedAt
+	return a.Compiled, a.activatedAt
 }
 
 // Decide evaluates req against the active bundle at the current time over a fresh master-data snapshot.
 // It never fails: every error is a DENY with a reason code, logged.
 func (e *Engine) Decide(ctx context.Context, req *Request) *Result {
-	return e.decideAt(ctx, req, time.Now().UTC(), e.md.Snapshot())
+	return e.decideAt(ctx, req, e.cfg.Clock().UTC(), e.md.Snapshot())
 }
 
 func (e *Engine) decideAt(ctx context.Context, req *Request, now time.Time, sn *masterdata.Snapshot) *Result {
@@ -169,6 +167,11 @@ func (e *Engine) decideAt(ctx context.Context, req *Request, now time.Time, sn *
 		rego.EvalNDBuiltinCache(res.Facts),
 		rego.EvalGenerateJSON(rawTerm),
 	)
+	return e.finish(ctx, res, req, rs, err)
+}
+
+// finish turns an evaluation's outcome into a result, failing closed on every error.
+func (e *Engine) finish(ctx context.Context, res *Result, req *Request, rs rego.ResultSet, err error) *Result {
 	switch {
 	case err != nil && (ctx.Err() != nil || topdown.IsCancel(err)):
 		return e.fail(res, req, CodeEvaluationTimeout, fmt.Sprintf("policy evaluation did not finish within %s", e.cfg.EvalTimeout), err)

@@ -49,9 +49,11 @@ func newEngine(t testing.TB, bundleName string, cfg engine.Config) (*engine.Engi
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.Activate(context.Background(), b); err != nil {
+	c, err := engine.Compile(context.Background(), b)
+	if err != nil {
 		t.Fatal(err)
 	}
+	eng.Activate(c)
 	return eng, md, logs
 }
 
@@ -100,8 +102,8 @@ func TestDecideEffects(t *testing.T) {
 			if diff := cmp.Diff(tt.want, outcomeOf(res)); diff != "" {
 				t.Errorf("decision (-want +got):\n%s", diff)
 			}
-			if res.BundleRevision != "ok-1" {
-				t.Errorf("bundle revision = %q, want ok-1", res.BundleRevision)
+			if !strings.HasPrefix(res.BundleRevision, "ok-1@") || len(res.BundleRevision) != len("ok-1@")+12 {
+				t.Errorf("bundle revision = %q, want ok-1@ and 12 hex digits of the digest", res.BundleRevision)
 			}
 			if want := md.Snapshot().Revision(); res.MasterdataRevision != want {
 				t.Errorf("masterdata revision = %d, want %d", res.MasterdataRevision, want)
@@ -193,7 +195,7 @@ func TestNoActiveBundleDenies(t *testing.T) {
 	}
 }
 
-func TestActivateRefusesBrokenBundleAndKeepsRunningOne(t *testing.T) {
+func TestBrokenBundleIsRefusedAndRunningOneStays(t *testing.T) {
 	eng, _, _ := newEngine(t, "ok", engine.Config{})
 	if _, err := engine.LoadDir("testdata/broken"); err == nil {
 		t.Fatal("loading a bundle with a syntax error succeeded")
@@ -202,11 +204,11 @@ func TestActivateRefusesBrokenBundleAndKeepsRunningOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.Activate(context.Background(), b); err == nil {
-		t.Fatal("activating a bundle that does not compile succeeded")
+	if _, err := engine.Compile(context.Background(), b); err == nil {
+		t.Fatal("compiling a bundle that does not compile succeeded")
 	}
-	if rev, _ := eng.Revision(); rev != "ok-1" {
-		t.Errorf("active revision = %q after a refused activation, want ok-1", rev)
+	if c, _ := eng.Active(); !strings.HasPrefix(c.Revision(), "ok-1@") {
+		t.Errorf("active revision = %q after a refused bundle, want ok-1@…", c.Revision())
 	}
 }
 

@@ -70,6 +70,21 @@ func TestDecideOverGRPC(t *testing.T) {
 	}
 }
 
+// TestEmptyAIBlockIsAbsent sends the request of policy-pack §2 verbatim: a human with an all-empty ai
+// block is an ordinary request.
+func TestEmptyAIBlockIsAbsent(t *testing.T) {
+	srv := startServer(t, app.Config{})
+	req := poSubmit("u_buyer1", "100.00")
+	req.Ai = &tollgatev1.AI{}
+	resp, err := srv.client.Decide(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetReasons()[0].GetCode() != "PO_WITHIN_BUYER_LIMIT" {
+		t.Errorf("got %v", resp.GetReasons())
+	}
+}
+
 func TestDecisionIDsAreUniqueAndTimeSortable(t *testing.T) {
 	srv := startServer(t, app.Config{})
 	var prev string
@@ -130,6 +145,10 @@ func TestStructurallyBadRequestsAreInvalidArgument(t *testing.T) {
 		{"unknown actor type", mutate(func(r *tollgatev1.DecideRequest) { r.Actor.Type = tollgatev1.ActorType(42) }), "actor.type"},
 		{"unspecified actor type", mutate(func(r *tollgatev1.DecideRequest) { r.Actor.Type = tollgatev1.ActorType_ACTOR_TYPE_UNSPECIFIED }), "actor.type"},
 		{"ai block for a human", mutate(func(r *tollgatev1.DecideRequest) { r.Ai = &tollgatev1.AI{UseCase: "case_routing"} }), "ai"},
+		{"ai mode out of range", mutate(func(r *tollgatev1.DecideRequest) {
+			r.Actor.Type = tollgatev1.ActorType_ACTOR_TYPE_AI_AGENT
+			r.Ai = &tollgatev1.AI{UseCase: "case_routing", Mode: tollgatev1.AIMode(9)}
+		}), "ai.mode"},
 		{"oversize string", mutate(func(r *tollgatev1.DecideRequest) { r.Resource.Id = strings.Repeat("x", 5000) }), "resource.id"},
 		{"oversize request", mutate(func(r *tollgatev1.DecideRequest) {
 			for i := range 20 {
