@@ -3,10 +3,15 @@
 // Orchestration engines and AI services call [Client.Decide] before a
 // workflow step and act on the effect it returns (ALLOW, DENY or
 // REQUIRE_APPROVAL with the approver roles). ERP middleware feeds master data
-// with [Client.ApplyMasterData]. The JSON helpers ([ParseDecideRequestJSON],
-// [FormatDecideResponseJSON], [ParseChangeEventsNDJSON]) read and print the
-// JSON form of policy-pack.md §2, with short enum names ("HUMAN", "EXECUTE",
-// "ALLOW") in place of the proto's prefixed ones.
+// with [Client.ApplyMasterData]. Auditors read, verify and replay the
+// decision log with [Client.ListDecisions], [Client.DecisionPages],
+// [Client.GetDecision], [Client.VerifyLog] and [Client.ReplayDecision].
+//
+// The JSON helpers ([ParseDecideRequestJSON], [FormatDecideResponseJSON],
+// [ParseChangeEventsNDJSON], [FormatDecisionRecordJSON], [FormatJSONLine])
+// read and print the JSON form of policy-pack.md §2, with short enum names
+// ("HUMAN", "EXECUTE", "ALLOW", "DECISION") in place of the proto's prefixed
+// ones.
 //
 // Transport security follows the server's rule: plaintext is the default only
 // for loopback addresses; any other address needs TLS ([WithTLS],
@@ -101,6 +106,7 @@ type Client struct {
 	conn       *grpc.ClientConn
 	decisions  tollgatev1.DecisionServiceClient
 	masterData tollgatev1.MasterDataServiceClient
+	audit      tollgatev1.AuditServiceClient
 }
 
 // Dial creates a client for addr (host:port, or a grpc target such as
@@ -142,6 +148,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		conn:       conn,
 		decisions:  tollgatev1.NewDecisionServiceClient(conn),
 		masterData: tollgatev1.NewMasterDataServiceClient(conn),
+		audit:      tollgatev1.NewAuditServiceClient(conn),
 	}, nil
 }
 
@@ -289,6 +296,9 @@ func (c *Client) Decisions() tollgatev1.DecisionServiceClient { return c.decisio
 // MasterData returns the raw MasterDataService stub on the client's
 // connection.
 func (c *Client) MasterData() tollgatev1.MasterDataServiceClient { return c.masterData }
+
+// Audit returns the raw AuditService stub on the client's connection.
+func (c *Client) Audit() tollgatev1.AuditServiceClient { return c.audit }
 
 // Conn returns the underlying connection, for services this package does not
 // wrap (health, reflection, newer Tollgate services). It stays owned by the

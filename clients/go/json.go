@@ -163,6 +163,49 @@ func FormatJSON(m proto.Message) ([]byte, error) {
 	return indent(v)
 }
 
+// FormatJSONLine prints any message of the Tollgate API as [FormatJSON] does
+// but compact, on one line without a trailing newline: one line of NDJSON.
+// [ParseJSON] reads it back into the same message.
+func FormatJSONLine(m proto.Message) ([]byte, error) {
+	v, err := toTree(m)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := encodeJSON(&buf, v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// FormatDecisionRecordJSON prints a decision record for a reader: indented,
+// with short enum names ("effect": "ALLOW", "kind": "DECISION"), and with
+// facts_json replaced, in place, by a "facts" member holding that JSON
+// parsed rather than as an escaped string ("facts": null when the record has
+// none). If facts_json is not valid JSON it is kept as it is. The output is
+// for reading; use [FormatJSONLine] or [FormatJSON] for a form that
+// [ParseJSON] reads back into a record.
+func FormatDecisionRecordJSON(rec *tollgatev1.DecisionRecord) ([]byte, error) {
+	v, err := toTree(rec)
+	if err != nil {
+		return nil, err
+	}
+	if obj, ok := v.(*object); ok {
+		for i := range obj.members {
+			m := &obj.members[i]
+			if m.key != "facts_json" {
+				continue
+			}
+			if rec.GetFactsJson() == "" {
+				*m = member{key: "facts", val: nil}
+			} else if facts, err := decodeJSON([]byte(rec.GetFactsJson())); err == nil {
+				*m = member{key: "facts", val: facts}
+			}
+		}
+	}
+	return indent(v)
+}
+
 // fromTree checks and normalizes a decoded JSON value against m's
 // descriptor, then lets protojson build m from it.
 func fromTree(v any, path string, m proto.Message) error {
