@@ -27,7 +27,10 @@ package audit
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
+	"math"
+	"strconv"
 
 	"github.com/gowebpki/jcs"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -97,4 +100,51 @@ func PayloadHash(req *tollgatev1.DecideRequest) []byte {
 	}
 	sum := sha256.Sum256(b)
 	return sum[:]
+}
+
+// Placeholders for the chain position while a record waits in the queue.
+const (
+	placeholderSeq = "18446744073709551615" // max uint64, as protojson renders it
+	placeholderB64 = "//////////////////////////////////////////8="
+)
+
+// prepare computes rec's canonical form with placeholder seq and prev_hash
+// (hash cleared), so the committer can seal it by substituting the real
+// values instead of re-encoding: JCS key order does not depend on values,
+// and both values are JSON strings. It is an optimisation only: sealPrepared
+// must produce exactly Canonical of the sealed record, which a test checks.
+func prepare(rec *Record) ([]byte, error) {
+	c := proto.Clone(rec).(*Record)
+	c.Hash = nil
+	c.Seq = math.MaxUint64
+	c.PrevHash = bytes.Repeat([]byte{0xff}, sha256.Size)
+	return Canonical(c)
+}
+
+// sealPrepared seals rec like Seal using its prepared canonical form. It
+// relies on "seq" being the last top-level member (no field name sorts after
+// it) and "prev_hash" preceding every member that can hold a nested object,
+// so the first and last matches are the top-level ones. If the placeholders
+// are not where expected it falls back to Seal.
+func sealPrepared(rec *Record, prep []byte, seq uint64, prev []byte) error {
+	prevKV := []byte(`"prev_hash":"` + placeholderB64 + `"`)
+	seqKV := []byte(`"seq":"` + placeholderSeq + `"}`)
+	i := bytes.Index(prep, prevKV)
+	if len(prev) != sha256.Size || i < 0 || !bytes.HasSuffix(prep, seqKV) {
+		return Seal(rec, seq, prev)
+	}
+	out := make([]byte, 0, len(prep))
+	out = append(out, prep[:i]...)
+	out = append(out, `"prev_hash":"`...)
+	out = base64.StdEncoding.AppendEncode(out, prev)
+	out = append(out, '"')
+	out = append(out, prep[i+len(prevKV):len(prep)-len(seqKV)]...)
+	out = append(out, `"seq":"`...)
+	out = strconv.AppendUint(out, seq, 10)
+	out = append(out, `"}`...)
+	sum := sha256.Sum256(out)
+	rec.Seq = seq
+	rec.PrevHash = bytes.Clone(prev)
+	rec.Hash = sum[:]
+	return nil
 }

@@ -101,3 +101,38 @@ func TestPayloadHash(t *testing.T) {
 		t.Errorf("payload hash %s is not SHA-256", got)
 	}
 }
+
+// TestSealPreparedEqualsSeal checks the committer's fast path against the
+// definition, including values crafted to look like the placeholders.
+func TestSealPreparedEqualsSeal(t *testing.T) {
+	tricky := audittest.Decision(7)
+	tricky.Request.Resource.Attributes.Fields["seq"] = structpb.NewStringValue("18446744073709551615")
+	tricky.Request.Resource.Attributes.Fields["prev_hash"] = structpb.NewStringValue("//////////////////////////////////////////8=")
+	tricky.Request.Context["zzz"] = `"seq":"18446744073709551615"}`
+	tricky.FactsJson = `{"prev_hash":"//////////////////////////////////////////8=","seq":"18446744073709551615"}`
+	marker := audittest.Decision(3)
+	marker.Kind, marker.ReplayOf = tollgatev1.RecordKind_RECORD_KIND_REPLAY, "d001"
+	recs := []*audit.Record{audittest.Decision(0), audittest.Decision(1), tricky, marker, {DecisionId: "bare"}}
+	prev := audit.GenesisHash()
+	for i, r := range recs {
+		prep, err := audit.Prepare(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasSuffix(prep, []byte(`"seq":"18446744073709551615"}`)) {
+			t.Errorf("record %s: prepared form does not end with the seq placeholder; the fast path is not taken", r.DecisionId)
+		}
+		fast := proto.Clone(r).(*audit.Record)
+		if err := audit.SealPrepared(fast, prep, uint64(i+1), prev); err != nil {
+			t.Fatal(err)
+		}
+		slow := proto.Clone(r).(*audit.Record)
+		if err := audit.Seal(slow, uint64(i+1), prev); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(fast.Hash, slow.Hash) || fast.Seq != slow.Seq || !bytes.Equal(fast.PrevHash, slow.PrevHash) {
+			t.Errorf("record %s: fast seal hash %x, Seal %x", r.DecisionId, fast.Hash, slow.Hash)
+		}
+		prev = slow.Hash
+	}
+}

@@ -123,6 +123,7 @@ type pending struct {
 
 type item struct {
 	rec    *Record
+	prep   []byte     // rec's canonical form with placeholder position
 	pend   *pending   // for a keyed decision
 	origin *pending   // for a replay marker of a queued decision
 	result chan error // sync mode only
@@ -262,6 +263,15 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 		it.result = make(chan error, 1)
 	}
 	snapshot := proto.Clone(it.rec).(*Record)
+	// Encode on the caller's goroutine; the committer only substitutes
+	// the chain position and hashes.
+	if it.prep, err = prepare(it.rec); err != nil {
+		if it.pend != nil {
+			w.release(it.pend, err)
+			close(it.pend.queued)
+		}
+		return nil, nil, fmt.Errorf("encode audit record %s: %w", r.DecisionId, err)
+	}
 	err = w.enqueue(ctx, it)
 	if it.pend != nil {
 		if err != nil {
@@ -521,7 +531,7 @@ func (w *Writer) appendBatch(live []*item) error {
 	prev := w.head
 	seq, hash := prev.Seq, prev.Hash
 	for i, it := range live {
-		if err := Seal(it.rec, seq+1, hash); err != nil {
+		if err := sealPrepared(it.rec, it.prep, seq+1, hash); err != nil {
 			return err
 		}
 		seq, hash = it.rec.Seq, it.rec.Hash

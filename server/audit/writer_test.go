@@ -408,8 +408,8 @@ func TestVerifyNamesAlteredRecord(t *testing.T) {
 		tamper  string
 		problem audit.Problem
 	}{
-		{"body", `UPDATE records SET body = replace(body, '"message":"m"', '"message":"ok"') WHERE seq = ?`, audit.ProblemHashMismatch},
-		{"body and column", `UPDATE records SET effect = 1, body = replace(body, '"EFFECT_DENY"', '"EFFECT_ALLOW"') WHERE seq = ?`, audit.ProblemHashMismatch},
+		{"body", `UPDATE records SET body = json_set(body, '$.reasons[0].message', 'ok') WHERE seq = ?`, audit.ProblemHashMismatch},
+		{"body and column", `UPDATE records SET effect = 1, body = json_set(body, '$.effect', 'EFFECT_ALLOW') WHERE seq = ?`, audit.ProblemHashMismatch},
 		{"indexed column", `UPDATE records SET effect = 1 WHERE seq = ?`, audit.ProblemCorrupt},
 		{"hash column", `UPDATE records SET hash = zeroblob(32) WHERE seq = ?`, audit.ProblemCorrupt},
 	}

@@ -262,7 +262,7 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, recs []*audit.Recor
 	}
 	defer insReason.Close()
 	for _, r := range recs {
-		body, err := audit.Canonical(r)
+		body, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(r)
 		if err != nil {
 			return fmt.Errorf("encode audit record %s: %w", r.GetDecisionId(), err)
 		}

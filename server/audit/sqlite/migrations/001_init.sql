@@ -1,5 +1,6 @@
--- Decision records. body is the record's canonical JSON (hash included): the
--- source of truth that Get, List and Verify decode. The other columns are
+-- Decision records. body is the record's protojson form (proto field names,
+-- hash included): the source of truth that Get, List and Verify decode, and
+-- queryable with SQLite's JSON functions. The other columns are
 -- indexes derived from body; Chain checks they still agree with it.
 CREATE TABLE records (
     decision_id     TEXT    PRIMARY KEY,
