@@ -2,7 +2,6 @@ package policies_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -12,8 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/tollgate/tollgate/server/masterdata"
 )
@@ -26,7 +24,7 @@ type decisionCase struct {
 	// MasterData are change events applied on top of the shared fixture for
 	// this case only.
 	MasterData []caseEvent `json:"masterdata"`
-	Expect     expectation `json:"expect"`
+	Expect     outcome     `json:"expect"`
 	file       string
 }
 
@@ -39,17 +37,9 @@ type caseEvent struct {
 	Record  map[string]any `json:"record"`
 }
 
-type expectation struct {
-	Effect    string   `json:"effect"`
-	Primary   string   `json:"primary"`
-	Approvers []string `json:"approvers"`
-}
-
-type outcome struct {
-	Effect    string   `json:"effect"`
-	Primary   string   `json:"primary"`
-	Approvers []string `json:"approvers"`
-	Codes     []string `json:"-"`
+func (e caseEvent) event() masterdata.Event {
+	return masterdata.Event{EventID: e.EventID, Kind: masterdata.Kind(e.Kind), Key: e.Key,
+		Version: e.Version, Op: masterdata.Op(e.Op), Record: e.Record}
 }
 
 func loadCases(tb testing.TB) []decisionCase {
@@ -78,59 +68,18 @@ func loadCases(tb testing.TB) []decisionCase {
 	return all
 }
 
-// inputOf is the policy input of a case request, numbers kept exact.
-func inputOf(tb testing.TB, req json.RawMessage) ast.Value {
-	tb.Helper()
-	v, err := ast.ValueFromReader(bytes.NewReader(req))
-	if err != nil {
-		tb.Fatalf("parse request: %v", err)
-	}
-	return v
-}
-
-func decide(tb testing.TB, pq rego.PreparedEvalQuery, input ast.Value, now time.Time) outcome {
-	tb.Helper()
-	rs, err := pq.Eval(context.Background(), rego.EvalParsedInput(input), rego.EvalTime(now))
-	if err != nil {
-		tb.Fatalf("eval: %v", err)
-	}
-	if len(rs) != 1 {
-		tb.Fatalf("eval: %d results, want 1 (decision must be defined)", len(rs))
-	}
-	raw, err := json.Marshal(rs[0].Expressions[0].Value)
-	if err != nil {
-		tb.Fatalf("encode decision: %v", err)
-	}
-	var d struct {
-		Effect    string `json:"effect"`
-		Reasons   []struct{ Code, Message string }
-		Approvers []string `json:"approvers"`
-	}
-	if err := json.Unmarshal(raw, &d); err != nil {
-		tb.Fatalf("decode decision %s: %v", raw, err)
-	}
-	if len(d.Reasons) == 0 {
-		tb.Fatalf("decision without reasons: %s", raw)
-	}
-	o := outcome{Effect: d.Effect, Primary: d.Reasons[0].Code, Approvers: d.Approvers}
-	for _, r := range d.Reasons {
-		o.Codes = append(o.Codes, r.Code)
-	}
-	return o
-}
-
-// TestDecisionCases evaluates every case of testdata/cases against the pack,
-// over a real go-memdb master-data store loaded from testdata/fixture, at the
+// TestDecisionCases runs every case of testdata/cases through the real
+// decision service (API validation, engine, the embedded pack, go-memdb
+// master data loaded from testdata/fixture plus the case's own events) at the
 // case's evaluation time. It fails when any reason code of the spec
 // (testdata/reason_codes.json) is neither primary nor secondary in some case.
 func TestDecisionCases(t *testing.T) {
-	b := loadPack(t)
+	compiled := compilePack(t)
 	cases := loadCases(t)
 	if len(cases) < 120 {
 		t.Errorf("%d cases, want at least 120", len(cases))
 	}
-	shared := newStore(t, nil)
-	sharedPQ := prepare(t, b, shared.Snapshot())
+	shared := newStore(t, os.DirFS(filepath.Join(packDir(t), "testdata", "fixture")), nil)
 
 	seen := map[string]bool{}
 	names := map[string]bool{}
@@ -140,22 +89,21 @@ func TestDecisionCases(t *testing.T) {
 		}
 		names[c.Name] = true
 		t.Run(c.Name, func(t *testing.T) {
-			pq := sharedPQ
+			store := shared
 			if len(c.MasterData) > 0 {
-				var evs []masterdata.Event
-				for _, e := range c.MasterData {
-					evs = append(evs, masterdata.Event{EventID: e.EventID, Kind: masterdata.Kind(e.Kind), Key: e.Key,
-						Version: e.Version, Op: masterdata.Op(e.Op), Record: e.Record})
+				evs := make([]masterdata.Event, len(c.MasterData))
+				for i, e := range c.MasterData {
+					evs[i] = e.event()
 				}
-				pq = prepare(t, b, newStore(t, evs).Snapshot())
+				store = newStore(t, os.DirFS(filepath.Join(packDir(t), "testdata", "fixture")), evs)
 			}
-			got := decide(t, pq, inputOf(t, c.Request), c.Now)
-			for _, code := range got.Codes {
+			srv := newServer(t, compiled, store, c.Now)
+			got, codes := decide(t, srv, c.Request)
+			for _, code := range codes {
 				seen[code] = true
 			}
-			want := outcome{Effect: c.Expect.Effect, Primary: c.Expect.Primary, Approvers: c.Expect.Approvers}
-			if diff := cmp.Diff(want, got, cmp.FilterPath(func(p cmp.Path) bool { return p.String() == "Codes" }, cmp.Ignore())); diff != "" {
-				t.Errorf("%s: decision mismatch (-want +got):\n%s\nall reasons: %v", c.file, diff, got.Codes)
+			if diff := cmp.Diff(c.Expect, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s: decision mismatch (-want +got):\n%s\nall reasons: %v", c.file, diff, codes)
 			}
 		})
 	}

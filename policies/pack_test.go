@@ -2,18 +2,23 @@ package policies_test
 
 import (
 	"context"
-	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/loader"
-	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/types"
+	"github.com/rs/zerolog"
 
+	tollgate "github.com/tollgate/tollgate/clients/go"
+	"github.com/tollgate/tollgate/policies"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/server/api"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
@@ -28,8 +33,8 @@ func packDir(tb testing.TB) string {
 	return filepath.Dir(file)
 }
 
-// loadPack loads policies/ as an OPA bundle (manifest, data.json, Rego with
-// annotations, Rego v1), the way the engine loads it.
+// loadPack loads policies/ from disk as an OPA bundle with file paths, as the
+// Rego test runner needs them for coverage.
 func loadPack(tb testing.TB) *bundle.Bundle {
 	tb.Helper()
 	dir := packDir(tb)
@@ -47,33 +52,32 @@ func loadPack(tb testing.TB) *bundle.Bundle {
 	return b
 }
 
-// Declarations of the engine's master-data builtins (policy-pack contract):
-// md.get(kind, key) => any (null when absent); md.lookup(kind, index, value) => array.
-// The engine's own are unexported behind Engine; these are identical.
-var (
-	mdGet = &rego.Function{
-		Name:             "md.get",
-		Decl:             types.NewFunction(types.Args(types.S, types.S), types.A),
-		Nondeterministic: true,
+// compilePack compiles the embedded pack (policies.FS) the way `tollgate
+// serve` does.
+func compilePack(tb testing.TB) *engine.Compiled {
+	tb.Helper()
+	b, err := engine.LoadFS(policies.FS)
+	if err != nil {
+		tb.Fatalf("load embedded pack: %v", err)
 	}
-	mdLookup = &rego.Function{
-		Name:             "md.lookup",
-		Decl:             types.NewFunction(types.Args(types.S, types.S, types.S), types.NewArray(nil, types.A)),
-		Nondeterministic: true,
+	c, err := engine.Compile(context.Background(), b)
+	if err != nil {
+		tb.Fatalf("compile pack: %v", err)
 	}
-)
+	return c
+}
 
-// newStore returns a real master-data store (go-memdb) loaded with the shared
-// fixture testdata/fixture/*.ndjson and then extra events, records prepared
-// as the engine prepares them.
-func newStore(tb testing.TB, extra []masterdata.Event) *masterdata.Store {
+// newStore returns a real master-data store (go-memdb) loaded with the
+// NDJSON change events of fsys and then extra events, records prepared as the
+// engine prepares them.
+func newStore(tb testing.TB, fsys fs.FS, extra []masterdata.Event) *masterdata.Store {
 	tb.Helper()
 	st, err := masterdata.New(masterdata.Config{Prepare: engine.PrepareRecord})
 	if err != nil {
 		tb.Fatalf("new store: %v", err)
 	}
-	if _, err := st.LoadDir(os.DirFS(filepath.Join(packDir(tb), "testdata", "fixture"))); err != nil {
-		tb.Fatalf("load fixture: %v", err)
+	if _, err := st.LoadDir(fsys); err != nil {
+		tb.Fatalf("load master data: %v", err)
 	}
 	if len(extra) > 0 {
 		res := st.Apply(extra)
@@ -86,65 +90,55 @@ func newStore(tb testing.TB, extra []masterdata.Event) *masterdata.Store {
 	return st
 }
 
-// recordTerm is the OPA value of a record: the engine's prepared value.
-func recordTerm(rec *masterdata.Record) (*ast.Term, error) {
-	if v, ok := rec.Prepared.(ast.Value); ok {
-		return ast.NewTerm(v), nil
-	}
-	v, err := ast.InterfaceToValue(rec.Fields)
-	if err != nil {
-		return nil, fmt.Errorf("convert record %s/%s: %w", rec.Kind, rec.Key, err)
-	}
-	return ast.NewTerm(v), nil
-}
-
-// snapshotOptions registers md.get and md.lookup reading sn, the way the
-// engine's builtins read the snapshot of a decision.
-func snapshotOptions(sn *masterdata.Snapshot) []func(*rego.Rego) {
-	return []func(*rego.Rego){
-		rego.Function2(mdGet, func(_ rego.BuiltinContext, a, b *ast.Term) (*ast.Term, error) {
-			kind, ok1 := a.Value.(ast.String)
-			key, ok2 := b.Value.(ast.String)
-			if !ok1 || !ok2 {
-				return nil, fmt.Errorf("md.get: want strings, got %v, %v", a, b)
-			}
-			rec, ok := sn.Get(masterdata.Kind(kind), string(key))
-			if !ok {
-				return ast.NullTerm(), nil
-			}
-			return recordTerm(rec)
-		}),
-		rego.Function3(mdLookup, func(_ rego.BuiltinContext, a, b, c *ast.Term) (*ast.Term, error) {
-			kind, _ := a.Value.(ast.String)
-			index, _ := b.Value.(ast.String)
-			value, _ := c.Value.(ast.String)
-			recs := sn.Lookup(masterdata.Kind(kind), string(index), string(value))
-			terms := make([]*ast.Term, 0, len(recs))
-			for _, rec := range recs {
-				t, err := recordTerm(rec)
-				if err != nil {
-					return nil, err
-				}
-				terms = append(terms, t)
-			}
-			return ast.ArrayTerm(terms...), nil
-		}),
-	}
-}
-
-// prepare compiles the pack and prepares data.tollgate.decision with the
-// master-data builtins reading sn.
-func prepare(tb testing.TB, b *bundle.Bundle, sn *masterdata.Snapshot) rego.PreparedEvalQuery {
+// newServer returns the real decision service (unaudited) over an engine
+// running compiled on store with its clock fixed at now.
+func newServer(tb testing.TB, compiled *engine.Compiled, store *masterdata.Store, now time.Time) *api.DecisionServer {
 	tb.Helper()
-	opts := []func(*rego.Rego){
-		rego.Query("data.tollgate.decision"),
-		rego.ParsedBundle("policies", b),
-		rego.StrictBuiltinErrors(true),
-	}
-	opts = append(opts, snapshotOptions(sn)...)
-	pq, err := rego.New(opts...).PrepareForEval(context.Background())
+	eng, err := engine.New(engine.Config{Clock: func() time.Time { return now }}, store, zerolog.Nop())
 	if err != nil {
-		tb.Fatalf("prepare decision query: %v", err)
+		tb.Fatalf("new engine: %v", err)
 	}
-	return pq
+	eng.Activate(compiled)
+	return api.NewDecisionServer(eng, nil, api.Limits{}, nil, zerolog.Nop())
+}
+
+// outcome is what a decision case checks: effect, primary reason, approvers.
+type outcome struct {
+	Effect    string   `json:"effect"`
+	Primary   string   `json:"primary"`
+	Approvers []string `json:"approvers"`
+}
+
+// parseRequest reads a request in policy-pack §2 JSON form, as `tollgatectl
+// decide -f` does.
+func parseRequest(tb testing.TB, raw []byte) *tollgatev1.DecideRequest {
+	tb.Helper()
+	req, err := tollgate.ParseDecideRequestJSON(raw)
+	if err != nil {
+		tb.Fatalf("parse request: %v", err)
+	}
+	return req
+}
+
+// decide sends the JSON request raw to srv and returns the outcome and every
+// reason code, primary first.
+func decide(tb testing.TB, srv *api.DecisionServer, raw []byte) (outcome, []string) {
+	tb.Helper()
+	resp, err := srv.Decide(context.Background(), parseRequest(tb, raw))
+	if err != nil {
+		tb.Fatalf("decide: %v", err)
+	}
+	if len(resp.GetReasons()) == 0 {
+		tb.Fatalf("decision without reasons: %v", resp)
+	}
+	codes := make([]string, len(resp.GetReasons()))
+	for i, r := range resp.GetReasons() {
+		codes[i] = r.GetCode()
+	}
+	got := outcome{
+		Effect:    strings.TrimPrefix(resp.GetEffect().String(), "EFFECT_"),
+		Primary:   codes[0],
+		Approvers: resp.GetApprovers(),
+	}
+	return got, codes
 }
