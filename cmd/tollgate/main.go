@@ -11,12 +11,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/server/app"
+	"github.com/tollgate/tollgate/server/audit"
 )
 
 func main() {
@@ -64,6 +66,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.MasterdataDir, "masterdata", "", "directory of NDJSON change-event files to load at start (default: embedded demo data)")
 	fs.DurationVar(&cfg.EvalTimeout, "eval-timeout", 250*time.Millisecond, "bound on one policy evaluation")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "bound on draining in-flight calls at shutdown")
+	auditMode := fs.String("audit-mode", string(audit.ModeSync), "audit log mode: sync (answer after the record is durable) or async (answer once queued)")
+	fs.StringVar(&cfg.Audit.ChainID, "audit-chain", "default", "this replica's audit hash chain id")
+	mask := fs.String("audit-mask", "", "comma-separated request paths masked in the audit log, e.g. resource.attributes.bank_account")
 	logFormat := fs.String("log-format", "json", "log format: json or console")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -71,6 +76,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	cfg.Audit.Mode = audit.Mode(*auditMode)
+	if *mask != "" {
+		cfg.Audit.MaskPaths = strings.Split(*mask, ",")
 	}
 	log, err := newLogger(*logFormat, *logLevel, stderr)
 	if err != nil {

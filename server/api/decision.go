@@ -7,9 +7,12 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/engine"
 )
 
@@ -18,18 +21,26 @@ type Decider interface {
 	Decide(ctx context.Context, req *engine.Request) *engine.Result
 }
 
+// AuditLog records a decision before it is answered; *audit.Writer is the implementation. Write returns
+// replayOf when the request's idempotency key belongs to an earlier decision with the same payload.
+type AuditLog interface {
+	Write(ctx context.Context, rec *audit.Record) (stored, replayOf *audit.Record, err error)
+}
+
 // DecisionServer implements tollgatev1.DecisionServiceServer.
 type DecisionServer struct {
 	tollgatev1.UnimplementedDecisionServiceServer
 	engine  Decider
+	audit   AuditLog
 	limits  Limits
 	metrics *Metrics
 	log     zerolog.Logger
 }
 
-// NewDecisionServer returns the decision service over eng.
-func NewDecisionServer(eng Decider, limits Limits, metrics *Metrics, log zerolog.Logger) *DecisionServer {
-	return &DecisionServer{engine: eng, limits: limits.withDefaults(), metrics: metrics, log: log}
+// NewDecisionServer returns the decision service over eng. Every decision is written to log before it
+// is answered; a nil log answers unrecorded, which only in-process benchmarks and tests may want.
+func NewDecisionServer(eng Decider, log AuditLog, limits Limits, metrics *Metrics, logger zerolog.Logger) *DecisionServer {
+	return &DecisionServer{engine: eng, audit: log, limits: limits.withDefaults(), metrics: metrics, log: logger}
 }
 
 // Decide answers one decision request.
@@ -38,7 +49,8 @@ func (s *DecisionServer) Decide(ctx context.Context, req *tollgatev1.DecideReque
 	if err != nil {
 		return nil, toStatus(s.log, err)
 	}
-	return s.decide(ctx, in), nil
+	resp, err := s.decide(ctx, req, in)
+	return resp, toStatus(s.log, err)
 }
 
 // DecideBatch answers independent requests in order. A structurally bad request fails the whole batch
@@ -61,17 +73,85 @@ func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.Decide
 	}
 	out := &tollgatev1.DecideBatchResponse{Responses: make([]*tollgatev1.DecideResponse, len(ins))}
 	for i, in := range ins {
-		out.Responses[i] = s.decide(ctx, in)
+		resp, err := s.decide(ctx, reqs[i], in)
+		if err != nil {
+			// Decisions before this one are recorded; the caller learns which failed by its index.
+			return nil, toStatus(s.log, fmt.Errorf("requests[%d]: %w", i, err))
+		}
+		out.Responses[i] = resp
 	}
 	return out, nil
 }
 
-func (s *DecisionServer) decide(ctx context.Context, in *engine.Request) *tollgatev1.DecideResponse {
+// decide evaluates one request and records it. The answer leaves only once the audit log holds the
+// record (sync mode) or has queued it (async mode); if the log refuses, the caller gets an error and
+// no decision.
+func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideRequest, in *engine.Request) (*tollgatev1.DecideResponse, error) {
 	start := time.Now()
 	res := s.engine.Decide(ctx, in)
+	latency := time.Since(start)
 	resp := responseFor(ulid.Make().String(), res)
+	if s.audit != nil {
+		rec, err := decisionRecord(ctx, req, resp, res, latency)
+		if err != nil {
+			return nil, err
+		}
+		_, original, err := s.audit.Write(ctx, rec)
+		if err != nil {
+			return nil, err
+		}
+		if original != nil {
+			resp = responseFromRecord(original)
+			resp.Replay = true
+		}
+	}
 	s.metrics.observeDecision(in.Action, string(res.Effect), time.Since(start))
-	return resp
+	return resp, nil
+}
+
+// decisionRecord is the audit record of one answered decision. The writer masks sensitive request
+// fields before it hashes and stores the record.
+func decisionRecord(ctx context.Context, req *tollgatev1.DecideRequest, resp *tollgatev1.DecideResponse, res *engine.Result, latency time.Duration) (*audit.Record, error) {
+	facts, err := engine.EncodeFacts(res.Facts)
+	if err != nil {
+		return nil, fmt.Errorf("record decision %s: %w", resp.GetDecisionId(), err)
+	}
+	return &audit.Record{
+		DecisionId:         resp.GetDecisionId(),
+		EvaluatedAt:        resp.GetEvaluatedAt(),
+		Caller:             callerOf(ctx),
+		Request:            req,
+		Effect:             resp.GetEffect(),
+		Reasons:            resp.GetReasons(),
+		Approvers:          resp.GetApprovers(),
+		BundleRevision:     resp.GetBundleRevision(),
+		MasterdataRevision: resp.GetMasterdataRevision(),
+		FactsJson:          string(facts),
+		IdempotencyKey:     req.GetIdempotencyKey(),
+		Latency:            durationpb.New(latency),
+	}, nil
+}
+
+// callerOf is the caller's identity as the audit record keeps it. Until callers authenticate it is
+// the peer address.
+func callerOf(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+// responseFromRecord is the answer a recorded decision gave.
+func responseFromRecord(rec *audit.Record) *tollgatev1.DecideResponse {
+	return &tollgatev1.DecideResponse{
+		DecisionId:         rec.GetDecisionId(),
+		Effect:             rec.GetEffect(),
+		Reasons:            rec.GetReasons(),
+		Approvers:          rec.GetApprovers(),
+		BundleRevision:     rec.GetBundleRevision(),
+		MasterdataRevision: rec.GetMasterdataRevision(),
+		EvaluatedAt:        rec.GetEvaluatedAt(),
+	}
 }
 
 func responseFor(id string, res *engine.Result) *tollgatev1.DecideResponse {

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/tollgate/tollgate/server/audit"
 )
 
 // fieldError is a structurally bad request: the named field is missing, malformed or too large.
@@ -33,7 +35,19 @@ func toStatus(log zerolog.Logger, err error) error {
 		return err
 	}
 	var fe *fieldError
+	var conflict *audit.ConflictError
 	switch {
+	case errors.As(err, &conflict):
+		return status.Error(codes.AlreadyExists, conflict.Error())
+	case errors.Is(err, audit.ErrQueueFull):
+		return status.Error(codes.ResourceExhausted, "audit log queue is full; retry later")
+	case errors.Is(err, audit.ErrUnavailable), errors.Is(err, audit.ErrClosed):
+		log.Error().Err(err).Msg("audit log unavailable")
+		return status.Error(codes.Unavailable, "audit log unavailable: decision not made")
+	case errors.Is(err, audit.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, audit.ErrInvalidArgument):
+		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.As(err, &fe):
 		st := status.New(codes.InvalidArgument, fe.Error())
 		if d, derr := st.WithDetails(&errdetails.BadRequest{

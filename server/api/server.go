@@ -21,6 +21,7 @@ import (
 type Services struct {
 	Decisions  *DecisionServer
 	MasterData *MasterDataServer
+	Audit      *AuditServer
 }
 
 // MaxMessageBytes is the transport bound on one gRPC message. It admits a full batch of maximal
@@ -37,6 +38,7 @@ func NewServer(svc Services, log zerolog.Logger, opts ...grpc.ServerOption) (*gr
 	srv := grpc.NewServer(opts...)
 	tollgatev1.RegisterDecisionServiceServer(srv, svc.Decisions)
 	tollgatev1.RegisterMasterDataServiceServer(srv, svc.MasterData)
+	tollgatev1.RegisterAuditServiceServer(srv, svc.Audit)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)

@@ -25,6 +25,8 @@ import (
 	"github.com/tollgate/tollgate/bundles/demo"
 	"github.com/tollgate/tollgate/policies"
 	"github.com/tollgate/tollgate/server/api"
+	"github.com/tollgate/tollgate/server/audit"
+	"github.com/tollgate/tollgate/server/audit/sqlite"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
@@ -48,6 +50,9 @@ type Config struct {
 	Limits api.Limits
 	// ShutdownTimeout bounds the graceful drain of in-flight calls at shutdown. Default 10s.
 	ShutdownTimeout time.Duration
+	// Audit configures the decision log writer: mode (sync, the default, or async), chain id, masked
+	// request paths, batching. Its Registry is set by the app.
+	Audit audit.Config
 }
 
 // Defaults for Config.
@@ -78,6 +83,8 @@ func (c Config) withDefaults() Config {
 type App struct {
 	cfg      Config
 	log      zerolog.Logger
+	store    *sqlite.Store
+	writer   *audit.Writer
 	md       *masterdata.Store
 	engine   *engine.Engine
 	grpc     *grpc.Server
@@ -117,19 +124,25 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.engine = eng
-	b, err := a.loadBundle()
-	if err != nil {
+
+	if a.store, err = sqlite.Open(ctx, cfg.DataDir); err != nil {
 		return nil, err
 	}
-	compiled, err := engine.Compile(ctx, b)
-	if err != nil {
-		return nil, fmt.Errorf("activate bundle: %w", err)
+	auditCfg := cfg.Audit
+	auditCfg.Registry = a.registry
+	if a.writer, err = audit.NewWriter(auditCfg, a.store, log); err != nil {
+		a.store.Close()
+		return nil, fmt.Errorf("start audit writer: %w", err)
 	}
-	eng.Activate(compiled)
+	if err := a.activateBundle(ctx); err != nil {
+		a.closeAudit()
+		return nil, err
+	}
 
 	a.grpc, a.health = api.NewServer(api.Services{
-		Decisions:  api.NewDecisionServer(eng, cfg.Limits, metrics, log),
+		Decisions:  api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log),
 		MasterData: api.NewMasterDataServer(md, cfg.Limits, metrics, log),
+		Audit:      api.NewAuditServer(a.store, eng, cfg.Limits, log),
 	}, log)
 
 	mux := http.NewServeMux()
@@ -138,13 +151,47 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	if a.grpcLis, err = net.Listen("tcp", cfg.Addr); err != nil {
+		a.closeAudit()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
 	if a.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		a.grpcLis.Close()
+		a.closeAudit()
 		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
 	return a, nil
+}
+
+// activateBundle loads and compiles the configured bundle, keeps it in the audit log under its
+// revision (so every decision it makes can be replayed), and only then activates it.
+func (a *App) activateBundle(ctx context.Context) error {
+	b, err := a.loadBundle()
+	if err != nil {
+		return err
+	}
+	compiled, err := engine.Compile(ctx, b)
+	if err != nil {
+		return fmt.Errorf("activate bundle: %w", err)
+	}
+	if err := a.store.PutBundle(ctx, audit.Bundle{Revision: compiled.Revision(), Data: compiled.Data(), ActivatedAt: time.Now().UTC()}); err != nil {
+		return fmt.Errorf("keep bundle %s for replay: %w", compiled.Revision(), err)
+	}
+	a.engine.Activate(compiled)
+	return nil
+}
+
+// closeAudit drains the writer's queue and closes the store.
+func (a *App) closeAudit() {
+	if a.writer != nil {
+		if err := a.writer.Close(); err != nil {
+			a.log.Error().Err(err).Msg("close audit writer")
+		}
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			a.log.Error().Err(err).Msg("close audit store")
+		}
+	}
 }
 
 func (a *App) loadMasterdata(metrics *api.Metrics) error {
@@ -197,14 +244,46 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info().Str("addr", a.Addr().String()).Str("http_addr", a.HTTPAddr().String()).
 		Str("bundle_revision", active.Revision()).Msg("tollgate serving")
 
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go a.watchAudit(watchCtx, a.writer)
+
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 		err = fmt.Errorf("serve: %w", err)
 	}
+	stopWatch()
 	a.shutdown()
 	return err
+}
+
+// auditWatchInterval paces the health check's view of the audit log.
+const auditWatchInterval = 250 * time.Millisecond
+
+// watchAudit reports NOT_SERVING while the audit log cannot commit: in sync mode no decision can be
+// answered then, and load balancers should send callers elsewhere.
+func (a *App) watchAudit(ctx context.Context, w *audit.Writer) {
+	t := time.NewTicker(auditWatchInterval)
+	defer t.Stop()
+	serving := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if healthy := w.Healthy(); healthy != serving {
+			serving = healthy
+			st := healthpb.HealthCheckResponse_SERVING
+			if !healthy {
+				st = healthpb.HealthCheckResponse_NOT_SERVING
+			}
+			a.health.SetServingStatus("", st)
+			a.log.Warn().Bool("audit_healthy", healthy).Msg("health changed with the audit log")
+		}
+	}
 }
 
 func (a *App) shutdown() {
@@ -226,10 +305,14 @@ func (a *App) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = a.http.Shutdown(ctx)
+	a.closeAudit()
+	a.writer, a.store = nil, nil
 }
 
-// Close releases listeners if Run was never called. After Run returned it is a no-op.
+// Close releases what New acquired if Run was never called. After Run returned it is a no-op.
 func (a *App) Close() error {
+	a.closeAudit()
+	a.writer, a.store = nil, nil
 	a.grpc.Stop()
 	_ = a.http.Close()
 	// Listeners handed to Serve are closed by Stop and Close; these close them when Run never ran.

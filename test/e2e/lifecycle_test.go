@@ -19,7 +19,7 @@ import (
 // TestShutdownFinishesInFlightDecisions stops the service while slow decisions are running: each of
 // them must still be answered.
 func TestShutdownFinishesInFlightDecisions(t *testing.T) {
-	srv := startServer(t, app.Config{BundleDir: "testdata/slow", EvalTimeout: 20 * time.Second})
+	srv := startServer(t, app.Config{BundleDir: "testdata/slow", EvalTimeout: 60 * time.Second, ShutdownTimeout: 60 * time.Second})
 	const calls = 4
 	var wg sync.WaitGroup
 	errs := make([]error, calls)

@@ -1,0 +1,232 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/server/audit"
+	"github.com/tollgate/tollgate/server/engine"
+)
+
+// AuditServer implements tollgatev1.AuditServiceServer: read-only access to the decision log, chain
+// verification and exact replay of recorded decisions.
+type AuditServer struct {
+	tollgatev1.UnimplementedAuditServiceServer
+	store  audit.Store
+	engine *engine.Engine
+	limits Limits
+	log    zerolog.Logger
+
+	mu       sync.Mutex
+	compiled map[string]*engine.Compiled // replay bundles by revision
+}
+
+// maxReplayBundles bounds the compiled bundles kept for replay; past revisions are rarely replayed in
+// bulk, and each costs a compile.
+const maxReplayBundles = 8
+
+// NewAuditServer returns the audit service over store; eng evaluates replays.
+func NewAuditServer(store audit.Store, eng *engine.Engine, limits Limits, log zerolog.Logger) *AuditServer {
+	return &AuditServer{store: store, engine: eng, limits: limits.withDefaults(), log: log, compiled: map[string]*engine.Compiled{}}
+}
+
+// ListDecisions returns one page of records, newest first.
+func (s *AuditServer) ListDecisions(ctx context.Context, req *tollgatev1.ListDecisionsRequest) (*tollgatev1.ListDecisionsResponse, error) {
+	if req.GetPageSize() < 0 {
+		return nil, toStatus(s.log, badField("page_size", "must not be negative"))
+	}
+	if _, ok := tollgatev1.Effect_name[int32(req.GetEffect())]; !ok {
+		return nil, toStatus(s.log, badField("effect", "unknown effect %d", req.GetEffect()))
+	}
+	f := audit.Filter{
+		ActorID:        req.GetActorId(),
+		Action:         req.GetAction(),
+		ResourceType:   req.GetResourceType(),
+		ResourceID:     req.GetResourceId(),
+		Effect:         req.GetEffect(),
+		ReasonCode:     req.GetReasonCode(),
+		BundleRevision: req.GetBundleRevision(),
+		WorkflowID:     req.GetWorkflowId(),
+		PageSize:       int(req.GetPageSize()),
+		PageToken:      req.GetPageToken(),
+	}
+	if req.GetFrom() != nil {
+		f.From = req.GetFrom().AsTime()
+	}
+	if req.GetTo() != nil {
+		f.To = req.GetTo().AsTime()
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return nil, toStatus(s.log, badField("to", "must be after from"))
+	}
+	page, err := s.store.List(ctx, f)
+	if err != nil {
+		return nil, toStatus(s.log, fmt.Errorf("list decisions: %w", err))
+	}
+	return &tollgatev1.ListDecisionsResponse{Records: page.Records, NextPageToken: page.NextPageToken}, nil
+}
+
+// GetDecision returns one record.
+func (s *AuditServer) GetDecision(ctx context.Context, req *tollgatev1.GetDecisionRequest) (*tollgatev1.GetDecisionResponse, error) {
+	if req.GetDecisionId() == "" {
+		return nil, toStatus(s.log, badField("decision_id", "is required"))
+	}
+	rec, err := s.store.Get(ctx, req.GetDecisionId())
+	if err != nil {
+		return nil, toStatus(s.log, fmt.Errorf("decision %s: %w", req.GetDecisionId(), err))
+	}
+	return &tollgatev1.GetDecisionResponse{Record: rec}, nil
+}
+
+// VerifyLog walks a chain (or every chain) and reports the first record that does not verify.
+func (s *AuditServer) VerifyLog(ctx context.Context, req *tollgatev1.VerifyLogRequest) (*tollgatev1.VerifyLogResponse, error) {
+	rep, err := audit.Verify(ctx, s.store, req.GetChainId())
+	if err != nil {
+		return nil, toStatus(s.log, fmt.Errorf("verify audit log: %w", err))
+	}
+	out := &tollgatev1.VerifyLogResponse{
+		Ok:                 rep.OK,
+		RecordsChecked:     rep.RecordsChecked,
+		FirstBadSeq:        rep.FirstBadSeq,
+		FirstBadDecisionId: rep.FirstBadDecisionID,
+		ChainId:            rep.ChainID,
+	}
+	if !rep.OK {
+		out.Problem = rep.Message()
+		s.log.Warn().Str("chain_id", rep.ChainID).Uint64("seq", rep.FirstBadSeq).Str("decision_id", rep.FirstBadDecisionID).
+			Str("problem", out.Problem).Msg("audit log does not verify")
+	}
+	return out, nil
+}
+
+// ReplayDecision re-evaluates a recorded decision with the bundle revision, evaluation time and
+// master-data facts it was made with, and reports whether the result is identical.
+func (s *AuditServer) ReplayDecision(ctx context.Context, req *tollgatev1.ReplayDecisionRequest) (*tollgatev1.ReplayDecisionResponse, error) {
+	if req.GetDecisionId() == "" {
+		return nil, toStatus(s.log, badField("decision_id", "is required"))
+	}
+	rec, err := s.store.Get(ctx, req.GetDecisionId())
+	if err != nil {
+		return nil, toStatus(s.log, fmt.Errorf("decision %s: %w", req.GetDecisionId(), err))
+	}
+	if rec.GetKind() == tollgatev1.RecordKind_RECORD_KIND_REPLAY {
+		// A replay marker repeats an earlier answer; the decision to replay is the original.
+		if rec, err = s.store.Get(ctx, rec.GetReplayOf()); err != nil {
+			return nil, toStatus(s.log, fmt.Errorf("original of replay marker %s: %w", req.GetDecisionId(), err))
+		}
+	}
+	compiled, err := s.compiledFor(ctx, rec.GetBundleRevision())
+	if err != nil {
+		return nil, toStatus(s.log, err)
+	}
+	in, err := s.limits.normalize(rec.GetRequest(), "record.request.")
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "recorded request of %s cannot be evaluated: %v", rec.GetDecisionId(), err)
+	}
+	facts, err := engine.DecodeFacts([]byte(rec.GetFactsJson()))
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "recorded facts of %s: %v", rec.GetDecisionId(), err)
+	}
+	res := s.engine.EvaluateRecorded(ctx, compiled, in, rec.GetEvaluatedAt().AsTime(), facts)
+
+	original := responseFromRecord(rec)
+	replayed := responseFor(rec.GetDecisionId(), res)
+	replayed.MasterdataRevision = rec.GetMasterdataRevision() // the facts are that revision's
+	diffs := differences(original, replayed)
+	return &tollgatev1.ReplayDecisionResponse{Identical: len(diffs) == 0, Original: original, Replayed: replayed, Differences: diffs}, nil
+}
+
+// compiledFor returns the bundle of a recorded revision, compiled: the active one if it matches, else
+// the one the audit log kept when it was activated.
+func (s *AuditServer) compiledFor(ctx context.Context, revision string) (*engine.Compiled, error) {
+	if active, _ := s.engine.Active(); active != nil && active.Revision() == revision {
+		return active, nil
+	}
+	s.mu.Lock()
+	c, ok := s.compiled[revision]
+	s.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	stored, err := s.store.GetBundle(ctx, revision)
+	if err != nil {
+		return nil, fmt.Errorf("bundle revision %q: %w", revision, err)
+	}
+	b, err := engine.Deserialize(stored.Data)
+	if err != nil {
+		return nil, fmt.Errorf("stored bundle %q: %w", revision, err)
+	}
+	if c, err = engine.Compile(ctx, b); err != nil {
+		return nil, fmt.Errorf("stored bundle %q: %w", revision, err)
+	}
+	if c.Revision() != revision {
+		return nil, fmt.Errorf("stored bundle %q compiles as revision %q", revision, c.Revision())
+	}
+	s.mu.Lock()
+	if len(s.compiled) >= maxReplayBundles {
+		for k := range s.compiled { // evict any one; replays of old revisions are rare
+			delete(s.compiled, k)
+			break
+		}
+	}
+	s.compiled[revision] = c
+	s.mu.Unlock()
+	return c, nil
+}
+
+// differences lists what differs between a recorded and a replayed answer.
+func differences(a, b *tollgatev1.DecideResponse) []string {
+	var out []string
+	if a.GetEffect() != b.GetEffect() {
+		out = append(out, fmt.Sprintf("effect: %s -> %s", shortEffect(a.GetEffect()), shortEffect(b.GetEffect())))
+	}
+	if !equalReasons(a.GetReasons(), b.GetReasons()) {
+		out = append(out, fmt.Sprintf("reasons: %s -> %s", reasonCodes(a.GetReasons()), reasonCodes(b.GetReasons())))
+	}
+	if fmt.Sprint(a.GetApprovers()) != fmt.Sprint(b.GetApprovers()) {
+		out = append(out, fmt.Sprintf("approvers: %v -> %v", a.GetApprovers(), b.GetApprovers()))
+	}
+	if a.GetBundleRevision() != b.GetBundleRevision() {
+		out = append(out, fmt.Sprintf("bundle_revision: %s -> %s", a.GetBundleRevision(), b.GetBundleRevision()))
+	}
+	return out
+}
+
+func equalReasons(a, b []*tollgatev1.Reason) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func reasonCodes(rs []*tollgatev1.Reason) string {
+	codes := make([]string, len(rs))
+	for i, r := range rs {
+		codes[i] = r.GetCode()
+		if r.GetMessage() != "" {
+			codes[i] += fmt.Sprintf("(%q)", r.GetMessage())
+		}
+	}
+	return fmt.Sprint(codes)
+}
+
+func shortEffect(e tollgatev1.Effect) string {
+	for k, v := range effects {
+		if v == e {
+			return string(k)
+		}
+	}
+	return e.String()
+}
