@@ -48,7 +48,7 @@ func rootCommand() *command {
 		help: `tollgatectl calls a Tollgate policy decision service over gRPC.
 Requests and responses are JSON with short enum names ("HUMAN", "EXECUTE",
 "ALLOW"); the prefixed proto names ("ACTOR_TYPE_HUMAN") are accepted too.`,
-		subs: []*command{decideCommand(), decideBatchCommand(), masterDataCommand()},
+		subs: []*command{decideCommand(), decideBatchCommand(), masterDataCommand(), auditCommand()},
 	}
 }
 
@@ -295,8 +295,8 @@ func (a *app) printUsage(cmd *command, path string, fs *flag.FlagSet) {
 		printFlags(w, fs, isGlobal)
 		fmt.Fprintf(w, `
 Exit status: 0 on success; 1 if the call failed, with a one-line error on
-stderr (and for 'masterdata apply', if any event was INVALID); 2 for a bad
-command line.
+stderr (and for 'masterdata apply', if any event was INVALID; for 'audit
+verify', if the log does not verify); 2 for a bad command line.
 
 Run '%s COMMAND -h' for a command's flags.
 `, path)
@@ -328,7 +328,7 @@ func printFlags(w io.Writer, fs *flag.FlagSet, keep func(*flag.Flag) bool) {
 		if name != "" {
 			line += " " + name
 		}
-		if def := f.DefValue; def != "" && def != "false" && def != "0s" && f.Name != "token" {
+		if def := f.DefValue; !slices.Contains([]string{"", "false", "0", "0s"}, def) && f.Name != "token" {
 			usage += fmt.Sprintf(" (default %q)", def)
 		}
 		fmt.Fprintf(w, "%s\n    \t%s\n", line, usage)

@@ -71,11 +71,21 @@ func TestHelp(t *testing.T) {
 		{[]string{"decide-batch", "-h"}, []string{"Usage: tollgatectl decide-batch -f FILE", "JSON array"}},
 		{[]string{"masterdata", "-h"}, []string{"Usage: tollgatectl masterdata COMMAND", "apply ", "get ", "status "}},
 		{[]string{"masterdata", "apply", "-h"}, []string{
-			"Usage: tollgatectl masterdata apply -f FILE [--json]", "--json",
+			"Usage: tollgatectl masterdata apply -f FILE [--batch N] [--json]", "--json",
+			"--batch N", `(default "1000")`, "Each batch is its own transaction",
 			"1 if any event is\nINVALID",
 		}},
 		{[]string{"masterdata", "get", "--help"}, []string{"Usage: tollgatectl masterdata get KIND KEY", "NotFound"}},
 		{[]string{"masterdata", "status", "-h"}, []string{"Usage: tollgatectl masterdata status [--json]"}},
+		{[]string{"audit", "-h"}, []string{"Usage: tollgatectl audit COMMAND", "list ", "get ", "verify ", "replay ", "export "}},
+		{[]string{"audit", "list", "-h"}, []string{
+			"Usage: tollgatectl audit list [--from TIME]", "--effect EFFECT", "--page-token TOKEN", "--all", "--json",
+			"newest first", "next page: --page-token TOKEN",
+		}},
+		{[]string{"audit", "get", "-h"}, []string{"Usage: tollgatectl audit get ID", `"facts"`}},
+		{[]string{"audit", "verify", "-h"}, []string{"Usage: tollgatectl audit verify [--chain ID]", "1 if it does not"}},
+		{[]string{"audit", "replay", "-h"}, []string{"Usage: tollgatectl audit replay [--json] ID", "0 whether or not the result is identical"}},
+		{[]string{"audit", "export", "-h"}, []string{"Usage: tollgatectl audit export --since TIME [--until TIME]", "OLDEST FIRST"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			got := runCmd(t, nil, "", tc.args...)
@@ -106,8 +116,8 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "tollgatectl: missing command (decide, decide-batch, masterdata) (see 'tollgatectl -h')"},
-		{[]string{"frobnicate"}, `tollgatectl: unknown command "frobnicate" (decide, decide-batch, masterdata) (see 'tollgatectl -h')`},
+		{nil, "tollgatectl: missing command (decide, decide-batch, masterdata, audit) (see 'tollgatectl -h')"},
+		{[]string{"frobnicate"}, `tollgatectl: unknown command "frobnicate" (decide, decide-batch, masterdata, audit) (see 'tollgatectl -h')`},
 		{[]string{"--nope"}, "tollgatectl: flag provided but not defined: -nope (see 'tollgatectl -h')"},
 		{[]string{"--timeout", "soon", "decide"}, `tollgatectl: invalid value "soon" for flag -timeout: parse error (see 'tollgatectl -h')`},
 		{[]string{"decide"}, "tollgatectl: decide: -f is required (see 'tollgatectl decide -h')"},
@@ -119,6 +129,24 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"masterdata", "apply"}, "tollgatectl: masterdata apply: -f is required (see 'tollgatectl masterdata apply -h')"},
 		{[]string{"masterdata", "get", "supplier"}, "tollgatectl: masterdata get: want KIND and KEY, got 1 arguments (see 'tollgatectl masterdata get -h')"},
 		{[]string{"masterdata", "status", "now"}, `tollgatectl: masterdata status: unexpected argument "now" (flags go before arguments) (see 'tollgatectl masterdata status -h')`},
+		{[]string{"masterdata", "apply", "-f", "x.ndjson", "--batch", "0"}, "tollgatectl: masterdata apply: --batch must be at least 1, got 0 (see 'tollgatectl masterdata apply -h')"},
+		{[]string{"audit"}, "tollgatectl: audit: missing command (list, get, verify, replay, export) (see 'tollgatectl audit -h')"},
+		{[]string{"audit", "list", "--from", "yesterday"}, `tollgatectl: audit list: --from: want an RFC 3339 time such as 2026-03-02T09:30:00Z, got "yesterday" (see 'tollgatectl audit list -h')`},
+		{[]string{"audit", "list", "--to", "2026-03-02"}, `tollgatectl: audit list: --to: want an RFC 3339 time such as 2026-03-02T09:30:00Z, got "2026-03-02" (see 'tollgatectl audit list -h')`},
+		{[]string{"audit", "list", "--from", "2026-03-02T10:00:00Z", "--to", "2026-03-02T09:00:00+00:00"}, "tollgatectl: audit list: --to must be after --from (see 'tollgatectl audit list -h')"},
+		{[]string{"audit", "list", "--effect", "MAYBE"}, `tollgatectl: audit list: --effect: want ALLOW, DENY or REQUIRE_APPROVAL, got "MAYBE" (see 'tollgatectl audit list -h')`},
+		{[]string{"audit", "list", "--effect", "UNSPECIFIED"}, `tollgatectl: audit list: --effect: want ALLOW, DENY or REQUIRE_APPROVAL, got "UNSPECIFIED" (see 'tollgatectl audit list -h')`},
+		{[]string{"audit", "list", "--limit", "1001"}, "tollgatectl: audit list: --limit must be 1 to 1000 (0: the server's default), got 1001 (see 'tollgatectl audit list -h')"},
+		{[]string{"audit", "list", "--limit", "-1"}, "tollgatectl: audit list: --limit must be 1 to 1000 (0: the server's default), got -1 (see 'tollgatectl audit list -h')"},
+		{[]string{"audit", "list", "everything"}, `tollgatectl: audit list: unexpected argument "everything" (flags go before arguments) (see 'tollgatectl audit list -h')`},
+		{[]string{"audit", "get"}, "tollgatectl: audit get: want one decision ID, got 0 arguments (see 'tollgatectl audit get -h')"},
+		{[]string{"audit", "get", "a", "b"}, "tollgatectl: audit get: want one decision ID, got 2 arguments (see 'tollgatectl audit get -h')"},
+		{[]string{"audit", "get", ""}, "tollgatectl: audit get: decision ID must not be empty (see 'tollgatectl audit get -h')"},
+		{[]string{"audit", "replay"}, "tollgatectl: audit replay: want one decision ID, got 0 arguments (see 'tollgatectl audit replay -h')"},
+		{[]string{"audit", "verify", "chain-a"}, `tollgatectl: audit verify: unexpected argument "chain-a" (flags go before arguments) (see 'tollgatectl audit verify -h')`},
+		{[]string{"audit", "export"}, "tollgatectl: audit export: --since is required (see 'tollgatectl audit export -h')"},
+		{[]string{"audit", "export", "--since", "2026-03-02T10:00:00Z", "--until", "2026-03-02T10:00:00Z"}, "tollgatectl: audit export: --until must be after --since (see 'tollgatectl audit export -h')"},
+		{[]string{"audit", "export", "--since", "now"}, `tollgatectl: audit export: --since: want an RFC 3339 time such as 2026-03-02T09:30:00Z, got "now" (see 'tollgatectl audit export -h')`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			wantFailure(t, runCmd(t, nil, "", tc.args...), exitUsage, tc.want)

@@ -27,17 +27,28 @@ func masterDataCommand() *command {
 func masterDataApplyCommand() *command {
 	return &command{
 		name:    "apply",
-		args:    "-f FILE [--json]",
+		args:    "-f FILE [--batch N] [--json]",
 		summary: "apply change events from an NDJSON file",
 		help: `Reads change events, one JSON object per line:
   {"event_id": "...", "kind": "supplier", "key": "S1", "version": 3, "op": "UPSERT", "record": {...}}
-(op "UPSERT" or "DELETE"), sends them as one batch and prints one line per
-event ("EVENT_ID OUTCOME [ERROR]") and the master-data revision after the batch.
+(op "UPSERT" or "DELETE") and sends them in batches of --batch events, in file
+order, one Apply call per batch. Each batch is its own transaction on the
+server: a batch is applied whole or not at all, but an error in a later batch
+does not undo the earlier ones. The whole file is read and checked before the
+first call, so a malformed line sends nothing. Prints one line per event
+("EVENT_ID OUTCOME [ERROR]") as each batch completes, and the master-data
+revision after the last batch; --json prints one JSON response holding every
+event's result and that revision.
+
+If a call fails, the results of the batches before it are printed, the error
+names the failed batch and its events, and the later batches are not sent.
 
 Exit status: 0 if every event is APPLIED, DUPLICATE or STALE; 1 if any event is
-INVALID (the other events of the batch are still applied), so scripts notice.`,
+INVALID (the other events of the batch are still applied), so scripts notice,
+or if a call failed.`,
 		setup: func(fs *flag.FlagSet) runFunc {
 			file := fs.String("f", "", "NDJSON `FILE` of change events (- for stdin)")
+			batch := fs.Int("batch", defaultApplyBatch, "send at most `N` events per Apply call (one transaction each)")
 			asJSON := fs.Bool("json", false, "print the response as JSON")
 			return func(ctx context.Context, a *app, args []string) error {
 				if err := noArgs(args); err != nil {
@@ -45,6 +56,9 @@ INVALID (the other events of the batch are still applied), so scripts notice.`,
 				}
 				if *file == "" {
 					return usagef("-f is required")
+				}
+				if *batch < 1 {
+					return usagef("--batch must be at least 1, got %d", *batch)
 				}
 				events, err := a.readEvents(*file)
 				if err != nil {
@@ -55,25 +69,68 @@ INVALID (the other events of the batch are still applied), so scripts notice.`,
 					return err
 				}
 				defer c.Close()
-				resp, err := c.ApplyMasterData(ctx, events)
-				if err != nil {
-					return err
+				var text io.Writer
+				if !*asJSON {
+					text = a.stdout
 				}
-				if *asJSON {
-					out, err := tollgate.FormatJSON(resp)
+				merged, applyErr := applyBatches(ctx, c, events, *batch, text)
+				if *asJSON && (applyErr == nil || len(merged.GetResults()) > 0) {
+					out, err := tollgate.FormatJSON(merged)
 					if err != nil {
 						return err
 					}
 					if err := a.write(out); err != nil {
 						return err
 					}
-				} else if err := printApply(a.stdout, resp); err != nil {
-					return err
 				}
-				return applyOutcome(len(events), resp)
+				if applyErr != nil {
+					return applyErr
+				}
+				if !*asJSON {
+					if _, err := fmt.Fprintf(a.stdout, "revision %d\n", merged.GetRevision()); err != nil {
+						return fmt.Errorf("write output: %w", err)
+					}
+				}
+				return applyOutcome(len(events), merged)
 			}
 		},
 	}
+}
+
+// defaultApplyBatch is the default number of events per Apply call, well
+// under the server's default cap of 10,000.
+const defaultApplyBatch = 1000
+
+// applyBatches sends events in batches of size, in order, and returns every
+// result so far and the revision after the last successful batch. If text is
+// not nil it prints each batch's results there as the batch completes. A
+// failed call stops the run with an error naming the batch; the results of
+// the batches before it are returned with it.
+func applyBatches(ctx context.Context, c *tollgate.Client, events []*tollgatev1.ChangeEvent, size int, text io.Writer) (*tollgatev1.ApplyResponse, error) {
+	merged := &tollgatev1.ApplyResponse{}
+	batches := (len(events) + size - 1) / size
+	for i := range batches {
+		start, end := i*size, min((i+1)*size, len(events))
+		resp, err := c.ApplyMasterData(ctx, events[start:end])
+		if err == nil && len(resp.GetResults()) != end-start {
+			err = fmt.Errorf("server reported %d outcomes for %d events", len(resp.GetResults()), end-start)
+		}
+		if err != nil {
+			if batches == 1 {
+				return merged, err
+			}
+			return merged, fmt.Errorf("batch %d of %d (events %d-%d) not applied: %s; later batches not sent",
+				i+1, batches, start+1, end, describe(err))
+		}
+		merged.Results = append(merged.Results, resp.GetResults()...)
+		merged.Revision = resp.GetRevision()
+		if text != nil {
+			if err := printResults(text, resp.GetResults()); err != nil {
+				return merged, err
+			}
+		}
+	}
+	return merged, nil
 }
 
 // readEvents reads the NDJSON events of a -f argument.
@@ -97,10 +154,10 @@ func (a *app) readEvents(file string) ([]*tollgatev1.ChangeEvent, error) {
 	return events, nil
 }
 
-// printApply prints "EVENT_ID OUTCOME [ERROR]" per event and the revision.
-func printApply(w io.Writer, resp *tollgatev1.ApplyResponse) error {
+// printResults prints "EVENT_ID OUTCOME [ERROR]" per event, aligned.
+func printResults(w io.Writer, results []*tollgatev1.EventResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, r := range resp.GetResults() {
+	for _, r := range results {
 		line := r.GetEventId() + "\t" + outcomeName(r.GetOutcome())
 		if r.GetError() != "" {
 			line += "\t" + oneLine(r.GetError())
@@ -108,9 +165,6 @@ func printApply(w io.Writer, resp *tollgatev1.ApplyResponse) error {
 		fmt.Fprintln(tw, line)
 	}
 	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	if _, err := fmt.Fprintf(w, "revision %d\n", resp.GetRevision()); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil

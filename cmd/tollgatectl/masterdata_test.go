@@ -33,15 +33,14 @@ const (
 	invalid   = tollgatev1.EventOutcome_EVENT_OUTCOME_INVALID
 )
 
-func TestPrintApply(t *testing.T) {
+func TestPrintResults(t *testing.T) {
 	var buf bytes.Buffer
-	if err := printApply(&buf, result3(applied, invalid, stale)); err != nil {
-		t.Fatalf("printApply: %v", err)
+	if err := printResults(&buf, result3(applied, invalid, stale).GetResults()); err != nil {
+		t.Fatalf("printResults: %v", err)
 	}
 	want := `erp-1    APPLIED
 erp-22   INVALID  supplier S10: status: "WEIRD" is not one of APPROVED, PENDING, BLOCKED
 erp-333  STALE    version 3 is not newer than 5
-revision 17
 `
 	if diff := cmp.Diff(want, buf.String()); diff != "" {
 		t.Errorf("output mismatch (-want +got):\n%s", diff)
