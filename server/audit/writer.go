@@ -542,6 +542,21 @@ func (w *Writer) appendBatch(live []*item) error {
 	w.met.commitSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		w.met.commitFailures.Inc()
+		if errors.Is(err, ErrDuplicate) || errors.Is(err, ErrInvalidArgument) {
+			// A bad record, not a bad store.
+			w.log.Error().Err(err).Str("chain", w.cfg.ChainID).Msg("audit record refused by the store")
+			return err
+		}
+		if errors.Is(err, ErrHeadMismatch) {
+			// Someone else appended to this chain: continue after them so
+			// the chain stays linked, and say so.
+			if h, herr := w.store.Head(context.Background(), w.cfg.ChainID); herr == nil {
+				if h.Seq == 0 {
+					h.Hash = GenesisHash()
+				}
+				w.head = h
+			}
+		}
 		if w.healthy.Swap(false) {
 			w.log.Error().Err(err).Str("chain", w.cfg.ChainID).Msg("audit commit failed")
 		}
@@ -565,6 +580,9 @@ func storedHead(h Head) Head {
 }
 
 func (w *Writer) settle(live []*item, err error) {
+	if err != nil && w.cfg.Mode == ModeAsync {
+		w.log.Error().Err(err).Str("chain", w.cfg.ChainID).Int("records", len(live)).Msg("queued audit records not written")
+	}
 	if err != nil && !errors.Is(err, ErrUnavailable) {
 		err = fmt.Errorf("append audit batch: %w: %w", ErrUnavailable, err)
 	}

@@ -583,8 +583,11 @@ func waitFor(tb testing.TB, cond func() bool) {
 func failInserts(tb testing.TB, s *sqlite.Store) (heal func()) {
 	tb.Helper()
 	db := rawDB(tb, s)
+	// Ping's heartbeat write fails too, so the health probe sees the fault.
 	exec(tb, db, `CREATE TRIGGER fault BEFORE INSERT ON records BEGIN SELECT RAISE(ABORT, 'injected fault'); END`)
-	return func() { exec(tb, db, "DROP TRIGGER fault") }
+	exec(tb, db, `CREATE TRIGGER fault_ping BEFORE UPDATE ON heartbeat BEGIN SELECT RAISE(ABORT, 'injected fault'); END`)
+	exec(tb, db, `INSERT OR IGNORE INTO heartbeat (id, at) VALUES (1, 0)`)
+	return func() { exec(tb, db, "DROP TRIGGER fault"); exec(tb, db, "DROP TRIGGER fault_ping") }
 }
 
 func TestSyncStoreFailure(t *testing.T) {
@@ -677,5 +680,15 @@ func TestWriteRejectsBadRecords(t *testing.T) {
 	}
 	if _, _, err := w.Write(context.Background(), proto.Clone(audittest.Decision(3)).(*audit.Record)); err != nil {
 		t.Errorf("good record after bad ones: %v", err)
+	}
+	// A reused decision_id is the caller's fault: refused, store still healthy.
+	if _, _, err := w.Write(context.Background(), audittest.Decision(3)); !errors.Is(err, audit.ErrDuplicate) {
+		t.Errorf("reused decision_id: err = %v, want ErrDuplicate", err)
+	}
+	if !w.Healthy() {
+		t.Errorf("Healthy() = false after a refused record")
+	}
+	if stored, _, err := w.Write(context.Background(), audittest.Decision(4)); err != nil || stored.Seq != 2 {
+		t.Errorf("next record: seq %d, err %v; want seq 2", stored.GetSeq(), err)
 	}
 }
