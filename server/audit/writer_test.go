@@ -692,3 +692,25 @@ func TestWriteRejectsBadRecords(t *testing.T) {
 		t.Errorf("next record: seq %d, err %v; want seq 2", stored.GetSeq(), err)
 	}
 }
+
+func TestSecondWriterOnChainRecovers(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	a := newWriter(t, audit.Config{}, s)
+	b := newWriter(t, audit.Config{}, s) // misconfigured: same chain id
+	if _, _, err := a.Write(ctx, audittest.Decision(1)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := b.Write(ctx, audittest.Decision(2))
+	if !errors.Is(err, audit.ErrUnavailable) || !errors.Is(err, audit.ErrHeadMismatch) {
+		t.Fatalf("stale writer: err = %v, want ErrUnavailable wrapping ErrHeadMismatch", err)
+	}
+	// The stale writer picked up the stored head and continues after it.
+	stored, _, err := b.Write(ctx, audittest.Decision(2))
+	if err != nil || stored.Seq != 2 {
+		t.Fatalf("stale writer retry: seq %d, err %v; want seq 2", stored.GetSeq(), err)
+	}
+	if rep := verify(t, s, "test"); !rep.OK || rep.RecordsChecked != 2 {
+		t.Errorf("Verify = %+v, want OK with 2", rep)
+	}
+}
