@@ -47,9 +47,9 @@ var methodAccess = map[string]access{
 	"/tollgate.v1.PolicyService/Status":   {roles: []string{auth.RoleAdmin, auth.RoleAudit}},
 	"/tollgate.v1.PolicyService/Activate": {roles: []string{auth.RoleAdmin}},
 
-	"/grpc.health.v1.Health/Check":                                  {public: true},
-	"/grpc.health.v1.Health/Watch":                                  {public: true},
-	"/grpc.health.v1.Health/List":                                   {public: true},
+	"/grpc.health.v1.Health/Check":                                   {public: true},
+	"/grpc.health.v1.Health/Watch":                                   {public: true},
+	"/grpc.health.v1.Health/List":                                    {public: true},
 	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      {anyone: true},
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {anyone: true},
 }
