@@ -990,10 +990,14 @@ func (x *ReasonCodeChange) GetCount() uint64 {
 
 // ImpactExample is one record whose result would change.
 type ImpactExample struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	DecisionId    string                 `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
-	Original      *DecideResponse        `protobuf:"bytes,2,opt,name=original,proto3" json:"original,omitempty"`
-	Candidate     *DecideResponse        `protobuf:"bytes,3,opt,name=candidate,proto3" json:"candidate,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	DecisionId string                 `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	Original   *DecideResponse        `protobuf:"bytes,2,opt,name=original,proto3" json:"original,omitempty"`
+	Candidate  *DecideResponse        `protobuf:"bytes,3,opt,name=candidate,proto3" json:"candidate,omitempty"`
+	// change names the kind of change this record exemplifies, e.g.
+	// "REQUIRE_APPROVAL -> ALLOW (PO_TIER_2_APPROVAL -> PO_WITHIN_BUYER_LIMIT)",
+	// or "not comparable".
+	Change        string `protobuf:"bytes,4,opt,name=change,proto3" json:"change,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1049,6 +1053,13 @@ func (x *ImpactExample) GetCandidate() *DecideResponse {
 	return nil
 }
 
+func (x *ImpactExample) GetChange() string {
+	if x != nil {
+		return x.Change
+	}
+	return ""
+}
+
 // ImpactAnalysisResponse summarizes what the candidate would change.
 type ImpactAnalysisResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1059,8 +1070,13 @@ type ImpactAnalysisResponse struct {
 	ChangedReasonCodes []*ReasonCodeChange `protobuf:"bytes,4,rep,name=changed_reason_codes,json=changedReasonCodes,proto3" json:"changed_reason_codes,omitempty"`
 	Examples           []*ImpactExample    `protobuf:"bytes,5,rep,name=examples,proto3" json:"examples,omitempty"`
 	CandidateRevision  string              `protobuf:"bytes,6,opt,name=candidate_revision,json=candidateRevision,proto3" json:"candidate_revision,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// not_comparable counts records the candidate could not judge on the
+	// recorded facts alone (it read master data the original decision never
+	// read, so it failed closed with POLICY_ERROR) or whose record could not
+	// be evaluated. They are neither in changed nor in matrix.
+	NotComparable uint64 `protobuf:"varint,7,opt,name=not_comparable,json=notComparable,proto3" json:"not_comparable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ImpactAnalysisResponse) Reset() {
@@ -1133,6 +1149,13 @@ func (x *ImpactAnalysisResponse) GetCandidateRevision() string {
 		return x.CandidateRevision
 	}
 	return ""
+}
+
+func (x *ImpactAnalysisResponse) GetNotComparable() uint64 {
+	if x != nil {
+		return x.NotComparable
+	}
+	return 0
 }
 
 var File_tollgate_v1_audit_proto protoreflect.FileDescriptor
@@ -1216,19 +1239,21 @@ const file_tollgate_v1_audit_proto_rawDesc = "" +
 	"\x10ReasonCodeChange\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\x04R\x05count\"\xa4\x01\n" +
+	"\x05count\x18\x03 \x01(\x04R\x05count\"\xbc\x01\n" +
 	"\rImpactExample\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x127\n" +
 	"\boriginal\x18\x02 \x01(\v2\x1b.tollgate.v1.DecideResponseR\boriginal\x129\n" +
-	"\tcandidate\x18\x03 \x01(\v2\x1b.tollgate.v1.DecideResponseR\tcandidate\"\xb3\x02\n" +
+	"\tcandidate\x18\x03 \x01(\v2\x1b.tollgate.v1.DecideResponseR\tcandidate\x12\x16\n" +
+	"\x06change\x18\x04 \x01(\tR\x06change\"\xda\x02\n" +
 	"\x16ImpactAnalysisResponse\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x04R\x05total\x12\x18\n" +
 	"\achanged\x18\x02 \x01(\x04R\achanged\x121\n" +
 	"\x06matrix\x18\x03 \x03(\v2\x19.tollgate.v1.EffectChangeR\x06matrix\x12O\n" +
 	"\x14changed_reason_codes\x18\x04 \x03(\v2\x1d.tollgate.v1.ReasonCodeChangeR\x12changedReasonCodes\x126\n" +
 	"\bexamples\x18\x05 \x03(\v2\x1a.tollgate.v1.ImpactExampleR\bexamples\x12-\n" +
-	"\x12candidate_revision\x18\x06 \x01(\tR\x11candidateRevision*[\n" +
+	"\x12candidate_revision\x18\x06 \x01(\tR\x11candidateRevision\x12%\n" +
+	"\x0enot_comparable\x18\a \x01(\x04R\rnotComparable*[\n" +
 	"\n" +
 	"RecordKind\x12\x1b\n" +
 	"\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
