@@ -2,12 +2,21 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	tollgate "github.com/tollgate/tollgate/clients/go"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
@@ -111,4 +120,86 @@ func TestPrintStatusEmpty(t *testing.T) {
 	if diff := cmp.Diff(want, buf.String()); diff != "" {
 		t.Errorf("output mismatch (-want +got):\n%s", diff)
 	}
+}
+
+// failingMasterData is a MasterDataService at the network boundary that
+// applies every batch until call failAt, which fails with Unavailable.
+type failingMasterData struct {
+	tollgatev1.UnimplementedMasterDataServiceServer
+	failAt int
+
+	mu    sync.Mutex
+	calls []int // events per call
+}
+
+func (s *failingMasterData) Apply(_ context.Context, req *tollgatev1.ApplyRequest) (*tollgatev1.ApplyResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, len(req.GetEvents()))
+	if len(s.calls) == s.failAt {
+		return nil, status.Error(codes.Unavailable, "audit store unavailable")
+	}
+	resp := &tollgatev1.ApplyResponse{Revision: uint64(len(s.calls))}
+	for _, ev := range req.GetEvents() {
+		resp.Results = append(resp.Results, &tollgatev1.EventResult{EventId: ev.GetEventId(), Outcome: applied})
+	}
+	return resp, nil
+}
+
+func startMasterData(t testing.TB, srv tollgatev1.MasterDataServiceServer) string {
+	t.Helper()
+	s := grpc.NewServer()
+	tollgatev1.RegisterMasterDataServiceServer(s, srv)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(lis) //nolint:errcheck // Serve returns when Stop runs
+	t.Cleanup(s.Stop)
+	return lis.Addr().String()
+}
+
+func TestApplyBatchFails(t *testing.T) {
+	var events strings.Builder
+	for i := 1; i <= 5; i++ {
+		fmt.Fprintf(&events, `{"event_id": "e%d", "kind": "site", "key": "X%d", "version": 1, "op": "UPSERT", "record": {}}`+"\n", i, i)
+	}
+	t.Run("text", func(t *testing.T) {
+		srv := &failingMasterData{failAt: 2}
+		got := runCmd(t, nil, events.String(), "--addr", startMasterData(t, srv), "masterdata", "apply", "--batch", "2", "-f", "-")
+		if got.code != exitError {
+			t.Errorf("exit status = %d, want %d", got.code, exitError)
+		}
+		if diff := cmp.Diff("tollgatectl: masterdata apply: batch 2 of 3 (events 3-4) not applied: Unavailable: audit store unavailable; later batches not sent\n", got.stderr); diff != "" {
+			t.Errorf("stderr mismatch (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff("e1  APPLIED\ne2  APPLIED\n", got.stdout); diff != "" {
+			t.Errorf("stdout mismatch (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]int{2, 2}, srv.calls); diff != "" {
+			t.Errorf("events per call (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		srv := &failingMasterData{failAt: 3}
+		got := runCmd(t, nil, events.String(), "--addr", startMasterData(t, srv), "masterdata", "apply", "--batch", "2", "--json", "-f", "-")
+		if got.code != exitError || !strings.Contains(got.stderr, "batch 3 of 3 (events 5-5) not applied") {
+			t.Errorf("exit %d, stderr %q", got.code, got.stderr)
+		}
+		resp := &tollgatev1.ApplyResponse{}
+		if err := tollgate.ParseJSON([]byte(got.stdout), resp); err != nil {
+			t.Fatalf("stdout is not the JSON of the applied batches: %v\n%s", err, got.stdout)
+		}
+		if len(resp.GetResults()) != 4 || resp.GetRevision() != 2 {
+			t.Errorf("JSON holds %d results and revision %d, want 4 and 2", len(resp.GetResults()), resp.GetRevision())
+		}
+	})
+	t.Run("single batch fails as before", func(t *testing.T) {
+		srv := &failingMasterData{failAt: 1}
+		got := runCmd(t, nil, events.String(), "--addr", startMasterData(t, srv), "masterdata", "apply", "-f", "-")
+		wantFailure(t, got, exitError, "tollgatectl: masterdata apply: Unavailable: audit store unavailable")
+		if diff := cmp.Diff([]int{5}, srv.calls); diff != "" {
+			t.Errorf("events per call (-want +got):\n%s", diff)
+		}
+	})
 }
