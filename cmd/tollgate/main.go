@@ -35,7 +35,8 @@ func main() {
 const usage = `usage: tollgate <command> [flags]
 
 commands:
-  serve    start the decision service (gRPC on --addr, metrics and health on --http-addr)
+  serve       start the decision service (gRPC on --addr, metrics and health on --http-addr)
+  dev-certs   write a throwaway CA, server and client certificates, a token and callers.json (DIR)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "dev-certs":
+		return devCerts(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -69,6 +72,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	auditMode := fs.String("audit-mode", string(audit.ModeSync), "audit log mode: sync (answer after the record is durable) or async (answer once queued)")
 	fs.StringVar(&cfg.Audit.ChainID, "audit-chain", "default", "this replica's audit hash chain id")
 	mask := fs.String("audit-mask", "", "comma-separated request paths masked in the audit log, e.g. resource.attributes.bank_account")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM); without it gRPC is plaintext, allowed only on loopback")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "server private key (PEM)")
+	fs.StringVar(&cfg.ClientCA, "client-ca", "", "CA bundle (PEM) for client certificates (mTLS)")
+	fs.StringVar(&cfg.CallersFile, "callers", "", "callers file (JSON): identities, roles, rate limits; reloaded on SIGHUP. Without it every RPC is open, on loopback only")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext on a non-loopback address (logs a warning at every start)")
+	fs.DurationVar(&cfg.DecisionTimeout, "decision-timeout", 5*time.Second, "server-side deadline of each decision call")
 	logFormat := fs.String("log-format", "json", "log format: json or console")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -90,7 +99,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer a.Close()
+	go reloadOnHangup(ctx, a, log)
 	return a.Run(ctx)
+}
+
+// reloadOnHangup re-reads the callers file on SIGHUP, so tokens rotate without a restart.
+func reloadOnHangup(ctx context.Context, a *app.App, log zerolog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := a.ReloadCallers(); err != nil {
+				log.Error().Err(err).Msg("reload callers: keeping the previous callers")
+			}
+		}
+	}
 }
 
 func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {

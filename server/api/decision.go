@@ -132,13 +132,23 @@ func decisionRecord(ctx context.Context, req *tollgatev1.DecideRequest, resp *to
 	}, nil
 }
 
-// callerOf is the caller's identity as the audit record keeps it. Until callers authenticate it is
-// the peer address.
+// callerOf is the caller's identity as the audit record keeps it: the authenticated caller and how it
+// authenticated, and the peer address, e.g. "orchestrator (mtls) from 10.0.0.7:51234".
 func callerOf(ctx context.Context) string {
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		return p.Addr.String()
+	var who, from string
+	if c, ok := CallerFrom(ctx); ok {
+		who = c.String()
 	}
-	return ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		from = p.Addr.String()
+	}
+	switch {
+	case who == "":
+		return from
+	case from == "":
+		return who
+	}
+	return who + " from " + from
 }
 
 // responseFromRecord is the answer a recorded decision gave.

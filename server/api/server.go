@@ -29,11 +29,13 @@ type Services struct {
 const MaxMessageBytes = 8 << 20
 
 // NewServer returns a gRPC server with Tollgate's services, the standard health service and reflection.
+// guard authenticates, authorizes and rate-limits every call after panic recovery and the access log.
 // The returned health server starts SERVING; callers flip it when a dependency fails.
-func NewServer(svc Services, log zerolog.Logger, opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
+func NewServer(svc Services, guard *Guard, log zerolog.Logger, opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
 	opts = append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(recoverUnary(log), logUnary(log)),
+		grpc.ChainUnaryInterceptor(recoverUnary(log), logUnary(log), guard.Unary),
+		grpc.ChainStreamInterceptor(guard.Stream),
 	}, opts...)
 	srv := grpc.NewServer(opts...)
 	tollgatev1.RegisterDecisionServiceServer(srv, svc.Decisions)

@@ -27,6 +27,7 @@ import (
 	"github.com/tollgate/tollgate/server/api"
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/audit/sqlite"
+	"github.com/tollgate/tollgate/server/auth"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
@@ -50,6 +51,21 @@ type Config struct {
 	Limits api.Limits
 	// ShutdownTimeout bounds the graceful drain of in-flight calls at shutdown. Default 10s.
 	ShutdownTimeout time.Duration
+	// TLSCert and TLSKey are the server's certificate and key files (PEM). Without them the service
+	// speaks plaintext, which it allows only on loopback or with Insecure.
+	TLSCert, TLSKey string
+	// ClientCA is a PEM bundle of CAs whose client certificates authenticate callers (mTLS). Callers
+	// without a certificate may still authenticate with a bearer token.
+	ClientCA string
+	// CallersFile configures callers, roles and rate limits (auth.Config as JSON). Without it every RPC
+	// is open, which the service allows only on loopback.
+	CallersFile string
+	// Insecure allows plaintext on a non-loopback address. It logs a warning at every start.
+	Insecure bool
+	// DecisionTimeout is the server-side deadline of each decision call. Default api.DefaultDecisionTimeout.
+	DecisionTimeout time.Duration
+	// MaxConcurrentStreams bounds concurrent calls per client connection. Default 256.
+	MaxConcurrentStreams uint32
 	// Audit configures the decision log writer: mode (sync, the default, or async), chain id, masked
 	// request paths, batching. Its Registry is set by the app.
 	Audit audit.Config
@@ -82,6 +98,7 @@ func (c Config) withDefaults() Config {
 // App is one running Tollgate service.
 type App struct {
 	cfg      Config
+	auth     *auth.Authenticator
 	log      zerolog.Logger
 	store    *sqlite.Store
 	writer   *audit.Writer
@@ -101,6 +118,10 @@ type App struct {
 func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	cfg = cfg.withDefaults()
 	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	serverOpts, err := a.security()
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -143,7 +164,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		Decisions:  api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log),
 		MasterData: api.NewMasterDataServer(md, cfg.Limits, metrics, log),
 		Audit:      api.NewAuditServer(a.store, eng, cfg.Limits, log),
-	}, log)
+	}, api.NewGuard(a.auth, cfg.DecisionTimeout, log), log, serverOpts...)
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
