@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tollgate "github.com/tollgate/tollgate/clients/go"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
@@ -186,4 +187,48 @@ func ExampleFormatDecideResponseJSON() {
 	//   "evaluated_at": null,
 	//   "replay": false
 	// }
+}
+
+// An auditor walks every DENY of one workflow, newest first, page by page,
+// then replays the newest to check the policy still explains it.
+func ExampleClient_DecisionPages() {
+	ctx := context.Background()
+	client, err := tollgate.Dial(ctx, "127.0.0.1:7070")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	req := &tollgatev1.ListDecisionsRequest{
+		WorkflowId: "wf-77",
+		Effect:     tollgatev1.Effect_EFFECT_DENY,
+		From:       timestamppb.New(time.Now().Add(-24 * time.Hour)),
+		PageSize:   200,
+	}
+	var newest string
+	for page, err := range client.DecisionPages(ctx, req) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, rec := range page.GetRecords() {
+			if newest == "" {
+				newest = rec.GetDecisionId()
+			}
+			line, err := tollgate.FormatJSONLine(rec) // short enum names, one line
+			if err != nil {
+				log.Fatal(err)
+			}
+			fmt.Println(string(line))
+		}
+	}
+	if newest == "" {
+		return
+	}
+	rep, err := client.ReplayDecision(ctx, newest)
+	if err != nil {
+		log.Fatal(err) // NotFound, or its bundle revision is no longer stored
+	}
+	if !rep.GetIdentical() {
+		fmt.Println("replay differs:", strings.Join(rep.GetDifferences(), "; "))
+	}
 }
