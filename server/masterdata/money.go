@@ -12,7 +12,7 @@ var amountPattern = regexp.MustCompile(`^\d+(\.\d+)?$`)
 // room to add several together (10^12 × 10^3 minor units ≪ 2^63).
 const maxAmountIntDigits = 12
 
-// currencyDigits maps the supported ISO 4217 codes to their minor-unit digits.
+// currencyDigits (read-only) maps the supported ISO 4217 codes to their minor-unit digits.
 var currencyDigits = map[string]int{
 	"AUD": 2, "BHD": 3, "BRL": 2, "CAD": 2, "CHF": 2, "CNY": 2, "CZK": 2, "DKK": 2, "EUR": 2,
 	"GBP": 2, "HKD": 2, "HUF": 2, "INR": 2, "JOD": 3, "JPY": 0, "KRW": 0, "KWD": 3, "MXN": 2,

@@ -4,7 +4,8 @@
 // Change events are validated on the way in (required fields, types, exact enum values, exact decimal
 // amounts in supported currencies, timestamps and dates, composite keys that match the record). A record
 // with a field its kind does not have is rejected, so that typos in master data surface instead of being
-// silently ignored. Events are idempotent by event id and ordered per record by version; every applied
+// silently ignored. The one field beyond policy-pack §3 is "id" on single-key kinds: it may be sent (it
+// must equal the key) and is always stored, so policies see a record's own id. Events are idempotent by event id and ordered per record by version; every applied
 // batch increments a revision that is stored in memdb beside the data, so a Snapshot's revision always
 // matches what it sees.
 //

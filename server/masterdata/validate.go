@@ -83,7 +83,7 @@ var autonomies = []string{"AUTONOMOUS", "HUMAN_APPROVAL_REQUIRED", "RECOMMEND_ON
 // approvalLimitKinds are the keys of user.approval_limits.
 var approvalLimitKinds = []string{"PO", "CREDIT_MEMO", "INVENTORY_ADJUST"}
 
-// kindSpecs holds the field lists of policy-pack §3.
+// kindSpecs holds the field lists of policy-pack §3. It is read-only.
 var kindSpecs = map[Kind]kindSpec{
 	KindUser: {fields: []field{
 		enumOf("status", "ACTIVE", "INACTIVE", "TERMINATED"),
@@ -467,11 +467,12 @@ func toRatio(v any) (json.Number, string) {
 			return "", describe(v) + " is not a number in 0..1"
 		}
 		return json.Number(strconv.FormatFloat(n, 'f', -1, 64)), ""
-	case int:
-		if n < 0 || n > 1 {
+	case int, int64:
+		i, _ := toInt(n)
+		if i < 0 || i > 1 {
 			return "", describe(v) + " is not a number in 0..1"
 		}
-		return json.Number(strconv.Itoa(n)), ""
+		return json.Number(strconv.FormatInt(i, 10)), ""
 	}
 	return "", "want a number in 0..1, got " + describe(v)
 }
