@@ -28,7 +28,7 @@ func main() {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(os.Stderr, "tollgate: %v\n", err)
 		}
-		os.Exit(2)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -36,6 +36,7 @@ const usage = `usage: tollgate <command> [flags]
 
 commands:
   serve       start the decision service (gRPC on --addr, metrics and health on --http-addr)
+  bundle      build, sign, inspect and test policy bundles (tollgate bundle -h)
   dev-certs   write a throwaway CA, server and client certificates, a token and callers.json (DIR)
 `
 
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "bundle":
+		return bundleCommand(ctx, args[1:], stdout, stderr)
 	case "dev-certs":
 		return devCerts(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
@@ -78,6 +81,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.CallersFile, "callers", "", "callers file (JSON): identities, roles, rate limits; reloaded on SIGHUP. Without it every RPC is open, on loopback only")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext on a non-loopback address (logs a warning at every start)")
 	fs.DurationVar(&cfg.DecisionTimeout, "decision-timeout", 5*time.Second, "server-side deadline of each decision call")
+	bundleFlags := registerBundleFlags(fs)
 	logFormat := fs.String("log-format", "json", "log format: json or console")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -86,6 +90,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
+	bundleCfg, err := bundleFlags.config()
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	cfg.Bundles = bundleCfg
 	cfg.Audit.Mode = audit.Mode(*auditMode)
 	if *mask != "" {
 		cfg.Audit.MaskPaths = strings.Split(*mask, ",")

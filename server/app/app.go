@@ -13,7 +13,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,9 +23,11 @@ import (
 
 	"github.com/tollgate/tollgate/bundles/demo"
 	"github.com/tollgate/tollgate/policies"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/api"
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/audit/sqlite"
+	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/auth"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/masterdata"
@@ -69,6 +70,9 @@ type Config struct {
 	// Audit configures the decision log writer: mode (sync, the default, or async), chain id, masked
 	// request paths, batching. Its Registry is set by the app.
 	Audit audit.Config
+	// Bundles configures the policy bundle gate and its sources (bundle server URL and polling,
+	// signature verification, required tests). Its Dir is BundleDir and its Registry is set by the app.
+	Bundles bundles.Config
 }
 
 // Defaults for Config.
@@ -104,6 +108,7 @@ type App struct {
 	writer   *audit.Writer
 	md       *masterdata.Store
 	engine   *engine.Engine
+	bundles  *bundles.Manager
 	grpc     *grpc.Server
 	health   *health.Server
 	http     *http.Server
@@ -155,6 +160,12 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		a.store.Close()
 		return nil, fmt.Errorf("start audit writer: %w", err)
 	}
+	bundleCfg := cfg.Bundles
+	bundleCfg.Dir, bundleCfg.Registry = cfg.BundleDir, a.registry
+	if a.bundles, err = bundles.New(bundleCfg, eng, a.store, log); err != nil {
+		a.closeAudit()
+		return nil, err
+	}
 	if err := a.activateBundle(ctx); err != nil {
 		a.closeAudit()
 		return nil, err
@@ -165,6 +176,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		MasterData: api.NewMasterDataServer(md, cfg.Limits, metrics, log),
 		Audit:      api.NewAuditServer(a.store, eng, cfg.Limits, log),
 	}, api.NewGuard(a.auth, cfg.DecisionTimeout, log), log, serverOpts...)
+	tollgatev1.RegisterPolicyServiceServer(a.grpc, api.NewPolicyServer(a.bundles, log))
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
@@ -183,26 +195,28 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	return a, nil
 }
 
-// activateBundle loads and compiles the configured bundle, keeps it in the audit log under its
-// revision (so every decision it makes can be replayed), and only then activates it.
+// activateBundle runs the startup bundle (BundleDir, else the embedded pack) through the activation
+// gate: verified, compiled, its Rego tests passed, kept in the audit log under its revision (so every
+// decision it makes can be replayed), and only then activated. The service does not start without it.
 func (a *App) activateBundle(ctx context.Context) error {
-	b, err := a.loadBundle()
-	if err != nil {
-		return err
+	var c bundles.Candidate
+	if a.cfg.BundleDir != "" {
+		c = a.bundles.OfferDir(ctx, a.cfg.BundleDir)
+	} else {
+		c = a.bundles.OfferEmbedded(ctx, policies.FS)
 	}
-	compiled, err := engine.Compile(ctx, b)
-	if err != nil {
-		return fmt.Errorf("activate bundle: %w", err)
+	if !c.Outcome.Accepted() {
+		return fmt.Errorf("activate bundle %s from %s: %s: %s", c.Revision, c.Source, c.Outcome, c.Reason)
 	}
-	if err := a.store.PutBundle(ctx, audit.Bundle{Revision: compiled.Revision(), Data: compiled.Data(), ActivatedAt: time.Now().UTC()}); err != nil {
-		return fmt.Errorf("keep bundle %s for replay: %w", compiled.Revision(), err)
-	}
-	a.engine.Activate(compiled)
 	return nil
 }
 
-// closeAudit drains the writer's queue and closes the store.
+// closeAudit stops the bundle sources (an activation keeps its bundle in the store), drains the
+// writer's queue and closes the store.
 func (a *App) closeAudit() {
+	if a.bundles != nil {
+		_ = a.bundles.Close()
+	}
 	if a.writer != nil {
 		if err := a.writer.Close(); err != nil {
 			a.log.Error().Err(err).Msg("close audit writer")
@@ -233,13 +247,6 @@ func (a *App) loadMasterdata(metrics *api.Metrics) error {
 	return nil
 }
 
-func (a *App) loadBundle() (*bundle.Bundle, error) {
-	if a.cfg.BundleDir != "" {
-		return engine.LoadDir(a.cfg.BundleDir)
-	}
-	return engine.LoadFS(policies.FS)
-}
-
 // Addr is the bound gRPC address.
 func (a *App) Addr() net.Addr { return a.grpcLis.Addr() }
 
@@ -252,7 +259,7 @@ func (a *App) Engine() *engine.Engine { return a.engine }
 // Run serves until ctx is cancelled, then stops gracefully: no new calls are accepted and in-flight
 // decisions finish (bounded by ShutdownTimeout) before Run returns.
 func (a *App) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- a.grpc.Serve(a.grpcLis) }()
 	go func() {
 		if err := a.http.Serve(a.httpLis); !errors.Is(err, http.ErrServerClosed) {
@@ -268,6 +275,9 @@ func (a *App) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go a.watchAudit(watchCtx, a.writer)
+	if err := a.bundles.Start(watchCtx); err != nil {
+		errc <- fmt.Errorf("watch bundle sources: %w", err)
+	}
 
 	var err error
 	select {
