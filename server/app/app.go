@@ -27,8 +27,8 @@ import (
 	"github.com/tollgate/tollgate/server/api"
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/audit/sqlite"
-	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/auth"
+	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
