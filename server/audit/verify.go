@@ -101,8 +101,11 @@ func verifyChain(ctx context.Context, store Store, chainID string) (Report, erro
 	}
 	want, prev := uint64(1), GenesisHash()
 	err = store.Chain(ctx, chainID, 1, func(rec *Record) error {
-		if rec.GetSeq() != want {
-			return fail(rec, ProblemSeqGap, "expected seq %d, found %d", want, rec.GetSeq())
+		if got := rec.GetSeq(); got != want {
+			if got > want {
+				return fail(rec, ProblemSeqGap, "expected seq %d, found %d: seq %s missing", want, got, seqRange(want, got-1))
+			}
+			return fail(rec, ProblemSeqGap, "expected seq %d, found %d again", want, got)
 		}
 		if rec.GetChainId() != chainID {
 			return fail(rec, ProblemHashMismatch, "record claims chain %q", rec.GetChainId())
@@ -148,6 +151,14 @@ func verifyChain(ctx context.Context, store Store, chainID string) (Report, erro
 		rep.Detail = fmt.Sprintf("head hash %s, last record's hash %s", short(head.Hash), short(prev))
 	}
 	return rep, nil
+}
+
+// seqRange renders the seqs from..to as "7" or "7-9".
+func seqRange(from, to uint64) string {
+	if from == to {
+		return fmt.Sprint(from)
+	}
+	return fmt.Sprintf("%d-%d", from, to)
 }
 
 func short(b []byte) string {
