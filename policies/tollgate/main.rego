@@ -7,8 +7,7 @@
 #   is the first finding of the winning effect in family then rule order,
 #   every other finding follows in that order. It is defined for every input.
 #
-#   A finding is {order: [family, rule, sub], effect, code, message,
-#   approvers}. effect INFO adds a reason that never decides and is never
+#   A finding is [family, rule, sub, effect, code, message, approvers]. effect INFO adds a reason that never decides and is never
 #   primary (RECOUNT_REQUIRED).
 package tollgate
 
@@ -18,51 +17,13 @@ import data.tollgate.erp
 import data.tollgate.th
 import data.tollgate.val
 
-_val_denied if {
-	some f in val.findings
-	f.effect == "DENY"
-}
-
-# findings are VAL's alone when VAL denies (later families assume valid
-# input), else every family's.
+# findings are VAL's alone when VAL has any (every VAL finding denies, and
+# later families assume valid input), else every family's. A finding is the
+# array [family, rule, sub, effect, code, message, approvers]; its first three
+# elements are its order key.
 findings := val.findings if {
-	_val_denied
+	count(val.findings) > 0
 } else := (((val.findings | dr.findings) | erp.findings) | th.findings) | ai.findings
-
-# ordered is findings sorted by their order key.
-ordered := [f | some p in sort([[f.order, f] | some f in findings]); f := p[1]]
-
-effect := "DENY" if {
-	some f in findings
-	f.effect == "DENY"
-} else := "REQUIRE_APPROVAL" if {
-	some f in findings
-	f.effect == "REQUIRE_APPROVAL"
-} else := "ALLOW"
-
-_allowed := {"code": "ALLOWED", "message": "no rule restricts this request"}
-
-_reason(f) := {"code": f.code, "message": f.message}
-
-# primary_index is the index in ordered of the primary reason; undefined for
-# an ALLOW that no rule spoke for.
-primary_index := min({i | some i, f in ordered; f.effect == effect})
-
-reasons := array.concat([_reason(ordered[primary_index])], [_reason(f) | some i, f in ordered; i != primary_index]) if {
-	primary_index
-} else := array.concat([_allowed], [_reason(f) | some f in ordered])
-
-_approver_list := [r | some f in ordered; f.effect == "REQUIRE_APPROVAL"; some r in f.approvers]
-
-approvers := [r | some i, r in _approver_list; not _seen_before(r, i)] if {
-	effect == "REQUIRE_APPROVAL"
-} else := []
-
-_seen_before(r, i) if {
-	some j, s in _approver_list
-	j < i
-	s == r
-}
 
 default decision := {
 	"effect": "DENY",
@@ -71,4 +32,22 @@ default decision := {
 }
 
 # decision is the answer the engine returns: {effect, reasons, approvers}.
-decision := {"effect": effect, "reasons": reasons, "approvers": approvers}
+# One body with local variables: every intermediate complete rule would cost
+# a cache entry per decision.
+decision := {"effect": effect, "reasons": reasons, "approvers": approvers} if {
+	ordered := sort(findings)
+	effects := {f[3] | some f in ordered}
+	effect := array.concat([e | some e in ["DENY", "REQUIRE_APPROVAL"]; e in effects], ["ALLOW"])[0]
+
+	# The primary reason is the first finding of the winning effect; an ALLOW
+	# no rule spoke for has ALLOWED first.
+	first := array.concat([i | some i, f in ordered; f[3] == effect], [-1])[0]
+	primary := [{"code": ordered[first][4], "message": ordered[first][5]} | first >= 0]
+	allowed := [{"code": "ALLOWED", "message": "no rule restricts this request"} | first < 0]
+	others := [{"code": f[4], "message": f[5]} | some i, f in ordered; i != first]
+	reasons := array.concat(array.concat(primary, allowed), others)
+
+	# Approvers of the REQUIRE_APPROVAL findings in order, without duplicates.
+	wanted := [r | effect == "REQUIRE_APPROVAL"; some f in ordered; f[3] == "REQUIRE_APPROVAL"; some r in f[6]]
+	approvers := [r | some i, r in wanted; not r in array.slice(wanted, 0, i)]
+}

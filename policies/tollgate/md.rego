@@ -10,26 +10,54 @@
 package tollgate.md
 
 # record(kind, key) is the record of kind under key; undefined when absent.
+# Each accessor below inlines it: a function call per read is measurable.
 record(kind, key) := r if {
 	is_string(key)
 	r := md.get(kind, key)
 	r != null
 }
 
-user(id) := record("user", id)
+user(id) := r if {
+	is_string(id)
+	r := md.get("user", id)
+	r != null
+}
 
-customer(id) := record("customer", id)
+customer(id) := r if {
+	is_string(id)
+	r := md.get("customer", id)
+	r != null
+}
 
-supplier(id) := record("supplier", id)
+supplier(id) := r if {
+	is_string(id)
+	r := md.get("supplier", id)
+	r != null
+}
 
-item(id) := record("item", id)
+item(id) := r if {
+	is_string(id)
+	r := md.get("item", id)
+	r != null
+}
 
-site(id) := record("site", id)
+site(id) := r if {
+	is_string(id)
+	r := md.get("site", id)
+	r != null
+}
 
-ai_agent(id) := record("ai_agent", id)
+ai_agent(id) := r if {
+	is_string(id)
+	r := md.get("ai_agent", id)
+	r != null
+}
 
 # ai_control is the global AI switchboard; undefined when none is loaded.
-ai_control := record("ai_control", "global")
+ai_control := r if {
+	r := md.get("ai_control", "global")
+	r != null
+}
 
 # inventory(site, item) is the stock row of item at site.
 inventory(site_id, item_id) := record("inventory", concat("/", [site_id, item_id])) if {

@@ -22,16 +22,29 @@ supported(cur) if digits(cur)
 problem(a, cur) := "INVALID_AMOUNT_FORMAT" if {
 	not is_string(a)
 } else := "INVALID_AMOUNT_FORMAT" if {
-	not regex.match(`^-?\d+(\.\d+)?$`, a)
+	not _decimal(split(trim_prefix(a, "-"), "."))
 } else := "INVALID_AMOUNT_NEGATIVE" if {
 	startswith(a, "-")
 } else := "INVALID_AMOUNT_PRECISION" if {
 	count(_frac(a)) > digits(cur)
 } else := "AMOUNT_OUT_OF_RANGE" if {
 	# Digit count first, so a 30-digit string never reaches to_number.
-	count(_int(a)) > count(_int(params.amount_max))
+	count(trim_left(split(a, ".")[0], "0")) > count(trim_left(split(params.amount_max, ".")[0], "0"))
 } else := "AMOUNT_OUT_OF_RANGE" if {
 	minor(a, cur) > minor(params.amount_max, cur)
+}
+
+# _decimal(parts) holds for the "."-split parts of `\d+(\.\d+)?`.
+_decimal([i]) if _digits(i)
+
+_decimal([i, f]) if {
+	_digits(i)
+	_digits(f)
+}
+
+_digits(s) if {
+	s != ""
+	trim_left(s, "0123456789") == ""
 }
 
 # valid(a, cur) holds when a is a well-formed amount in a supported currency.
@@ -41,33 +54,22 @@ valid(a, cur) if {
 }
 
 # minor(a, cur) is amount a (a validated decimal string) in integer minor
-# units of cur: "12.5" USD is 1250.
-minor(a, cur) := m if {
-	d := digits(cur)
-	f := _frac(a)
-	count(f) <= d
-	padded := substring(concat("", [f, "000000000000"]), 0, d)
-	m := (to_number(_int_digits(a)) * _pow10(d)) + _num(padded)
-}
+# units of cur: "12.5" USD is 1250; undefined when a has more fraction digits
+# than cur.
+minor(a, cur) := _minor(split(a, "."), digits(cur))
+
+_minor([i], d) := to_number(i) * _pow10[d]
+
+_minor([i, f], d) := to_number(concat("", [i, f])) * _pow10[d - count(f)] if count(f) <= d
+
+# _pow10[n] is 10^n for every minor-unit digit count a currency may have.
+_pow10 := [1, 10, 100, 1000, 10000, 100000, 1000000]
 
 # limit(a, cur) is a pack threshold (a decimal string in params.pack_currency)
 # in minor units of cur, undefined when cur is not the pack currency: the pack
 # has no exchange rates, so callers treat an undefined limit as exceeded.
 limit(a, cur) := minor(a, cur) if cur == params.pack_currency
 
-_int(a) := trim_left(split(a, ".")[0], "0")
-
-_int_digits(a) := i if {
-	i := _int(a)
-	i != ""
-} else := "0"
-
 _frac(a) := split(a, ".")[1]
 
 _frac(a) := "" if not contains(a, ".")
-
-_num("") := 0
-
-_num(s) := to_number(s) if s != ""
-
-_pow10(d) := to_number(concat("", ["1", substring("000000000000", 0, d)]))

@@ -33,7 +33,7 @@ owner := [entry.owner_role]
 
 _p := params.ai.use_cases[use_case]
 
-_f(rule, effect, code, msg, approvers) := {"order": [5, rule, ""], "effect": effect, "code": code, "message": msg, "approvers": approvers}
+_f(rule, effect, code, msg, approvers) := [5, rule, "", effect, code, msg, approvers]
 
 _deny(rule, code, msg) := _f(rule, "DENY", code, msg, [])
 
@@ -48,8 +48,14 @@ findings := all if {
 _within contains _f(20, "ALLOW", "AI_WITHIN_AUTONOMY", sprintf("agent %s may execute %s within its autonomy", [val.actor_id, use_case]), []) if {
 	execute
 	every f in _base {
-		f.effect == "ALLOW"
+		f[3] == "ALLOW"
 	}
+}
+
+# The rules that judge an EXECUTE only, evaluated only for one.
+_base contains f if {
+	execute
+	some f in _execute
 }
 
 # AI-1
@@ -91,14 +97,12 @@ _prohibited if {
 # AI-3
 _base contains _f(6, "ALLOW", "AI_RECOMMENDATION_ONLY", sprintf("agent %s recommends; a human decides", [val.actor_id]), []) if mode == "RECOMMEND"
 
-_base contains _ask(7, "AI_HUMAN_APPROVAL_REQUIRED", sprintf("use case %s runs under autonomy %s", [use_case, entry.autonomy])) if {
-	execute
+_execute contains _ask(7, "AI_HUMAN_APPROVAL_REQUIRED", sprintf("use case %s runs under autonomy %s", [use_case, entry.autonomy])) if {
 	_permitted
 	entry.autonomy in {"HUMAN_APPROVAL_REQUIRED", "RECOMMEND_ONLY"}
 }
 
-_base contains _ask(8, "AI_AUTONOMY_SUSPENDED", sprintf("autonomy is suspended for %s", [use_case])) if {
-	execute
+_execute contains _ask(8, "AI_AUTONOMY_SUSPENDED", sprintf("autonomy is suspended for %s", [use_case])) if {
 	_permitted
 	_suspended
 }
@@ -128,8 +132,7 @@ _base contains _ask(10, "AI_CONFIDENCE_BELOW_FLOOR", sprintf("confidence %v is b
 	confidence < floor
 }
 
-_base contains _ask(11, "AI_EXPLANATION_MISSING", "an EXECUTE needs an explanation") if {
-	execute
+_execute contains _ask(11, "AI_EXPLANATION_MISSING", "an EXECUTE needs an explanation") if {
 	_permitted
 	not _explained
 }
@@ -141,8 +144,7 @@ _explained if {
 }
 
 # AI-5 value cap: the stricter of the registry cap and the pack's.
-_base contains _ask(12, "AI_VALUE_CAP_EXCEEDED", sprintf("value %s %s exceeds the cap of %s", [v, attrs.currency, use_case])) if {
-	execute
+_execute contains _ask(12, "AI_VALUE_CAP_EXCEEDED", sprintf("value %s %s exceeds the cap of %s", [v, attrs.currency, use_case])) if {
 	_permitted
 	v := attrs[_p.value_field]
 	not _within_cap(money.minor(v, attrs.currency))
@@ -155,8 +157,7 @@ _within_cap(value) if {
 }
 
 # AI-6 stock taken from a tier-1 customer.
-_base contains _f(13, "REQUIRE_APPROVAL", "AI_TIER1_CUSTOMER_HUMAN_REQUIRED", sprintf("allocation takes %d from tier-1 customer %s", [e.qty_delta, e.customer_id]), params.ai.tier1_allocation_approvers) if {
-	execute
+_execute contains _f(13, "REQUIRE_APPROVAL", "AI_TIER1_CUSTOMER_HUMAN_REQUIRED", sprintf("allocation takes %d from tier-1 customer %s", [e.qty_delta, e.customer_id]), params.ai.tier1_allocation_approvers) if {
 	input.action == "ALLOCATION.CREATE"
 	some e in object.get(attrs, "affected_customers", [])
 	e.qty_delta < 0
@@ -164,8 +165,7 @@ _base contains _f(13, "REQUIRE_APPROVAL", "AI_TIER1_CUSTOMER_HUMAN_REQUIRED", sp
 }
 
 # AI-7 sensitive discrepancy classes and watchlisted suppliers.
-_base contains _f(14, "REQUIRE_APPROVAL", "AI_SENSITIVE_CLASS_HUMAN_REQUIRED", sprintf("discrepancy %s for supplier %s needs a human", [attrs.discrepancy_class, attrs.supplier_id]), params.ai.sensitive_discrepancy_approvers) if {
-	execute
+_execute contains _f(14, "REQUIRE_APPROVAL", "AI_SENSITIVE_CLASS_HUMAN_REQUIRED", sprintf("discrepancy %s for supplier %s needs a human", [attrs.discrepancy_class, attrs.supplier_id]), params.ai.sensitive_discrepancy_approvers) if {
 	input.action == "INVOICE.RESOLVE_DISCREPANCY"
 	_sensitive_discrepancy
 }
@@ -175,21 +175,18 @@ _sensitive_discrepancy if attrs.discrepancy_class in params.ai.sensitive_discrep
 _sensitive_discrepancy if md.supplier(attrs.supplier_id).watchlist == true
 
 # AI-8 supplier messages.
-_base contains _f(15, "REQUIRE_APPROVAL", "AI_COMMERCIAL_COMMITMENT", "the message commits commercial terms", params.ai.commercial_approvers) if {
-	execute
+_execute contains _f(15, "REQUIRE_APPROVAL", "AI_COMMERCIAL_COMMITMENT", "the message commits commercial terms", params.ai.commercial_approvers) if {
 	input.action == "SUPPLIER.MESSAGE"
 	attrs.commits_terms == true
 }
 
-_base contains _f(16, "REQUIRE_APPROVAL", "AI_NON_TEMPLATE_MESSAGE", "the message uses no approved template", params.ai.commercial_approvers) if {
-	execute
+_execute contains _f(16, "REQUIRE_APPROVAL", "AI_NON_TEMPLATE_MESSAGE", "the message uses no approved template", params.ai.commercial_approvers) if {
 	input.action == "SUPPLIER.MESSAGE"
 	attrs.template_id == ""
 }
 
 # AI-9 sensitive cases.
-_base contains _f(17, "REQUIRE_APPROVAL", "AI_SENSITIVE_CASE_HUMAN_REQUIRED", sprintf("case for customer %s is sensitive (tags %v)", [attrs.customer_id, attrs.case_tags]), params.ai.sensitive_case_approvers) if {
-	execute
+_execute contains _f(17, "REQUIRE_APPROVAL", "AI_SENSITIVE_CASE_HUMAN_REQUIRED", sprintf("case for customer %s is sensitive (tags %v)", [attrs.customer_id, attrs.case_tags]), params.ai.sensitive_case_approvers) if {
 	input.action == "CASE.ROUTE"
 	_sensitive_case
 }

@@ -27,7 +27,7 @@ principal := md.user(principal_id)
 
 actor := md.user(val.actor_id)
 
-_f(rule, sub, effect, code, msg) := {"order": [2, rule, sub], "effect": effect, "code": code, "message": msg, "approvers": []}
+_f(rule, sub, effect, code, msg) := [2, rule, sub, effect, code, msg, []]
 
 _deny(rule, sub, code, msg) := _f(rule, sub, "DENY", code, msg)
 

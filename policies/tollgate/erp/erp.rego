@@ -15,26 +15,48 @@ attrs := val.attrs
 
 ns_per_day := ((24 * 60) * 60) * 1000000000
 
-_f(rule, sub, effect, code, msg, approvers) := {"order": [3, rule, sub], "effect": effect, "code": code, "message": msg, "approvers": approvers}
+_f(rule, sub, effect, code, msg, approvers) := [3, rule, sub, effect, code, msg, approvers]
 
 _deny(rule, code, msg) := _f(rule, "", "DENY", code, msg, [])
+
+# Rules are grouped under the condition they share, so a request that the
+# condition excludes costs one rule evaluation for the whole group.
+findings contains f if {
+	_customer
+	some f in _customer_findings
+}
+
+findings contains f if {
+	_posting
+	some f in _period_findings
+}
+
+findings contains f if {
+	_supplier
+	some f in _supplier_findings
+}
+
+findings contains f if {
+	_item
+	some f in _item_findings
+}
 
 # ERP-1 customer holds.
 _customer := md.customer(attrs.customer_id) if input.action in params.erp.customer_hold_actions
 
-findings contains _deny(1, "CUSTOMER_CREDIT_BLOCKED", sprintf("customer %s is credit blocked", [attrs.customer_id])) if {
+_customer_findings contains _deny(1, "CUSTOMER_CREDIT_BLOCKED", sprintf("customer %s is credit blocked", [attrs.customer_id])) if {
 	_customer.credit_status == "BLOCKED"
 }
 
-findings contains _deny(2, "CUSTOMER_CREDIT_HOLD", sprintf("customer %s is on credit hold", [attrs.customer_id])) if {
+_customer_findings contains _deny(2, "CUSTOMER_CREDIT_HOLD", sprintf("customer %s is on credit hold", [attrs.customer_id])) if {
 	_customer.credit_status == "HOLD"
 }
 
-findings contains _deny(3, "CUSTOMER_DELIVERY_BLOCKED", sprintf("customer %s has a delivery block", [attrs.customer_id])) if {
+_customer_findings contains _deny(3, "CUSTOMER_DELIVERY_BLOCKED", sprintf("customer %s has a delivery block", [attrs.customer_id])) if {
 	_customer.delivery_block == true
 }
 
-findings contains _deny(4, "CUSTOMER_INACTIVE", sprintf("customer %s is %s", [attrs.customer_id, _customer.status])) if {
+_customer_findings contains _deny(4, "CUSTOMER_INACTIVE", sprintf("customer %s is %s", [attrs.customer_id, _customer.status])) if {
 	_customer.status != "ACTIVE"
 }
 
@@ -62,23 +84,23 @@ _posting if {
 	attrs.posting_date
 }
 
-findings contains _deny(6, code, sprintf("fiscal period %s of %s is %s", [substring(attrs.posting_date, 0, 7), _company, _period.status])) if {
+_period_findings contains _deny(6, code, sprintf("fiscal period %s of %s is %s", [substring(attrs.posting_date, 0, 7), _company, _period.status])) if {
 	_posting
 	code := {"CLOSED": "PERIOD_CLOSED", "FUTURE": "PERIOD_NOT_OPEN"}[_period.status]
 }
 
-findings contains _deny(6, "PERIOD_UNKNOWN", sprintf("no fiscal period %s for company %v", [substring(attrs.posting_date, 0, 7), _company])) if {
+_period_findings contains _deny(6, "PERIOD_UNKNOWN", sprintf("no fiscal period %s for company %v", [substring(attrs.posting_date, 0, 7), _company])) if {
 	_posting
 	not _period
 }
 
-findings contains _f(6, "", "REQUIRE_APPROVAL", "PERIOD_SOFT_CLOSED", sprintf("fiscal period %s of %s is soft-closed", [substring(attrs.posting_date, 0, 7), _company]), params.erp.period_soft_closed_approvers) if {
+_period_findings contains _f(6, "", "REQUIRE_APPROVAL", "PERIOD_SOFT_CLOSED", sprintf("fiscal period %s of %s is soft-closed", [substring(attrs.posting_date, 0, 7), _company]), params.erp.period_soft_closed_approvers) if {
 	_posting
 	_period.status == "SOFT_CLOSED"
 	not _override
 }
 
-findings contains _f(6, "", "ALLOW", "PERIOD_SOFT_CLOSED", sprintf("fiscal period %s of %s is soft-closed; posting by %s", [substring(attrs.posting_date, 0, 7), _company, params.erp.period_override_role]), []) if {
+_period_findings contains _f(6, "", "ALLOW", "PERIOD_SOFT_CLOSED", sprintf("fiscal period %s of %s is soft-closed; posting by %s", [substring(attrs.posting_date, 0, 7), _company, params.erp.period_override_role]), []) if {
 	_posting
 	_period.status == "SOFT_CLOSED"
 	_override
@@ -93,22 +115,22 @@ _override if {
 # ERP-4 supplier status.
 _supplier := md.supplier(attrs.supplier_id)
 
-findings contains _deny(7, "SUPPLIER_BLOCKED", sprintf("supplier %s is blocked", [attrs.supplier_id])) if {
+_supplier_findings contains _deny(7, "SUPPLIER_BLOCKED", sprintf("supplier %s is blocked", [attrs.supplier_id])) if {
 	input.action in params.erp.supplier_blocked_actions
 	_supplier.status == "BLOCKED"
 }
 
-findings contains _deny(7, "SUPPLIER_BLOCKED", sprintf("supplier %s has a purchasing block", [attrs.supplier_id])) if {
+_supplier_findings contains _deny(7, "SUPPLIER_BLOCKED", sprintf("supplier %s has a purchasing block", [attrs.supplier_id])) if {
 	input.action in params.erp.purchasing_actions
 	_supplier.purchasing_block == true
 }
 
-findings contains _deny(8, "SUPPLIER_NOT_APPROVED", sprintf("supplier %s is not approved yet", [attrs.supplier_id])) if {
+_supplier_findings contains _deny(8, "SUPPLIER_NOT_APPROVED", sprintf("supplier %s is not approved yet", [attrs.supplier_id])) if {
 	input.action in params.erp.purchasing_actions
 	_supplier.status == "PENDING"
 }
 
-findings contains _deny(9, "SUPPLIER_PAYMENT_BLOCKED", sprintf("supplier %s has a payment block", [attrs.supplier_id])) if {
+_supplier_findings contains _deny(9, "SUPPLIER_PAYMENT_BLOCKED", sprintf("supplier %s has a payment block", [attrs.supplier_id])) if {
 	input.action in params.erp.payment_actions
 	_supplier.payment_block == true
 }
@@ -116,16 +138,16 @@ findings contains _deny(9, "SUPPLIER_PAYMENT_BLOCKED", sprintf("supplier %s has 
 # ERP-5 item status.
 _item := md.item(attrs.item_id)
 
-findings contains _deny(10, "ITEM_BLOCKED", sprintf("item %s is blocked", [attrs.item_id])) if {
+_item_findings contains _deny(10, "ITEM_BLOCKED", sprintf("item %s is blocked", [attrs.item_id])) if {
 	_item.status == "BLOCKED"
 }
 
-findings contains _deny(11, "ITEM_QUALITY_HOLD", sprintf("item %s is on quality hold", [attrs.item_id])) if {
+_item_findings contains _deny(11, "ITEM_QUALITY_HOLD", sprintf("item %s is on quality hold", [attrs.item_id])) if {
 	input.action in params.erp.item_quality_hold_actions
 	_item.status == "QUALITY_HOLD"
 }
 
-findings contains _deny(12, "ITEM_DISCONTINUED", sprintf("item %s is discontinued", [attrs.item_id])) if {
+_item_findings contains _deny(12, "ITEM_DISCONTINUED", sprintf("item %s is discontinued", [attrs.item_id])) if {
 	input.action in params.erp.purchasing_actions
 	_item.status == "DISCONTINUED"
 }
@@ -144,7 +166,7 @@ findings contains _deny(14, "DUPLICATE_ASN", sprintf("ASN %s of supplier %s was 
 }
 
 # ERP-8 unverified recent bank change before a payment.
-findings contains _f(15, "", "REQUIRE_APPROVAL", "BANK_CHANGE_UNVERIFIED", sprintf("bank details of supplier %s changed at %s and are not verified", [attrs.supplier_id, _supplier.bank_changed_at]), params.erp.bank_change_approvers) if {
+_supplier_findings contains _f(15, "", "REQUIRE_APPROVAL", "BANK_CHANGE_UNVERIFIED", sprintf("bank details of supplier %s changed at %s and are not verified", [attrs.supplier_id, _supplier.bank_changed_at]), params.erp.bank_change_approvers) if {
 	input.action in params.erp.payment_actions
 	_supplier.bank_changed_at != ""
 	_supplier.bank_change_verified == false

@@ -15,7 +15,7 @@ import data.tollgate.val
 
 attrs := val.attrs
 
-_f(rule, sub, effect, code, msg, approvers) := {"order": [4, rule, sub], "effect": effect, "code": code, "message": msg, "approvers": approvers}
+_f(rule, sub, effect, code, msg, approvers) := [4, rule, sub, effect, code, msg, approvers]
 
 _effect(approvers) := "ALLOW" if count(approvers) == 0
 

@@ -21,18 +21,14 @@ attrs := a if {
 # spec is the action's entry in params.actions; undefined for an unknown action.
 spec := params.actions[input.action] if is_string(input.action)
 
-# actor is input.actor, or {} when absent. Note `not f(x)` with x undefined
-# does not hold, so optional input is read through defaults.
-actor := a if {
-	a := input.actor
-	is_object(a)
-} else := {}
+# The actor's fields, with defaults when absent (or input.actor is not an
+# object). Note `not f(x)` with x undefined does not hold, so optional input
+# is read through defaults.
+actor_id := object.get(input, ["actor", "id"], null)
 
-actor_id := object.get(actor, "id", null)
+actor_type := object.get(input, ["actor", "type"], null)
 
-actor_type := object.get(actor, "type", null)
-
-on_behalf_of := object.get(actor, "on_behalf_of", "")
+on_behalf_of := object.get(input, ["actor", "on_behalf_of"], "")
 
 # ai is input.ai, or null when absent or not an object.
 ai := a if {
@@ -44,139 +40,178 @@ is_ai if actor_type == "AI_AGENT"
 
 is_user if actor_type in {"HUMAN", "SERVICE"}
 
+required_fields := array.concat(spec.required, object.get(spec, "ai_required", [])) if {
+	actor_type == "AI_AGENT"
+} else := spec.required
+
 # fields is every attribute the action names: required first, then optional.
-required_fields := array.concat(spec.required, object.get(spec, "ai_required", [])) if is_ai
-
-required_fields := spec.required if not is_ai
-
 fields := array.concat(required_fields, spec.optional)
 
-_present(obj, k) if {
-	v := obj[k]
-	v != null
-}
+# amount is the request's top-level amount in minor units of its currency,
+# computed once per decision; undefined when the request has none.
+amount := money.minor(attrs.amount, attrs.currency)
 
-# entries are the attribute values to check, top-level and nested, each with
-# its path (for messages), name (to find its type and currency) and type.
-entries contains {"path": f, "name": f, "type": params.field_types[f], "value": attrs[f]} if {
-	some f in fields
-	_present(attrs, f)
-}
+# A finding is [family, rule, sub, effect, code, message, approvers]: its
+# first three elements are its order key, so sort(findings) is rule order.
+_deny(rule, sub, code, msg) := [1, rule, sub, "DENY", code, msg, []]
 
-entries contains {"path": sprintf("lines[%d].%s", [i, k]), "name": k, "type": t, "value": line[k]} if {
-	is_array(attrs.lines)
-	some i, line in attrs.lines
-	is_object(line)
-	some k, t in params.line_fields
-	_present(line, k)
-}
+# _missing(path, why) is a MISSING_REQUIRED_FIELD finding for path.
+_missing(path, why) := _deny(2, path, "MISSING_REQUIRED_FIELD", concat(" ", [path, why]))
 
-entries contains {"path": sprintf("affected_customers[%d].%s", [i, k]), "name": k, "type": t, "value": e[k]} if {
+_malformed(p, t) := _missing(concat("", ["resource.attributes.", _path(p)]), concat("", ["is malformed (", t, " expected)"]))
+
+# A field's path is its name at the top level, [list, index, name] inside a
+# list; it is formatted only for a finding that fires.
+_path(p) := p if is_string(p)
+
+_path(p) := sprintf("%s[%d].%s", p) if is_array(p)
+
+_unknown_rank := {"customer": 4, "supplier": 5, "item": 6, "site": 7}
+
+_lines := attrs.lines if is_array(attrs.lines)
+
+_affected := attrs.affected_customers if {
 	"affected_customers" in fields
 	is_array(attrs.affected_customers)
-	some i, e in attrs.affected_customers
-	is_object(e)
-	some k, t in params.affected_fields
-	_present(e, k)
 }
 
-# missing is every required path that is absent or malformed, with why.
-missing contains [sprintf("resource.attributes.%s", [f]), "is required"] if {
+# findings are the VAL findings; every one denies.
+findings contains _deny(1, "", "UNKNOWN_ACTION", sprintf("action %v is not known to the policy pack", [object.get(input, "action", null)])) if not spec
+
+findings contains _missing(concat("", ["resource.attributes.", f]), "is required") if {
 	some f in required_fields
-	not _present(attrs, f)
+	object.get(attrs, f, null) == null
 }
 
-missing contains [sprintf("resource.attributes.%s", [e.path]), sprintf("is malformed (%s expected)", [e.type])] if {
-	some e in entries
-	not _well_formed(e.type, e.name, e.value)
+# Each present attribute is checked once, by its type.
+findings contains f if {
+	some name in fields
+	v := attrs[name]
+	v != null
+	f := _check(params.field_types[name], name, name, v)
 }
 
-missing contains [sprintf("resource.attributes.lines[%d].%s", [i, k]), "is required"] if {
-	is_array(attrs.lines)
-	some i, line in attrs.lines
-	is_object(line)
-	some k, _ in params.line_fields
-	not _present(line, k)
+findings contains f if {
+	some i, line in _lines
+	some f in _nested("lines", i, line, params.line_fields)
 }
 
-missing contains [sprintf("resource.attributes.lines[%d]", [i]), "is malformed (object expected)"] if {
-	is_array(attrs.lines)
-	some i, line in attrs.lines
-	not is_object(line)
+findings contains f if {
+	some i, e in _affected
+	some f in _nested("affected_customers", i, e, params.affected_fields)
 }
 
-missing contains [sprintf("resource.attributes.affected_customers[%d].%s", [i, k]), "is required"] if {
-	"affected_customers" in fields
-	is_array(attrs.affected_customers)
-	some i, e in attrs.affected_customers
-	is_object(e)
-	some k, _ in params.affected_fields
-	not _present(e, k)
+_nested(list, i, obj, _) := {_missing(sprintf("resource.attributes.%s[%d]", [list, i]), "is malformed (object expected)")} if {
+	not is_object(obj)
 }
 
-missing contains [sprintf("resource.attributes.affected_customers[%d]", [i]), "is malformed (object expected)"] if {
-	"affected_customers" in fields
-	is_array(attrs.affected_customers)
-	some i, e in attrs.affected_customers
-	not is_object(e)
+_nested(list, i, obj, types) := {f |
+	some k, t in types
+	f := _field(list, i, k, t, object.get(obj, k, null))
+} if is_object(obj)
+
+_field(list, i, k, t, v) := _missing(sprintf("resource.attributes.%s[%d].%s", [list, i, k]), "is required") if {
+	v == null
+} else := _check(t, k, [list, i, k], v)
+
+# _check(type, name, path, v) is the finding that rejects value v of the
+# attribute name at path; undefined when v is acceptable.
+_check(t, name, p, v) := _deny(8, _path(p), code, sprintf("resource.attributes.%s: %v is not a valid amount (%s)", [_path(p), v, code])) if {
+	t == "amount"
+	code := money.problem(v, currency_of(name))
 }
 
-missing contains ["actor.id", "is required"] if not _non_empty(actor_id)
-
-missing contains ["actor.type", "is required (HUMAN, SERVICE or AI_AGENT)"] if not actor_type in params.actor_types
-
-missing contains ["ai", "is required for an AI_AGENT"] if {
-	is_ai
-	ai == null
+_check(t, _, p, v) := _deny(9, _path(p), "UNSUPPORTED_CURRENCY", sprintf("resource.attributes.%s: currency %v is not supported", [_path(p), v])) if {
+	t == "currency"
+	not money.supported(v)
 }
 
-missing contains ["ai.use_case", "is required for an AI_AGENT"] if {
-	is_ai
-	ai != null
-	not _non_empty(object.get(ai, "use_case", null))
+_check(t, name, p, v) := _malformed(p, "ref") if {
+	t == "ref"
+	not _non_empty(v)
 }
 
-missing contains ["ai.mode", "is required for an AI_AGENT (RECOMMEND or EXECUTE)"] if {
-	is_ai
-	ai != null
-	not object.get(ai, "mode", null) in params.ai_modes
+_check(t, name, p, v) := _deny(_unknown_rank[kind], _path(p), concat("", ["UNKNOWN_", upper(kind)]), sprintf("%s %s (resource.attributes.%s) does not resolve", [kind, v, _path(p)])) if {
+	t == "ref"
+	is_string(v)
+	v != ""
+	kind := params.ref_kinds[name]
+	not md.record(kind, v)
 }
 
-missing contains ["actor.on_behalf_of", "is malformed (string expected)"] if {
-	not is_string(on_behalf_of)
+_check(t, _, p, v) := _malformed(p, "string") if {
+	t == "string"
+	not _non_empty(v)
 }
 
-# Types whose failures have their own codes are always "well formed" here.
-_well_formed(t, _, _) if t in {"amount", "currency", "positive_integer", "nonzero_integer", "nonnegative_integer"}
+_check(t, _, p, v) := _malformed(p, "text") if {
+	t == "text"
+	not is_string(v)
+}
 
-_well_formed("string", _, v) if _non_empty(v)
+_check(t, _, p, v) := _malformed(p, "boolean") if {
+	t == "boolean"
+	not is_boolean(v)
+}
 
-_well_formed("ref", _, v) if _non_empty(v)
+_check(t, name, p, v) := _malformed(p, "enum") if {
+	t == "enum"
+	not v in params.enums[name]
+}
 
-_well_formed("text", _, v) if is_string(v)
+_check(t, _, p, v) := _malformed(p, "date") if {
+	t == "date"
+	not _date(v)
+}
 
-_well_formed("boolean", _, v) if is_boolean(v)
+_check(t, _, p, v) := _malformed(p, "strings") if {
+	t == "strings"
+	not _strings(v)
+}
 
-_well_formed("enum", name, v) if v in params.enums[name]
+_check(t, _, p, v) := _malformed(p, "lines") if {
+	t == "lines"
+	not _non_empty_array(v)
+}
 
-_well_formed("date", _, v) if {
+_check(t, _, p, v) := _malformed(p, "affected") if {
+	t == "affected"
+	not is_array(v)
+}
+
+_check(t, _, p, v) := _bad_quantity(p, v, "positive_integer") if {
+	t == "positive_integer"
+	not _positive(v)
+}
+
+_check(t, _, p, v) := _bad_quantity(p, v, "nonzero_integer") if {
+	t == "nonzero_integer"
+	not _nonzero(v)
+}
+
+_check(t, _, p, v) := _bad_quantity(p, v, "nonnegative_integer") if {
+	t == "nonnegative_integer"
+	not _nonnegative(v)
+}
+
+_bad_quantity(p, v, t) := _deny(10, _path(p), "INVALID_QUANTITY", sprintf("resource.attributes.%s: %v is not a valid quantity (%s)", [_path(p), v, t]))
+
+_date(v) if {
 	is_string(v)
 	regex.match(`^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$`, v)
 }
 
-_well_formed("strings", _, v) if {
+_strings(v) if {
 	is_array(v)
 	every s in v {
 		is_string(s)
 	}
 }
 
-_well_formed("lines", _, v) if {
+_non_empty_array(v) if {
 	is_array(v)
 	count(v) > 0
 }
-
-_well_formed("affected", _, v) if is_array(v)
 
 _non_empty(v) if {
 	is_string(v)
@@ -189,17 +224,17 @@ integer(v) if {
 	v == round(v)
 }
 
-_quantity_ok("positive_integer", v) if {
+_positive(v) if {
 	integer(v)
 	v > 0
 }
 
-_quantity_ok("nonzero_integer", v) if {
+_nonzero(v) if {
 	integer(v)
 	v != 0
 }
 
-_quantity_ok("nonnegative_integer", v) if {
+_nonnegative(v) if {
 	integer(v)
 	v >= 0
 }
@@ -208,57 +243,40 @@ _quantity_ok("nonnegative_integer", v) if {
 # top-level attribute params.amount_currency_field names, else "currency".
 currency_of(name) := attrs[object.get(params.amount_currency_field, name, "currency")]
 
-_deny(rule, sub, code, msg) := {
-	"order": [1, rule, sub],
-	"effect": "DENY",
-	"code": code,
-	"message": msg,
-	"approvers": [],
+findings contains _missing("actor.id", "is required") if not _non_empty(actor_id)
+
+findings contains _missing("actor.type", "is required (HUMAN, SERVICE or AI_AGENT)") if not actor_type in params.actor_types
+
+findings contains _missing("ai", "is required for an AI_AGENT") if {
+	is_ai
+	ai == null
 }
 
-_unknown_rank := {"customer": 4, "supplier": 5, "item": 6, "site": 7}
+findings contains _missing("ai.use_case", "is required for an AI_AGENT") if {
+	is_ai
+	ai != null
+	not _non_empty(object.get(ai, "use_case", null))
+}
 
-# findings are the VAL findings; every one denies.
-findings contains _deny(1, "", "UNKNOWN_ACTION", sprintf("action %v is not known to the policy pack", [object.get(input, "action", null)])) if not spec
+findings contains _missing("ai.mode", "is required for an AI_AGENT (RECOMMEND or EXECUTE)") if {
+	is_ai
+	ai != null
+	not object.get(ai, "mode", null) in params.ai_modes
+}
 
-findings contains _deny(2, m[0], "MISSING_REQUIRED_FIELD", sprintf("%s %s", m)) if some m in missing
+findings contains _missing("actor.on_behalf_of", "is malformed (string expected)") if {
+	not is_string(on_behalf_of)
+}
 
 findings contains _deny(3, "actor", "UNKNOWN_USER", sprintf("actor %v is not a known user", [actor_id])) if {
 	is_user
-	_non_empty(actor_id)
+	is_string(actor_id)
+	actor_id != ""
 	not md.user(actor_id)
 }
 
 findings contains _deny(3, "on_behalf_of", "UNKNOWN_USER", sprintf("delegator %v is not a known user", [on_behalf_of])) if {
-	_non_empty(on_behalf_of)
+	on_behalf_of != ""
+	is_string(on_behalf_of)
 	not md.user(on_behalf_of)
-}
-
-findings contains _deny(_unknown_rank[kind], e.path, code, msg) if {
-	some e in entries
-	e.type == "ref"
-	_non_empty(e.value)
-	kind := params.ref_kinds[e.name]
-	not md.record(kind, e.value)
-	code := sprintf("UNKNOWN_%s", [upper(kind)])
-	msg := sprintf("%s %s (resource.attributes.%s) does not resolve", [kind, e.value, e.path])
-}
-
-findings contains _deny(8, e.path, code, msg) if {
-	some e in entries
-	e.type == "amount"
-	code := money.problem(e.value, currency_of(e.name))
-	msg := sprintf("resource.attributes.%s: %v is not a valid amount (%s)", [e.path, e.value, code])
-}
-
-findings contains _deny(9, e.path, "UNSUPPORTED_CURRENCY", sprintf("resource.attributes.%s: currency %v is not supported", [e.path, e.value])) if {
-	some e in entries
-	e.type == "currency"
-	not money.supported(e.value)
-}
-
-findings contains _deny(10, e.path, "INVALID_QUANTITY", sprintf("resource.attributes.%s: %v is not a valid quantity (%s)", [e.path, e.value, e.type])) if {
-	some e in entries
-	e.type in {"positive_integer", "nonzero_integer", "nonnegative_integer"}
-	not _quantity_ok(e.type, e.value)
 }
