@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,7 +21,9 @@ const bundleUsage = `usage: tollgate bundle <command> [flags]
 
 commands:
   build DIR -o FILE [--revision R]          write the bundle in DIR as an OPA bundle tarball, after compiling it
-  sign --key KEY [--key-id ID] [-o OUT] FILE sign a bundle tarball (RS256, OPA's .signatures.json); default OUT is FILE
+  sign --key KEY [--key-id ID] [-o OUT] FILE|DIR
+                                            sign a bundle tarball (RS256, OPA's .signatures.json); default OUT is FILE;
+                                            a DIR gets DIR/.signatures.json
   inspect FILE                              print revision, roots, files, whether it is signed, and its SHA-256
   test DIR|FILE                             run the bundle's Rego tests with Tollgate's builtins; exit 1 on failure
 `
@@ -133,6 +136,13 @@ func bundleSign(args []string, stdout, stderr io.Writer) error {
 	key, err := os.ReadFile(*keyFile)
 	if err != nil {
 		return fmt.Errorf("bundle sign: %w", err)
+	}
+	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
+		if err := bundles.SignDir(file, string(key), *keyID); err != nil {
+			return fmt.Errorf("bundle sign: %w", err)
+		}
+		fmt.Fprintf(stdout, "signed %s with key id %s (RS256): %s\n", file, *keyID, filepath.Join(file, ".signatures.json"))
+		return nil
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {

@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -41,13 +46,14 @@ func NewVerifier(publicKeyPEM, keyID string) (*Verifier, error) {
 	if keyID == "" {
 		keyID = DefaultKeyID
 	}
-	if !strings.Contains(publicKeyPEM, "BEGIN") {
+	block, _ := pem.Decode([]byte(publicKeyPEM))
+	if block == nil {
 		return nil, errors.New("verification key is not PEM")
 	}
-	kc, err := keys.NewKeyConfig(publicKeyPEM, SigningAlgorithm, "")
-	if err != nil {
+	if _, err := x509.ParsePKIXPublicKey(block.Bytes); err != nil && block.Type == "PUBLIC KEY" {
 		return nil, fmt.Errorf("verification key: %w", err)
 	}
+	kc := &keys.Config{Key: publicKeyPEM, Algorithm: SigningAlgorithm}
 	return &Verifier{cfg: bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{keyID: kc}, keyID, "", nil)}, nil
 }
 
@@ -112,6 +118,27 @@ func Sign(b *bundle.Bundle, privateKeyPEM, keyID string) error {
 	}
 	b.Signatures = bundle.SignaturesConfig{}
 	if err := b.GenerateSignature(bundle.NewSigningConfig(privateKeyPEM, SigningAlgorithm, ""), keyID, false); err != nil {
+		return fmt.Errorf("sign bundle: %w", err)
+	}
+	return nil
+}
+
+// SignDir signs the bundle in dir with privateKeyPEM under keyID ("" is DefaultKeyID) and writes the
+// signature to dir/.signatures.json, as `opa sign` does for a directory: every file the bundle reads is
+// covered, so editing one afterwards makes verification fail until the directory is signed again.
+func SignDir(dir, privateKeyPEM, keyID string) error {
+	b, err := ReadDir(dir, nil)
+	if err != nil {
+		return err
+	}
+	if err := Sign(b, privateKeyPEM, keyID); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(b.Signatures, "", "  ")
+	if err != nil {
+		return fmt.Errorf("sign bundle: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".signatures.json"), append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("sign bundle: %w", err)
 	}
 	return nil

@@ -1,0 +1,248 @@
+package lifecycle_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	tollgate "github.com/tollgate/tollgate/clients/go"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/server/app"
+	"github.com/tollgate/tollgate/server/bundles"
+)
+
+// server is a running service and clients connected to it.
+type server struct {
+	app    *app.App
+	client *tollgate.Client
+	policy tollgatev1.PolicyServiceClient
+}
+
+// startServer starts the real service on free loopback ports with a temporary data dir and stops it at
+// the end of the test. cfg may set anything but the addresses and the data dir.
+func startServer(t testing.TB, cfg app.Config) *server {
+	t.Helper()
+	cfg.Addr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+	var logw io.Writer = io.Discard
+	if testing.Verbose() {
+		logw = zerolog.NewTestWriter(t)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, zerolog.New(logw).Level(zerolog.InfoLevel))
+	if err != nil {
+		cancel()
+		t.Fatalf("start service: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	c, err := tollgate.Dial(ctx, a.Addr().String())
+	if err != nil {
+		cancel()
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("service stopped with: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("service did not stop within 30s")
+		}
+		a.Close()
+	})
+	return &server{app: a, client: c, policy: tollgatev1.NewPolicyServiceClient(c.Conn())}
+}
+
+func (s *server) status(t testing.TB) *tollgatev1.PolicyServiceStatusResponse {
+	t.Helper()
+	st, err := s.policy.Status(context.Background(), &tollgatev1.PolicyServiceStatusRequest{})
+	if err != nil {
+		t.Fatalf("PolicyService.Status: %v", err)
+	}
+	return st
+}
+
+// waitFor polls cond every 50ms until it holds or timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// devKeys returns the repository's dev-only signing key pair (PEM).
+func devKeys(t testing.TB) (private, public string) {
+	t.Helper()
+	priv, err := os.ReadFile("../../bundles/dev-keys/bundle-signing.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := os.ReadFile("../../bundles/dev-keys/bundle-signing.pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(priv), string(pub)
+}
+
+func verifier(t testing.TB) *bundles.Verifier {
+	t.Helper()
+	_, pub := devKeys(t)
+	v, err := bundles.NewVerifier(pub, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// poPolicy is a small PO.SUBMIT policy: a known user at or under params.limit is allowed, above it needs
+// a procurement manager, an unknown user is denied. It reads the user through md.get, so decisions
+// record facts, and carries Rego tests of its own. label shows in the ALLOW reason message.
+func poPolicy(revision, limit, label string) map[string]string {
+	return map[string]string{
+		".manifest": `{"revision": "` + revision + `", "roots": ["tollgate", "params"]}`,
+		"data.json": `{"params": {"limit": "` + limit + `", "label": "` + label + `"}}`,
+		"tollgate/main.rego": `package tollgate
+
+user := md.get("user", input.actor.id)
+
+amount := to_number(input.resource.attributes.amount)
+
+decision := {"effect": "DENY", "reasons": [{"code": "UNKNOWN_USER", "message": input.actor.id}], "approvers": []} if user == null
+
+decision := {"effect": "ALLOW", "reasons": [{"code": "PO_WITHIN_BUYER_LIMIT", "message": data.params.label}], "approvers": []} if {
+	user != null
+	amount <= to_number(data.params.limit)
+}
+
+decision := {"effect": "REQUIRE_APPROVAL", "reasons": [{"code": "PO_TIER_2_APPROVAL", "message": "over the buyer limit"}], "approvers": ["PROCUREMENT_MANAGER"]} if {
+	user != null
+	amount > to_number(data.params.limit)
+}
+`,
+		"tollgate/main_test.rego": `package tollgate.main_test
+
+import data.tollgate
+
+test_small_po_allowed if {
+	tollgate.decision.effect == "ALLOW" with input as {"actor": {"id": "u"}, "resource": {"attributes": {"amount": "1.00"}}}
+		with md.get as {"status": "ACTIVE"}
+}
+
+test_unknown_user_denied if {
+	tollgate.decision.effect == "DENY" with input as {"actor": {"id": "u"}, "resource": {"attributes": {"amount": "1.00"}}}
+		with md.get as null
+}
+`,
+	}
+}
+
+// writeDir writes files (paths relative to dir) into dir, creating it.
+func writeDir(t testing.TB, dir string, files map[string]string) string {
+	t.Helper()
+	for name, content := range files {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// tarball builds a bundle tarball from files, signed with the dev key when sign is set.
+func tarball(t testing.TB, files map[string]string, sign bool) []byte {
+	t.Helper()
+	b, err := bundles.ReadDir(writeDir(t, t.TempDir(), files), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sign {
+		priv, _ := devKeys(t)
+		if err := bundles.Sign(b, priv, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := bundles.Write(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// bundleServer is a local HTTP bundle server: it serves one tarball with a content ETag and answers
+// 304 to a matching If-None-Match, as OPA's bundle protocol expects.
+type bundleServer struct {
+	*httptest.Server
+	mu           sync.Mutex
+	data         []byte
+	full, notMod atomic.Int64
+}
+
+func newBundleServer(t testing.TB) *bundleServer {
+	t.Helper()
+	bs := &bundleServer{}
+	bs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bs.mu.Lock()
+		data := bs.data
+		bs.mu.Unlock()
+		if data == nil {
+			http.NotFound(w, r)
+			return
+		}
+		sum := sha256.Sum256(data)
+		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+		if strings.Contains(r.Header.Get("If-None-Match"), etag) {
+			bs.notMod.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		bs.full.Add(1)
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Content-Type", "application/gzip")
+		_, _ = w.Write(data)
+	}))
+	t.Cleanup(bs.Close)
+	return bs
+}
+
+func (bs *bundleServer) serve(data []byte) {
+	bs.mu.Lock()
+	bs.data = data
+	bs.mu.Unlock()
+}
+
+func poRequest(actor, amount string) *tollgatev1.DecideRequest {
+	attrs, err := structpb.NewStruct(map[string]any{
+		"amount": amount, "currency": "USD", "category": "MRO", "site_id": "DC1", "supplier_id": "S1",
+	})
+	if err != nil {
+		panic(err)
+	}
+	return &tollgatev1.DecideRequest{
+		Actor:    &tollgatev1.Actor{Id: actor, Type: tollgatev1.ActorType_ACTOR_TYPE_HUMAN},
+		Action:   "PO.SUBMIT",
+		Resource: &tollgatev1.Resource{Type: "purchase_order", Id: "PO-" + amount, Attributes: attrs},
+	}
+}
