@@ -19,7 +19,31 @@ supported(cur) if digits(cur)
 # problem(a, cur) is the VAL reason code that rejects amount a in currency cur,
 # undefined when a is a well-formed amount. An unsupported currency is
 # reported by the caller; precision is then not checked.
-problem(a, cur) := "INVALID_AMOUNT_FORMAT" if {
+problem(a, cur) := _problem(a, cur) if not _ok(a, cur)
+
+# _ok(a, cur) is the common case in one body: a valid amount in a supported
+# currency. It implies _problem(a, cur) is undefined.
+_ok(a, cur) if {
+	is_string(a)
+	d := params.currencies[cur]
+	parts := split(a, ".")
+	count(parts) <= 2
+	i := parts[0]
+	i != ""
+	trim_left(i, "0123456789") == ""
+	f := concat("", array.slice(parts, 1, 2))
+
+	# "1." splits into 2 parts with an empty fraction; "1" into 1 part.
+	count(parts) + count(f) != 2
+	trim_left(f, "0123456789") == ""
+	count(f) <= d
+	count(trim_left(i, "0")) <= _max_int_digits
+	minor(a, cur) <= minor(params.amount_max, cur)
+}
+
+_max_int_digits := count(trim_left(split(params.amount_max, ".")[0], "0"))
+
+_problem(a, cur) := "INVALID_AMOUNT_FORMAT" if {
 	not is_string(a)
 } else := "INVALID_AMOUNT_FORMAT" if {
 	not _decimal(split(trim_prefix(a, "-"), "."))
@@ -29,7 +53,7 @@ problem(a, cur) := "INVALID_AMOUNT_FORMAT" if {
 	count(_frac(a)) > digits(cur)
 } else := "AMOUNT_OUT_OF_RANGE" if {
 	# Digit count first, so a 30-digit string never reaches to_number.
-	count(trim_left(split(a, ".")[0], "0")) > count(trim_left(split(params.amount_max, ".")[0], "0"))
+	count(trim_left(split(a, ".")[0], "0")) > _max_int_digits
 } else := "AMOUNT_OUT_OF_RANGE" if {
 	minor(a, cur) > minor(params.amount_max, cur)
 }

@@ -106,13 +106,15 @@ _nested(list, i, obj, _) := {_missing(sprintf("resource.attributes.%s[%d]", [lis
 }
 
 _nested(list, i, obj, types) := {f |
+	some k, _ in types
+	object.get(obj, k, null) == null
+	f := _missing(sprintf("resource.attributes.%s[%d].%s", [list, i, k]), "is required")
+} | {f |
 	some k, t in types
-	f := _field(list, i, k, t, object.get(obj, k, null))
+	v := obj[k]
+	v != null
+	f := _check(t, k, [list, i, k], v)
 } if is_object(obj)
-
-_field(list, i, k, t, v) := _missing(sprintf("resource.attributes.%s[%d].%s", [list, i, k]), "is required") if {
-	v == null
-} else := _check(t, k, [list, i, k], v)
 
 # _check(type, name, path, v) is the finding that rejects value v of the
 # attribute name at path; undefined when v is acceptable.
