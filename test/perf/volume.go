@@ -53,9 +53,9 @@ func ItemEvent(i int) masterdata.Event {
 	return masterdata.Event{
 		EventID: "vol-item-" + VolumeItem(i), Kind: masterdata.KindItem, Key: VolumeItem(i), Version: 1, Op: masterdata.OpUpsert,
 		Record: map[string]any{
-			"status":    []string{"ACTIVE", "ACTIVE", "ACTIVE", "ACTIVE", "ACTIVE", "ACTIVE", "ACTIVE", "BLOCKED", "QUALITY_HOLD", "DISCONTINUED"}[i%10],
-			"category":  []string{"FASTENERS", "TOOLS", "SAFETY"}[i%3], "abc_class": []string{"A", "B", "C"}[i%3],
-			"currency":  "USD", "unit_cost": fmt.Sprintf("%d.%02d", 1+i%500, i%100), "controlled": i%17 == 0,
+			"status":   []string{"ACTIVE", "ACTIVE", "ACTIVE", "ACTIVE", "ACTIVE", "ACTIVE", "ACTIVE", "BLOCKED", "QUALITY_HOLD", "DISCONTINUED"}[i%10],
+			"category": []string{"FASTENERS", "TOOLS", "SAFETY"}[i%3], "abc_class": []string{"A", "B", "C"}[i%3],
+			"currency": "USD", "unit_cost": fmt.Sprintf("%d.%02d", 1+i%500, i%100), "controlled": i%17 == 0,
 		},
 	}
 }
