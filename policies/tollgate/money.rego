@@ -7,7 +7,10 @@
 #   into an integer count of minor units.
 package tollgate.money
 
-import data.params
+# params is data.params read once per decision: indexing a value is cheaper
+# than a store read per reference.
+params := data.params
+
 
 # digits(cur) is the number of minor-unit digits of a supported currency;
 # undefined for an unsupported one.
@@ -80,11 +83,13 @@ valid(a, cur) if {
 # minor(a, cur) is amount a (a validated decimal string) in integer minor
 # units of cur: "12.5" USD is 1250; undefined when a has more fraction digits
 # than cur.
-minor(a, cur) := _minor(split(a, "."), digits(cur))
-
-_minor([i], d) := to_number(i) * _pow10[d]
-
-_minor([i, f], d) := to_number(concat("", [i, f])) * _pow10[d - count(f)] if count(f) <= d
+minor(a, cur) := to_number(concat("", [parts[0], f])) * _pow10[d - count(f)] if {
+	# One function, no helpers: every function call costs a cache entry.
+	d := params.currencies[cur]
+	parts := split(a, ".")
+	f := concat("", array.slice(parts, 1, 2))
+	count(f) <= d
+}
 
 # _pow10[n] is 10^n for every minor-unit digit count a currency may have.
 _pow10 := [1, 10, 100, 1000, 10000, 100000, 1000000]

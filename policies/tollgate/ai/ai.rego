@@ -10,10 +10,13 @@
 #   checks; the autonomy, explanation, cap and hand-over rules apply to EXECUTE.
 package tollgate.ai
 
-import data.params
 import data.tollgate.md
 import data.tollgate.money
 import data.tollgate.val
+
+# params is data.params read once per decision: indexing a value is cheaper
+# than a store read per reference.
+params := data.params
 
 attrs := val.attrs
 

@@ -9,10 +9,13 @@
 #   limits count; the acting user must still be ACTIVE.
 package tollgate.dr
 
-import data.params
 import data.tollgate.md
 import data.tollgate.money
 import data.tollgate.val
+
+# params is data.params read once per decision: indexing a value is cheaper
+# than a store read per reference.
+params := data.params
 
 attrs := val.attrs
 
@@ -97,26 +100,34 @@ _user_findings contains _deny(4, "", "SOD_VENDOR_MASTER_PAYMENT", sprintf("%s ch
 # delegation that got furthest through the checks denies.
 _user_findings contains _f(5, "", "ALLOW", "DELEGATED_AUTHORITY_VALID", sprintf("%s acts for %s under delegation", [val.actor_id, principal_id])) if {
 	delegated
-	some d in _delegations
-	not _delegation_problem(d)
+	"VALID" in _statuses
 }
 
 _user_findings contains _deny(5, "", code, sprintf("no valid delegation from %s to %s for %s (%s)", [principal_id, val.actor_id, input.action, code])) if {
 	delegated
-	every d in _delegations {
-		_delegation_problem(d)
-	}
+	not "VALID" in _statuses
 	code := _worst_problem
 }
 
 _delegations := md.delegations(principal_id, val.actor_id)
+
+# _statuses holds, per delegation, "VALID" or the problem that voids it; each
+# delegation is judged once.
+_statuses := [st |
+	some d in _delegations
+	st := _status(d)
+]
+
+_status(d) := p if {
+	p := _delegation_problem(d)
+} else := "VALID"
 
 _stage := {"DELEGATION_NOT_FOUND": 0, "DELEGATION_REVOKED": 1, "DELEGATION_EXPIRED": 2, "DELEGATION_NOT_YET_VALID": 3, "DELEGATION_SCOPE_EXCEEDED": 4}
 
 _worst_problem := "DELEGATION_NOT_FOUND" if {
 	count(_delegations) == 0
 } else := code if {
-	best := max({_stage[_delegation_problem(d)] | some d in _delegations})
+	best := max({_stage[st] | some st in _statuses})
 	some code, s in _stage
 	s == best
 }

@@ -8,10 +8,13 @@
 #   every tier (fail closed: the pack has no exchange rates).
 package tollgate.th
 
-import data.params
 import data.tollgate.md
 import data.tollgate.money
 import data.tollgate.val
+
+# params is data.params read once per decision: indexing a value is cheaper
+# than a store read per reference.
+params := data.params
 
 attrs := val.attrs
 
@@ -171,21 +174,25 @@ _adj_within if {
 _adj_msg := sprintf("adjustment of %d x item %s (unit cost %s %s) at %s, on hand %d", [attrs.qty_delta, attrs.item_id, _adj_item.unit_cost, _adj_item.currency, attrs.site_id, _on_hand])
 
 findings contains _f(7, "", "ALLOW", "ADJUSTMENT_WITHIN_TOLERANCE", _adj_msg, []) if {
+	input.action == "INVENTORY.ADJUST"
 	_adj_item
 	_adj_within
 }
 
 findings contains _f(7, "", "REQUIRE_APPROVAL", t.code, _adj_msg, t.approvers) if {
+	input.action == "INVENTORY.ADJUST"
 	_adj_item
 	not _adj_within
 	t := _adjust.tiers[tier(_adjust.tiers, _adj_value, _adj_item.currency)]
 }
 
 findings contains _f(8, "", "INFO", "RECOUNT_REQUIRED", sprintf("%d is more than the tolerated share of on-hand %d: recount", [attrs.qty_delta, _on_hand]), []) if {
+	input.action == "INVENTORY.ADJUST"
 	_adj_item
 	_adj_over_on_hand
 }
 
 findings contains _f(9, "", "REQUIRE_APPROVAL", "CONTROLLED_ITEM_ADJUSTMENT", sprintf("item %s is controlled", [attrs.item_id]), _adjust.controlled_approvers) if {
+	input.action == "INVENTORY.ADJUST"
 	_adj_item.controlled == true
 }

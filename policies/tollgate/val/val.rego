@@ -8,9 +8,12 @@
 #   rely on everything checked here.
 package tollgate.val
 
-import data.params
 import data.tollgate.md
 import data.tollgate.money
+
+# params is data.params read once per decision: indexing a value is cheaper
+# than a store read per reference.
+params := data.params
 
 # attrs is resource.attributes, or {} when absent or not an object.
 attrs := a if {
@@ -249,19 +252,21 @@ findings contains _missing("actor.id", "is required") if not _non_empty(actor_id
 
 findings contains _missing("actor.type", "is required (HUMAN, SERVICE or AI_AGENT)") if not actor_type in params.actor_types
 
-findings contains _missing("ai", "is required for an AI_AGENT") if {
+findings contains f if {
 	is_ai
+	some f in _ai_missing
+}
+
+_ai_missing contains _missing("ai", "is required for an AI_AGENT") if {
 	ai == null
 }
 
-findings contains _missing("ai.use_case", "is required for an AI_AGENT") if {
-	is_ai
+_ai_missing contains _missing("ai.use_case", "is required for an AI_AGENT") if {
 	ai != null
 	not _non_empty(object.get(ai, "use_case", null))
 }
 
-findings contains _missing("ai.mode", "is required for an AI_AGENT (RECOMMEND or EXECUTE)") if {
-	is_ai
+_ai_missing contains _missing("ai.mode", "is required for an AI_AGENT (RECOMMEND or EXECUTE)") if {
 	ai != null
 	not object.get(ai, "mode", null) in params.ai_modes
 }
