@@ -54,6 +54,10 @@ func (l Limits) normalize(req *tollgatev1.DecideRequest, field string) (*engine.
 		return nil, badField(field+"context", "%d entries exceed the limit of %d", len(req.GetContext()), l.MaxContext)
 	}
 	for k, v := range req.GetContext() {
+		// Keys are strings of the request too: bounded and valid UTF-8 like the values.
+		if err := l.checkString(field+"context", k); err != nil {
+			return nil, err
+		}
 		if err := l.checkString(field+"context."+k, v); err != nil {
 			return nil, err
 		}

@@ -248,3 +248,26 @@ func mustStruct(tb testing.TB, m map[string]any) *structpb.Struct {
 	}
 	return s
 }
+
+// TestNormalizeContextKeys is the regression test for what FuzzNormalize found: context keys were not
+// checked, so a key of invalid UTF-8 or beyond MaxStringBytes was accepted.
+func TestNormalizeContextKeys(t *testing.T) {
+	lim := Limits{}.withDefaults()
+	for name, key := range map[string]string{
+		"invalid UTF-8": "\xfe",
+		"too long":      strings.Repeat("k", lim.MaxStringBytes+1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			req := &tollgatev1.DecideRequest{
+				Actor:   &tollgatev1.Actor{Id: "u1", Type: tollgatev1.ActorType_ACTOR_TYPE_HUMAN},
+				Action:  "PO.SUBMIT",
+				Context: map[string]string{key: "v"},
+			}
+			_, err := lim.normalize(req, "")
+			var fe *fieldError
+			if !errors.As(err, &fe) || fe.field != "context" {
+				t.Fatalf("normalize = %v, want a *fieldError on field context", err)
+			}
+		})
+	}
+}
