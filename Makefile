@@ -23,3 +23,10 @@ proto: lint-proto
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Side-by-side benchmark against stock OPA (issue 6): builds both servers, checks they decide the corpus
+# identically, drives each at 16 and 64 concurrent requests, runs the in-process floor and scale
+# benchmarks and writes docs/performance.md. About 4 minutes; loopback only.
+.PHONY: perf
+perf:
+	$(GO) run ./test/perf/cmd/perfrun -out docs/performance.md $(PERF_FLAGS)

@@ -1,0 +1,391 @@
+// Command perfrun is the side-by-side benchmark of Tollgate against stock OPA (issue 6). `make perf` runs
+// it from the repository root:
+//
+//	go run ./test/perf/cmd/perfrun -out docs/performance.md
+//
+// It builds stock OPA (the OPA module version in go.mod) and tollgate, writes the demo master data plus
+// generated volume as NDJSON, exports the same records to OPA's data.json beside the pack (md.rego swapped
+// for test/perf/opa/md.rego), starts both servers on loopback, checks that they give the same decision for
+// every corpus request, drives each with a closed loop at each concurrency (runs interleaved), runs the
+// in-process floor and scale benchmarks, and writes the report. Every process it starts is stopped on
+// exit, on error and on interrupt.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tollgate/tollgate/bundles/demo"
+	"github.com/tollgate/tollgate/server/masterdata"
+	"github.com/tollgate/tollgate/test/perf"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "perfrun: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	out         string
+	dur, warmup time.Duration
+	reps        int
+	conc        []int
+	corpus      int
+	seed        uint64
+	volume      int
+	benchtime   string
+	skipBench   bool
+	keep        bool
+	command     string
+}
+
+func run(ctx context.Context, args []string) error {
+	fset := flag.NewFlagSet("perfrun", flag.ContinueOnError)
+	var o options
+	var conc string
+	fset.StringVar(&o.out, "out", "docs/performance.md", "report file")
+	fset.DurationVar(&o.dur, "dur", 10*time.Second, "duration of one run")
+	fset.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up per server before the runs")
+	fset.IntVar(&o.reps, "reps", 3, "repetitions of each (server, concurrency) run, interleaved")
+	fset.StringVar(&conc, "conc", "16,64", "comma-separated concurrencies")
+	fset.IntVar(&o.corpus, "corpus", 1200, "corpus size (at least 1000 for a report)")
+	fset.Uint64Var(&o.seed, "seed", 6, "corpus seed")
+	fset.IntVar(&o.volume, "volume", 10_000, "generated customers and items beside the demo data")
+	fset.StringVar(&o.benchtime, "benchtime", "2s", "-benchtime of the in-process benchmarks")
+	fset.BoolVar(&o.skipBench, "skip-bench", false, "skip the in-process floor and scale benchmarks")
+	fset.BoolVar(&o.keep, "keep", false, "keep the work directory (binaries, bundle, logs)")
+	fset.StringVar(&o.command, "command", "make perf", "the command recorded in the report")
+	if err := fset.Parse(args); err != nil {
+		return err
+	}
+	for _, s := range strings.Split(conc, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || c <= 0 {
+			return fmt.Errorf("-conc: %q is not a positive integer", s)
+		}
+		o.conc = append(o.conc, c)
+	}
+	if o.corpus < 1 || o.reps < 1 || o.dur <= 0 {
+		return errors.New("-corpus, -reps and -dur must be positive")
+	}
+
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "tollgate-perf-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintf(os.Stderr, "work directory: %s\n", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	rep := &perf.Report{Date: time.Now(), Command: o.command, Corpus: o.corpus, Seed: o.seed, Volume: o.volume,
+		Families: perf.Families(), Duration: o.dur, Reps: o.reps}
+	rep.Machine = machine(root)
+	rep.Source = source(root)
+
+	step("build stock OPA and tollgate")
+	opaBin, tgBin := filepath.Join(work, "opa"), filepath.Join(work, "tollgate")
+	if err := goCmd(ctx, root, nil, "build", "-o", opaBin, "github.com/open-policy-agent/opa"); err != nil {
+		return err
+	}
+	if err := goCmd(ctx, root, nil, "build", "-o", tgBin, "./cmd/tollgate"); err != nil {
+		return err
+	}
+	if out, err := exec.CommandContext(ctx, opaBin, "version").Output(); err == nil {
+		rep.Machine.OPAVersion = strings.TrimPrefix(strings.SplitN(string(out), "\n", 2)[0], "Version: ")
+	}
+
+	step("write master data and the stock-OPA bundle")
+	mdDir, bundleDir := filepath.Join(work, "masterdata"), filepath.Join(work, "opa-bundle")
+	if err := prepareData(root, mdDir, bundleDir, o.volume); err != nil {
+		return err
+	}
+	corpus, err := perf.Corpus(o.seed, o.corpus, o.volume)
+	if err != nil {
+		return err
+	}
+
+	step("start both servers on loopback")
+	opaAddr, err := perf.FreeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	opa, err := perf.Start(ctx, "opa", opaAddr, filepath.Join(work, "opa.log"), opaBin,
+		"run", "--server", "--addr", opaAddr, "--log-level", "error", bundleDir)
+	if err != nil {
+		return err
+	}
+	defer opa.Stop()
+	tgAddr, err := perf.FreeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	tgHTTP, err := perf.FreeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	tg, err := perf.Start(ctx, "tollgate", tgAddr, filepath.Join(work, "tollgate.log"), tgBin,
+		"serve", "--addr", tgAddr, "--http-addr", tgHTTP, "--data-dir", filepath.Join(work, "tollgate-data"),
+		"--masterdata", mdDir, "--log-level", "warn")
+	if err != nil {
+		return err
+	}
+	defer tg.Stop()
+
+	maxConc := 0
+	for _, c := range o.conc {
+		maxConc = max(maxConc, c)
+	}
+	opaClient, err := perf.NewOPAClient(opaAddr, corpus, maxConc)
+	if err != nil {
+		return err
+	}
+	defer opaClient.Close()
+	if err := opa.WaitReady(60*time.Second, opaClient.Ready); err != nil {
+		return withLog(err, filepath.Join(work, "opa.log"))
+	}
+	tgClient, err := perf.DialTollgate(ctx, tgAddr, corpus)
+	if err != nil {
+		return err
+	}
+	defer tgClient.Close()
+	if err := tg.WaitReady(60*time.Second, tgClient.Ready); err != nil {
+		return withLog(err, filepath.Join(work, "tollgate.log"))
+	}
+
+	step(fmt.Sprintf("check that both servers decide all %d requests the same", len(corpus)))
+	reasons, err := compare(ctx, corpus, opaClient, tgClient)
+	if err != nil {
+		return err
+	}
+	rep.Reasons = reasons
+
+	servers := []struct {
+		name string
+		d    perf.Decider
+		p    *perf.Process
+	}{{"OPA", opaClient, opa}, {"Tollgate", tgClient, tg}}
+	for _, s := range servers {
+		if _, err := perf.Drive(ctx, s.d, len(corpus), maxConc, o.warmup, s.p.PID()); err != nil {
+			return err
+		}
+	}
+	for r := 1; r <= o.reps; r++ {
+		for _, c := range o.conc {
+			for _, s := range servers {
+				st, err := perf.Drive(ctx, s.d, len(corpus), c, o.dur, s.p.PID())
+				if err != nil {
+					return err
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				step(fmt.Sprintf("rep %d  %-8s c=%-3d %7.0f decisions/s  p99 %6.2f ms  errors %d", r, s.name, c, st.Rate(),
+					float64(st.Quantile(0.99))/1e6, st.Errors))
+				rep.Runs = append(rep.Runs, perf.Run{Server: s.name, Concurrency: c, Rep: r, Stats: st})
+			}
+		}
+	}
+	opa.Stop()
+	tg.Stop()
+
+	if !o.skipBench {
+		step("in-process floor and scale benchmarks")
+		var out bytes.Buffer
+		err := goCmd(ctx, root, &out, "test", "-count=1", "-v", "-run", "TestLoadMillion", "-bench", "BenchmarkFloor|BenchmarkScale",
+			"-benchtime", o.benchtime, "-benchmem", "-timeout", "10m", "./test/perf/")
+		if err := os.WriteFile(filepath.Join(work, "bench.txt"), out.Bytes(), 0o644); err != nil {
+			return err
+		}
+		rep.Bench = perf.ParseBench(&out)
+		if err != nil {
+			rep.Bench.Failed = append(rep.Bench.Failed, err.Error())
+		}
+	}
+	rep.Machine.LoadAfter = loadavg()
+
+	f, err := os.Create(o.out)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteMarkdown(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	step("wrote " + o.out)
+	return nil
+}
+
+func step(msg string) { fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), msg) }
+
+// prepareData writes the master data directory Tollgate loads and the OPA bundle with the same records.
+func prepareData(root, mdDir, bundleDir string, volume int) error {
+	demoFiles := map[string][]byte{}
+	names, err := fs.Glob(demo.FS, "*.ndjson")
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if demoFiles[n], err = fs.ReadFile(demo.FS, n); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{mdDir, bundleDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := perf.WriteMasterdataDir(mdDir, demoFiles, volume); err != nil {
+		return err
+	}
+	// Load the directory exactly as `tollgate serve --masterdata` will, and export what was stored.
+	store, err := masterdata.New(masterdata.Config{})
+	if err != nil {
+		return err
+	}
+	if _, err := store.LoadDir(os.DirFS(mdDir)); err != nil {
+		return fmt.Errorf("load master data: %w", err)
+	}
+	twin, err := os.ReadFile(filepath.Join(root, "test", "perf", "opa", "md.rego"))
+	if err != nil {
+		return err
+	}
+	// The pack as it is on disk: tollgate is built from the same tree and embeds it.
+	return perf.WriteOPABundle(bundleDir, os.DirFS(filepath.Join(root, "policies")), twin, perf.ExportMasterdata(store.Snapshot()))
+}
+
+// compare sends every request to both servers and fails on the first differences.
+func compare(ctx context.Context, corpus []perf.Request, a, b perf.Decider) (int, error) {
+	var diffs []string
+	reasons := map[string]bool{}
+	for i, r := range corpus {
+		da, err := a.Decide(ctx, i)
+		if err != nil {
+			return 0, fmt.Errorf("opa, request %d: %w", i, err)
+		}
+		db, err := b.Decide(ctx, i)
+		if err != nil {
+			return 0, fmt.Errorf("tollgate, request %d: %w", i, err)
+		}
+		reasons[db.Primary] = true
+		if !da.Equal(db) && len(diffs) < 20 {
+			diffs = append(diffs, fmt.Sprintf("request %d (%s) %v: OPA %s, Tollgate %s", i, r.Family, r.Input, da, db))
+		}
+	}
+	if len(diffs) > 0 {
+		return 0, fmt.Errorf("the servers disagree, so they do not run the same policy:\n%s", strings.Join(diffs, "\n"))
+	}
+	return len(reasons), nil
+}
+
+func goCmd(ctx context.Context, dir string, out *bytes.Buffer, args ...string) error {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TOLLGATE_PERF=1")
+	if out != nil {
+		cmd.Stdout, cmd.Stderr = out, out
+	} else {
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("find the module root: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("run from inside the tollgate module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+func machine(root string) perf.Machine {
+	m := perf.Machine{NProc: runtime.NumCPU(), GoVersion: runtime.Version(), LoadBefore: loadavg()}
+	if out, err := exec.Command("nproc").Output(); err == nil {
+		m.NProc, _ = strconv.Atoi(strings.TrimSpace(string(out)))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if out, err := exec.Command("go", "version").Output(); err == nil {
+		m.GoVersion = strings.TrimSpace(string(out))
+	}
+	_ = root
+	return m
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// source names the revision measured and, when the tree differs from it, the changed files: the
+// binaries are built from the working tree.
+func source(root string) string {
+	rev, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown (not a git checkout)"
+	}
+	s := "commit " + strings.TrimSpace(string(rev))
+	out, _ := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output()
+	var dirty []string
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		if len(line) > 3 {
+			dirty = append(dirty, "`"+strings.TrimSpace(line[3:])+"`")
+		}
+	}
+	if len(dirty) > 0 {
+		s += " plus uncommitted changes in " + strings.Join(dirty, ", ")
+	}
+	return s
+}
+
+func withLog(err error, path string) error {
+	b, _ := os.ReadFile(path)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return fmt.Errorf("%w\n--- %s ---\n%s", err, filepath.Base(path), b)
+}
