@@ -7,6 +7,6 @@
 // closed-loop load driver with latency percentiles and CPU accounting, and the report written to
 // docs/performance.md.
 //
-// The in-process benchmarks (BenchmarkFloor, BenchmarkScale, TestLoadMillion) need TOLLGATE_PERF=1; without
+// The in-process benchmarks (BenchmarkFloor, BenchmarkScale, BenchmarkServer) need TOLLGATE_PERF=1; without
 // it they skip, so `make test` stays fast.
 package perf

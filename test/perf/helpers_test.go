@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,3 +142,8 @@ func engineDecision(res *engine.Result) perf.Decision {
 	}
 	return d
 }
+
+// perfCounter hands out corpus indexes to parallel workers.
+type perfCounter struct{ n atomic.Int64 }
+
+func (c *perfCounter) add() int { return int(c.n.Add(1) - 1) }
