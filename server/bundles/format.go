@@ -126,7 +126,17 @@ func Sign(b *bundle.Bundle, privateKeyPEM, keyID string) error {
 // SignDir signs the bundle in dir with privateKeyPEM under keyID ("" is DefaultKeyID) and writes the
 // signature to dir/.signatures.json, as `opa sign` does for a directory: every file the bundle reads is
 // covered, so editing one afterwards makes verification fail until the directory is signed again.
+//
+// OPA's signature always covers the bundle's data as one root data.json, so a directory without one
+// gets an empty data.json ({}), and a directory whose data lives in nested data.json files cannot be
+// verified once signed: keep a signed directory's data in its root data.json.
 func SignDir(dir, privateKeyPEM, keyID string) error {
+	dataFile := filepath.Join(dir, "data.json")
+	if _, err := os.Stat(dataFile); errors.Is(err, fs.ErrNotExist) {
+		if err := os.WriteFile(dataFile, []byte("{}\n"), 0o644); err != nil {
+			return fmt.Errorf("sign bundle: %w", err)
+		}
+	}
 	b, err := ReadDir(dir, nil)
 	if err != nil {
 		return err
