@@ -21,6 +21,10 @@ lint-proto: tools
 proto: lint-proto
 	PATH=$(BIN):$$PATH buf generate
 
+# Every fuzz target for a bounded time each (FUZZTIME, default 10s); fails if any target fails.
+fuzz:
+	scripts/fuzz.sh
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
