@@ -1,0 +1,65 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tollgate/tollgate/policies"
+	"github.com/tollgate/tollgate/server/engine"
+)
+
+// packTarball is the embedded pack as a bundle tarball, with revision and, if limit is not "", the TH-1
+// buyer limit changed.
+func packTarball(t testing.TB, revision, limit string) string {
+	t.Helper()
+	b, err := engine.LoadFS(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Manifest.Revision = revision
+	if limit != "" {
+		tiers := b.Data["params"].(map[string]any)["th"].(map[string]any)["po"].(map[string]any)["tiers"].([]any)
+		tiers[0].(map[string]any)["max"] = limit
+	}
+	data, err := engine.Serialize(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, revision+".tar.gz", string(data))
+}
+
+func TestPolicyAndImpactAgainstServer(t *testing.T) {
+	addr, _ := startServer(t)
+	for _, amount := range []string{"4000.00", "5500.00", "6000.00", "8000.00"} {
+		decide(t, addr, poRequest("u_buyer1", amount, "wf-impact"))
+	}
+
+	raised := packTarball(t, "raised", "6000.00")
+	out := ctlOK(t, addr, "", "--timeout", "5m", "impact", "--bundle", raised, "--last", "100")
+	for _, want := range []string{
+		"over the last 4 decisions: 2 would change, 0 not comparable",
+		"PO_TIER_2_APPROVAL   PO_WITHIN_BUYER_LIMIT  2",
+		"REQUIRE_APPROVAL -> ALLOW (PO_TIER_2_APPROVAL -> PO_WITHIN_BUYER_LIMIT)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("impact output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Activation compiles and runs the pack's Rego tests, slow under -race: hence the long timeouts.
+	// The raised limit contradicts the pack's own TH-1 test, so the gate refuses it.
+	got := ctl(t, addr, "", "--timeout", "5m", "policy", "activate", raised)
+	if got.code != exitError || !strings.Contains(got.stderr, "FailedPrecondition") || !strings.Contains(got.stderr, "test_po_tiers_at_and_over_limits: FAIL") {
+		t.Errorf("activate raised: exit %d, stderr %q; want 1 and FailedPrecondition naming the failing test", got.code, got.stderr)
+	}
+	if out := ctlOK(t, addr, "", "--timeout", "5m", "policy", "activate", packTarball(t, "renamed", "")); !strings.HasPrefix(out, "ACTIVATED renamed@") {
+		t.Errorf("activate renamed pack: %q", out)
+	}
+	status := ctlOK(t, addr, "", "policy", "status")
+	for _, want := range []string{"active: renamed@", "REFUSED_TESTS", "raised@", "ACTIVATED", "embedded"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("policy status lacks %q:\n%s", want, status)
+		}
+	}
+	wantFailure(t, ctl(t, addr, "", "impact", "--last", "5"), exitUsage, "tollgatectl: impact: --bundle is required (see 'tollgatectl impact -h')")
+}
