@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -80,17 +79,15 @@ func checkMaskPath(desc protoreflect.MessageDescriptor, segs []string) error {
 	return fmt.Errorf("empty path")
 }
 
-// mask returns req with every present masked value replaced by Masked; req is
-// not modified. Absent values stay absent.
-func (m *masker) mask(req *tollgatev1.DecideRequest) *tollgatev1.DecideRequest {
-	if req == nil || len(m.paths) == 0 {
-		return req
+// mask replaces every present masked value of req by Masked, in place.
+// Absent values stay absent.
+func (m *masker) mask(req *tollgatev1.DecideRequest) {
+	if req == nil {
+		return
 	}
-	out := proto.Clone(req).(*tollgatev1.DecideRequest)
 	for _, segs := range m.paths {
-		maskMessage(out.ProtoReflect(), segs)
+		maskMessage(req.ProtoReflect(), segs)
 	}
-	return out
 }
 
 func maskMessage(msg protoreflect.Message, segs []string) {

@@ -63,9 +63,7 @@ func Canonical(m proto.Message) ([]byte, error) {
 // Hash computes the chain hash of rec: SHA-256 of the canonical form of rec
 // with its hash field cleared. rec is not modified.
 func Hash(rec *Record) ([]byte, error) {
-	c := proto.Clone(rec).(*Record)
-	c.Hash = nil
-	b, err := Canonical(c)
+	b, err := CanonicalBody(rec)
 	if err != nil {
 		return nil, err
 	}
@@ -73,17 +71,32 @@ func Hash(rec *Record) ([]byte, error) {
 	return sum[:], nil
 }
 
+// CanonicalBody returns the bytes a record's hash covers: the canonical form
+// of rec with its hash field cleared. rec is not modified.
+func CanonicalBody(rec *Record) ([]byte, error) {
+	c := proto.Clone(rec).(*Record)
+	c.Hash = nil
+	return Canonical(c)
+}
+
 // Seal sets rec's chain position (seq, prev_hash) and its hash.
 func Seal(rec *Record, seq uint64, prev []byte) error {
+	_, err := seal(rec, seq, prev)
+	return err
+}
+
+// seal is Seal returning the canonical body the hash covers.
+func seal(rec *Record, seq uint64, prev []byte) ([]byte, error) {
 	rec.Seq = seq
 	rec.PrevHash = bytes.Clone(prev)
 	rec.Hash = nil
-	h, err := Hash(rec)
+	body, err := Canonical(rec)
 	if err != nil {
-		return fmt.Errorf("seal record %s: %w", rec.GetDecisionId(), err)
+		return nil, fmt.Errorf("seal record %s: %w", rec.GetDecisionId(), err)
 	}
-	rec.Hash = h
-	return nil
+	sum := sha256.Sum256(body)
+	rec.Hash = sum[:]
+	return body, nil
 }
 
 // PayloadHash returns the SHA-256 of req's canonical form without its
@@ -113,25 +126,32 @@ const (
 // values instead of re-encoding: JCS key order does not depend on values,
 // and both values are JSON strings. It is an optimisation only: sealPrepared
 // must produce exactly Canonical of the sealed record, which a test checks.
+// rec's seq, prev_hash and hash are set for the encoding and restored, so rec
+// must not be read concurrently.
 func prepare(rec *Record) ([]byte, error) {
-	c := proto.Clone(rec).(*Record)
-	c.Hash = nil
-	c.Seq = math.MaxUint64
-	c.PrevHash = bytes.Repeat([]byte{0xff}, sha256.Size)
-	return Canonical(c)
+	seq, prev, hash := rec.Seq, rec.PrevHash, rec.Hash
+	defer func() { rec.Seq, rec.PrevHash, rec.Hash = seq, prev, hash }()
+	rec.Hash = nil
+	rec.Seq = math.MaxUint64
+	rec.PrevHash = placeholderHash
+	return Canonical(rec)
 }
 
-// sealPrepared seals rec like Seal using its prepared canonical form. It
-// relies on "seq" being the last top-level member (no field name sorts after
-// it) and "prev_hash" preceding every member that can hold a nested object,
-// so the first and last matches are the top-level ones. If the placeholders
-// are not where expected it falls back to Seal.
-func sealPrepared(rec *Record, prep []byte, seq uint64, prev []byte) error {
+// placeholderHash is the prev_hash placeholder; never modified.
+var placeholderHash = bytes.Repeat([]byte{0xff}, sha256.Size)
+
+// sealPrepared seals rec like Seal using its prepared canonical form and
+// returns the sealed canonical body. It relies on "seq" being the last
+// top-level member (no field name sorts after it) and "prev_hash" preceding
+// every member that can hold a nested object, so the first and last matches
+// are the top-level ones. If the placeholders are not where expected it falls
+// back to Seal.
+func sealPrepared(rec *Record, prep []byte, seq uint64, prev []byte) ([]byte, error) {
 	prevKV := []byte(`"prev_hash":"` + placeholderB64 + `"`)
 	seqKV := []byte(`"seq":"` + placeholderSeq + `"}`)
 	i := bytes.Index(prep, prevKV)
 	if len(prev) != sha256.Size || i < 0 || !bytes.HasSuffix(prep, seqKV) {
-		return Seal(rec, seq, prev)
+		return seal(rec, seq, prev)
 	}
 	out := make([]byte, 0, len(prep))
 	out = append(out, prep[:i]...)
@@ -146,5 +166,5 @@ func sealPrepared(rec *Record, prep []byte, seq uint64, prev []byte) error {
 	rec.Seq = seq
 	rec.PrevHash = bytes.Clone(prev)
 	rec.Hash = sum[:]
-	return nil
+	return out, nil
 }

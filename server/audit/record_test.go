@@ -123,7 +123,8 @@ func TestSealPreparedEqualsSeal(t *testing.T) {
 			t.Errorf("record %s: prepared form does not end with the seq placeholder; the fast path is not taken", r.DecisionId)
 		}
 		fast := proto.Clone(r).(*audit.Record)
-		if err := audit.SealPrepared(fast, prep, uint64(i+1), prev); err != nil {
+		body, err := audit.SealPrepared(fast, prep, uint64(i+1), prev)
+		if err != nil {
 			t.Fatal(err)
 		}
 		slow := proto.Clone(r).(*audit.Record)
@@ -132,6 +133,9 @@ func TestSealPreparedEqualsSeal(t *testing.T) {
 		}
 		if !bytes.Equal(fast.Hash, slow.Hash) || fast.Seq != slow.Seq || !bytes.Equal(fast.PrevHash, slow.PrevHash) {
 			t.Errorf("record %s: fast seal hash %x, Seal %x", r.DecisionId, fast.Hash, slow.Hash)
+		}
+		if want, err := audit.CanonicalBody(slow); err != nil || !bytes.Equal(body, want) {
+			t.Errorf("record %s: fast seal body\n%s\nwant CanonicalBody\n%s (%v)", r.DecisionId, body, want, err)
 		}
 		prev = slow.Hash
 	}

@@ -126,16 +126,37 @@ type Bundle struct {
 	ActivatedAt time.Time
 }
 
+// Entry is a sealed record handed to Store.Append with the bytes its hash
+// covers, encoded once by the Writer on the caller's goroutine so the store
+// need not encode it again on the single committing goroutine.
+type Entry struct {
+	Record *Record
+	// Body is CanonicalBody(Record): SHA-256(Body) == Record.Hash. Stores
+	// may keep it as the record's stored form; it decodes with protojson.
+	Body []byte
+}
+
+// NewEntry returns the Entry of a sealed record, computing its body.
+func NewEntry(rec *Record) (Entry, error) {
+	body, err := CanonicalBody(rec)
+	if err != nil {
+		return Entry{}, err
+	}
+	return Entry{Record: rec, Body: body}, nil
+}
+
 // Store persists decision records. Implementations are safe for concurrent
 // use. Records handed to Append must not be modified afterwards; records
 // returned are the caller's.
 type Store interface {
-	// Append stores recs, consecutive records of one chain starting right
-	// after prev, and moves the chain head to the last of them, in one
-	// durable transaction: all or nothing. It returns ErrHeadMismatch if
-	// the stored head is not prev and ErrDuplicate if a decision_id or a
-	// decision's idempotency_key is already stored.
-	Append(ctx context.Context, prev Head, recs []*Record) error
+	// Append stores entries, consecutive sealed records of one chain
+	// starting right after prev, and moves the chain head to the last of
+	// them, in one durable transaction: all or nothing. It returns
+	// ErrHeadMismatch if the stored head is not prev, ErrDuplicate if a
+	// decision_id or a decision's idempotency_key is already stored, and
+	// ErrInvalidArgument if an entry is out of sequence or its Body does not
+	// hash to its record's hash.
+	Append(ctx context.Context, prev Head, entries []Entry) error
 	// Head returns the stored head of a chain; the zero Head (with ChainID
 	// set) if the chain has no records.
 	Head(ctx context.Context, chainID string) (Head, error)

@@ -229,7 +229,7 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 	if r.IdempotencyKey != "" && len(r.PayloadHash) == 0 {
 		r.PayloadHash = PayloadHash(r.GetRequest())
 	}
-	r.Request = w.masker.mask(r.GetRequest())
+	w.masker.mask(r.Request) // r is our deep copy
 
 	it := &item{rec: r}
 	var originalRec *Record
@@ -262,7 +262,11 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 	if w.cfg.Mode == ModeSync {
 		it.result = make(chan error, 1)
 	}
-	snapshot := proto.Clone(it.rec).(*Record)
+	var snapshot *Record
+	if w.cfg.Mode == ModeAsync {
+		// The committer seals it.rec after Write returns.
+		snapshot = proto.Clone(it.rec).(*Record)
+	}
 	// Encode on the caller's goroutine; the committer only substitutes
 	// the chain position and hashes.
 	if it.prep, err = prepare(it.rec); err != nil {
@@ -527,18 +531,19 @@ func (w *Writer) retriesAfterClose(live []*item) {
 // the head moves; on failure the records' seals are discarded at the next
 // attempt.
 func (w *Writer) appendBatch(live []*item) error {
-	recs := make([]*Record, len(live))
+	entries := make([]Entry, len(live))
 	prev := w.head
 	seq, hash := prev.Seq, prev.Hash
 	for i, it := range live {
-		if err := sealPrepared(it.rec, it.prep, seq+1, hash); err != nil {
+		body, err := sealPrepared(it.rec, it.prep, seq+1, hash)
+		if err != nil {
 			return err
 		}
 		seq, hash = it.rec.Seq, it.rec.Hash
-		recs[i] = it.rec
+		entries[i] = Entry{Record: it.rec, Body: body}
 	}
 	start := time.Now()
-	err := w.store.Append(context.Background(), storedHead(prev), recs)
+	err := w.store.Append(context.Background(), storedHead(prev), entries)
 	w.met.commitSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		w.met.commitFailures.Inc()
@@ -563,8 +568,8 @@ func (w *Writer) appendBatch(live []*item) error {
 		return err
 	}
 	w.head = Head{ChainID: w.cfg.ChainID, Seq: seq, Hash: hash}
-	w.met.batchSize.Observe(float64(len(recs)))
-	w.met.records.Add(float64(len(recs)))
+	w.met.batchSize.Observe(float64(len(entries)))
+	w.met.records.Add(float64(len(entries)))
 	if !w.healthy.Swap(true) {
 		w.log.Info().Str("chain", w.cfg.ChainID).Msg("audit commits succeed again")
 	}

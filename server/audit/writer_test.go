@@ -411,7 +411,9 @@ func TestVerifyNamesAlteredRecord(t *testing.T) {
 		{"body", `UPDATE records SET body = json_set(body, '$.reasons[0].message', 'ok') WHERE seq = ?`, audit.ProblemHashMismatch},
 		{"body and column", `UPDATE records SET effect = 1, body = json_set(body, '$.effect', 'EFFECT_ALLOW') WHERE seq = ?`, audit.ProblemHashMismatch},
 		{"indexed column", `UPDATE records SET effect = 1 WHERE seq = ?`, audit.ProblemCorrupt},
-		{"hash column", `UPDATE records SET hash = zeroblob(32) WHERE seq = ?`, audit.ProblemCorrupt},
+		// The body leaves the hash out (it is what the hash covers), so a
+		// forged hash column is a hash that does not match the body.
+		{"hash column", `UPDATE records SET hash = zeroblob(32) WHERE seq = ?`, audit.ProblemHashMismatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

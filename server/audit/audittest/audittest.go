@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +83,20 @@ func Sealed(tb testing.TB, prev audit.Head, recs ...*audit.Record) ([]*audit.Rec
 	return recs, audit.Head{ChainID: prev.ChainID, Seq: seq, Hash: hash}
 }
 
+// Entries returns the store entries of sealed records.
+func Entries(tb testing.TB, recs ...*audit.Record) []audit.Entry {
+	tb.Helper()
+	out := make([]audit.Entry, len(recs))
+	for i, r := range recs {
+		e, err := audit.NewEntry(r)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out[i] = e
+	}
+	return out
+}
+
 // Run runs the conformance suite. newStore returns an empty store that
 // lives until the test ends (the suite closes it only where it says so).
 func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
@@ -137,7 +152,7 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		mustAppend(t, s, audit.Head{ChainID: "c"}, recs)
 		// The second record of this batch reuses d001: the whole batch fails.
 		batch, _ := Sealed(t, head, Decision(3), Decision(1), Decision(4))
-		err := s.Append(ctx, head, batch)
+		err := s.Append(ctx, head, Entries(t, batch...))
 		if !errors.Is(err, audit.ErrDuplicate) {
 			t.Fatalf("Append with duplicate id: err = %v, want ErrDuplicate", err)
 		}
@@ -158,19 +173,29 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		mustAppend(t, s, audit.Head{ChainID: "c"}, recs)
 		// A second writer that still believes the chain is empty.
 		stale, _ := Sealed(t, audit.Head{ChainID: "c"}, Decision(2))
-		if err := s.Append(ctx, audit.Head{ChainID: "c"}, stale); !errors.Is(err, audit.ErrHeadMismatch) {
+		if err := s.Append(ctx, audit.Head{ChainID: "c"}, Entries(t, stale...)); !errors.Is(err, audit.ErrHeadMismatch) {
 			t.Errorf("Append on stale head: err = %v, want ErrHeadMismatch", err)
 		}
 		forged := head
 		forged.Hash = make([]byte, 32)
 		next, _ := Sealed(t, forged, Decision(3))
-		if err := s.Append(ctx, forged, next); !errors.Is(err, audit.ErrHeadMismatch) {
+		if err := s.Append(ctx, forged, Entries(t, next...)); !errors.Is(err, audit.ErrHeadMismatch) {
 			t.Errorf("Append on head with wrong hash: err = %v, want ErrHeadMismatch", err)
 		}
 		bad, _ := Sealed(t, head, Decision(4))
 		bad[0].Seq = 7
-		if err := s.Append(ctx, head, bad); !errors.Is(err, audit.ErrInvalidArgument) {
+		if err := s.Append(ctx, head, Entries(t, bad...)); !errors.Is(err, audit.ErrInvalidArgument) {
 			t.Errorf("Append with seq gap: err = %v, want ErrInvalidArgument", err)
+		}
+		forgedBody, _ := Sealed(t, head, Decision(5))
+		entries := Entries(t, forgedBody...)
+		entries[0].Record.Caller = "not what the body says"
+		entries[0].Body = []byte(strings.Replace(string(entries[0].Body), `"caller":"127.0.0.1:5000"`, `"caller":"elsewhere"`, 1))
+		if err := s.Append(ctx, head, entries); !errors.Is(err, audit.ErrInvalidArgument) {
+			t.Errorf("Append with a body that does not hash to the record's hash: err = %v, want ErrInvalidArgument", err)
+		}
+		if got, _ := s.Head(ctx, "c"); got.Seq != 1 {
+			t.Errorf("head seq after refused appends = %d, want 1", got.Seq)
 		}
 	})
 
@@ -193,7 +218,7 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		dup := Decision(3)
 		dup.IdempotencyKey = "k1"
 		again, _ := Sealed(t, head, dup)
-		if err := s.Append(ctx, head, again); !errors.Is(err, audit.ErrDuplicate) {
+		if err := s.Append(ctx, head, Entries(t, again...)); !errors.Is(err, audit.ErrDuplicate) {
 			t.Errorf("second decision with key k1: err = %v, want ErrDuplicate", err)
 		}
 	})
@@ -421,7 +446,7 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 
 func mustAppend(tb testing.TB, s audit.Store, prev audit.Head, recs []*audit.Record) {
 	tb.Helper()
-	if err := s.Append(context.Background(), prev, recs); err != nil {
+	if err := s.Append(context.Background(), prev, Entries(tb, recs...)); err != nil {
 		tb.Fatalf("Append: %v", err)
 	}
 }

@@ -35,14 +35,15 @@ func benchAppend(b *testing.B, d driver) {
 			}
 			head := audit.Head{ChainID: "bench"}
 			recs, _ = audittest.Sealed(b, head, recs...)
+			entries := audittest.Entries(b, recs...)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				chunk := recs[i*batch : (i+1)*batch]
+				chunk := entries[i*batch : (i+1)*batch]
 				if err := s.Append(ctx, head, chunk); err != nil {
 					b.Fatal(err)
 				}
-				last := chunk[len(chunk)-1]
+				last := chunk[len(chunk)-1].Record
 				head = audit.Head{ChainID: "bench", Seq: last.Seq, Hash: last.Hash}
 			}
 			b.StopTimer()

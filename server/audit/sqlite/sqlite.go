@@ -53,6 +53,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -92,6 +93,9 @@ type Store struct {
 	w      *sql.DB // one connection: appends, bundles, ping
 	r      *sql.DB // reads
 	closed atomic.Bool
+
+	stmtMu  sync.Mutex
+	inserts map[int]*sql.Stmt // multi-row record INSERTs on w by row count
 }
 
 var _ audit.Store = (*Store)(nil)
@@ -112,7 +116,7 @@ func open(ctx context.Context, dataDir string, d driver) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{path: path, w: w}
+	s := &Store{path: path, w: w, inserts: make(map[int]*sql.Stmt)}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -237,18 +241,56 @@ func (s *Store) check() error {
 	return nil
 }
 
-// Append implements audit.Store.
-func (s *Store) Append(ctx context.Context, prev audit.Head, recs []*audit.Record) error {
+// recordCols are the columns of one records row, in insert order.
+const recordCols = `decision_id, chain_id, seq, kind, evaluated_at, actor_id, action, resource_type, resource_id,
+	effect, bundle_revision, workflow_id, idempotency_key, hash, body`
+
+// insertChunk bounds the rows of one multi-row INSERT: 15 parameters a row
+// stays far below SQLite's 32766 host parameters.
+const insertChunk = 64
+
+// insertSQL returns a multi-row INSERT of n records (n <= insertChunk).
+func insertSQL(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO records (" + recordCols + ") VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+	}
+	return b.String()
+}
+
+// Append implements audit.Store. Records go in with one multi-row INSERT per
+// insertChunk records and their reason codes with one more; the body stored
+// is the entry's canonical body, checked against the record's hash.
+func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Entry) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	if len(recs) == 0 {
+	if len(entries) == 0 {
 		return nil
 	}
-	for i, r := range recs {
+	for i, e := range entries {
+		r := e.Record
 		if r.GetChainId() != prev.ChainID || r.GetSeq() != prev.Seq+uint64(i)+1 || r.GetDecisionId() == "" {
 			return fmt.Errorf("append record %q (chain %q seq %d) after %q seq %d: %w",
 				r.GetDecisionId(), r.GetChainId(), r.GetSeq(), prev.ChainID, prev.Seq, audit.ErrInvalidArgument)
+		}
+		if sum := sha256.Sum256(e.Body); !bytes.Equal(sum[:], r.GetHash()) {
+			return fmt.Errorf("append record %s: body does not hash to the record's hash: %w", r.GetDecisionId(), audit.ErrInvalidArgument)
+		}
+	}
+	// Prepare before the transaction takes the write connection.
+	full, err := s.insertStmt(ctx, min(len(entries), insertChunk))
+	if err != nil {
+		return err
+	}
+	rest := full
+	if n := len(entries) % insertChunk; n != 0 && len(entries) > insertChunk {
+		if rest, err = s.insertStmt(ctx, n); err != nil {
+			return err
 		}
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -265,42 +307,40 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, recs []*audit.Recor
 	if seq != prev.Seq || (seq != 0 && !bytes.Equal(hash, prev.Hash)) {
 		return fmt.Errorf("append to chain %s: stored head seq %d, writer's %d: %w", prev.ChainID, seq, prev.Seq, audit.ErrHeadMismatch)
 	}
-	insRec, err := tx.PrepareContext(ctx, `INSERT INTO records (decision_id, chain_id, seq, kind, evaluated_at,
-		actor_id, action, resource_type, resource_id, effect, bundle_revision, workflow_id, idempotency_key, hash, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("prepare audit insert: %w", err)
-	}
-	defer insRec.Close()
-	insReason, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO record_reasons (code, decision_id) VALUES (?, ?)")
-	if err != nil {
-		return fmt.Errorf("prepare audit insert: %w", err)
-	}
-	defer insReason.Close()
-	for _, r := range recs {
-		body, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode audit record %s: %w", r.GetDecisionId(), err)
+	args := make([]any, 0, 15*min(len(entries), insertChunk))
+	var reasons []any
+	for start := 0; start < len(entries); start += insertChunk {
+		chunk := entries[start:min(start+insertChunk, len(entries))]
+		args, reasons = args[:0], reasons[:0]
+		for _, e := range chunk {
+			c := columnsOf(e.Record)
+			args = append(args, c.decisionID, c.chainID, c.seq, c.kind, c.evaluatedAt,
+				c.actorID, c.action, c.resType, c.resID, c.effect, c.bundleRevision, c.workflowID, c.idempotKey,
+				c.hash, string(e.Body))
+			for _, reason := range e.Record.GetReasons() {
+				if reason.GetCode() != "" {
+					reasons = append(reasons, reason.GetCode(), c.decisionID)
+				}
+			}
 		}
-		c := columnsOf(r)
-		if _, err := insRec.ExecContext(ctx, c.decisionID, c.chainID, c.seq, c.kind, c.evaluatedAt,
-			c.actorID, c.action, c.resType, c.resID, c.effect, c.bundleRevision, c.workflowID, c.idempotKey,
-			c.hash, string(body)); err != nil {
+		stmt := full
+		if len(chunk) < insertChunk {
+			stmt = rest
+		}
+		if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
 			if isUnique(err) {
-				return fmt.Errorf("insert audit record %s: %w: %w", r.GetDecisionId(), audit.ErrDuplicate, err)
+				return fmt.Errorf("insert audit records %s..%s: %w: %w", chunk[0].Record.GetDecisionId(), chunk[len(chunk)-1].Record.GetDecisionId(), audit.ErrDuplicate, err)
 			}
-			return fmt.Errorf("insert audit record %s: %w", r.GetDecisionId(), err)
+			return fmt.Errorf("insert audit records %s..%s: %w", chunk[0].Record.GetDecisionId(), chunk[len(chunk)-1].Record.GetDecisionId(), err)
 		}
-		for _, reason := range r.GetReasons() {
-			if reason.GetCode() == "" {
-				continue
-			}
-			if _, err := insReason.ExecContext(ctx, reason.GetCode(), c.decisionID); err != nil {
-				return fmt.Errorf("insert audit reason of %s: %w", r.GetDecisionId(), err)
+		if len(reasons) > 0 {
+			q := "INSERT OR IGNORE INTO record_reasons (code, decision_id) VALUES (?,?)" + strings.Repeat(",(?,?)", len(reasons)/2-1)
+			if _, err := tx.ExecContext(ctx, q, reasons...); err != nil {
+				return fmt.Errorf("insert audit reasons: %w", err)
 			}
 		}
 	}
-	last := recs[len(recs)-1]
+	last := entries[len(entries)-1].Record
 	if _, err := tx.ExecContext(ctx, `INSERT INTO chain_heads (chain_id, seq, hash) VALUES (?, ?, ?)
 		ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`,
 		prev.ChainID, last.GetSeq(), last.GetHash()); err != nil {
@@ -310,6 +350,23 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, recs []*audit.Recor
 		return fmt.Errorf("commit audit append: %w", err)
 	}
 	return nil
+}
+
+// insertStmt returns the prepared multi-row INSERT of n records, preparing
+// it on the write connection the first time; not while a transaction holds
+// that connection.
+func (s *Store) insertStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st := s.inserts[n]; st != nil {
+		return st, nil
+	}
+	st, err := s.w.PrepareContext(ctx, insertSQL(n))
+	if err != nil {
+		return nil, fmt.Errorf("prepare audit insert: %w", err)
+	}
+	s.inserts[n] = st
+	return st, nil
 }
 
 func isUnique(err error) bool {
@@ -331,12 +388,12 @@ func (s *Store) Head(ctx context.Context, chainID string) (audit.Head, error) {
 
 // Last implements audit.Store.
 func (s *Store) Last(ctx context.Context, chainID string) (*audit.Record, error) {
-	return s.one(ctx, "SELECT body FROM records WHERE chain_id = ? ORDER BY seq DESC LIMIT 1", chainID)
+	return s.one(ctx, "SELECT body, hash FROM records WHERE chain_id = ? ORDER BY seq DESC LIMIT 1", chainID)
 }
 
 // Get implements audit.Store.
 func (s *Store) Get(ctx context.Context, decisionID string) (*audit.Record, error) {
-	return s.one(ctx, "SELECT body FROM records WHERE decision_id = ?", decisionID)
+	return s.one(ctx, "SELECT body, hash FROM records WHERE decision_id = ?", decisionID)
 }
 
 // FindByIdempotencyKey implements audit.Store.
@@ -344,7 +401,7 @@ func (s *Store) FindByIdempotencyKey(ctx context.Context, key string) (*audit.Re
 	if key == "" {
 		return nil, audit.ErrNotFound
 	}
-	return s.one(ctx, "SELECT body FROM records WHERE idempotency_key = ? AND kind = ?", key, int64(tollgatev1.RecordKind_RECORD_KIND_DECISION))
+	return s.one(ctx, "SELECT body, hash FROM records WHERE idempotency_key = ? AND kind = ?", key, int64(tollgatev1.RecordKind_RECORD_KIND_DECISION))
 }
 
 func (s *Store) one(ctx context.Context, query string, args ...any) (*audit.Record, error) {
@@ -352,20 +409,28 @@ func (s *Store) one(ctx context.Context, query string, args ...any) (*audit.Reco
 		return nil, err
 	}
 	var body string
-	err := s.r.QueryRowContext(ctx, query, args...).Scan(&body)
+	var hash []byte
+	err := s.r.QueryRowContext(ctx, query, args...).Scan(&body, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, audit.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read audit record: %w", err)
 	}
-	return decode(body)
+	return decode(body, hash)
 }
 
-func decode(body string) (*audit.Record, error) {
+// decode returns the record stored as body with hash column hash. A body is
+// the record's canonical body, which leaves the hash out; bodies written
+// before that carry the hash themselves, which then wins, so Chain can still
+// tell a changed hash column.
+func decode(body string, hash []byte) (*audit.Record, error) {
 	r := &audit.Record{}
 	if err := protojson.Unmarshal([]byte(body), r); err != nil {
 		return nil, fmt.Errorf("decode audit record: %w: %w", audit.ErrCorrupt, err)
+	}
+	if len(r.Hash) == 0 {
+		r.Hash = hash
 	}
 	return r, nil
 }
@@ -391,11 +456,12 @@ func (s *Store) Chains(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
-// List implements audit.Store.
-func (s *Store) List(ctx context.Context, f audit.Filter) (audit.Page, error) {
-	if err := s.check(); err != nil {
-		return audit.Page{}, err
-	}
+// listQuery is the SELECT of List for f, newest first, at most limit rows.
+// Every filter has an index led by its column and followed by evaluated_at
+// (migrations), so SQLite walks one index in time order and stops at limit.
+// The page token's position is written as a range on evaluated_at plus a
+// tie-break, so that range can use the index too.
+func listQuery(f audit.Filter, limit int) (string, []any, error) {
 	var where []string
 	var args []any
 	add := func(cond string, a ...any) {
@@ -416,6 +482,10 @@ func (s *Store) List(ctx context.Context, f audit.Filter) (audit.Page, error) {
 			add(eq.col+" = ?", eq.v)
 		}
 	}
+	if f.WorkflowID != "" {
+		// Implied, but SQLite needs it spelled out to use the partial index.
+		add("workflow_id <> ''")
+	}
 	if f.Effect != tollgatev1.Effect_EFFECT_UNSPECIFIED {
 		add("effect = ?", int64(f.Effect))
 	}
@@ -425,16 +495,28 @@ func (s *Store) List(ctx context.Context, f audit.Filter) (audit.Page, error) {
 	if f.PageToken != "" {
 		at, id, err := decodeToken(f.PageToken)
 		if err != nil {
-			return audit.Page{}, err
+			return "", nil, err
 		}
-		add("(evaluated_at, decision_id) < (?, ?)", at, id)
+		add("evaluated_at <= ? AND (evaluated_at < ? OR decision_id < ?)", at, at, id)
 	}
-	q := "SELECT evaluated_at, decision_id, body FROM records"
+	q := "SELECT evaluated_at, decision_id, body, hash FROM records"
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
+	q += " ORDER BY evaluated_at DESC, decision_id DESC LIMIT " + strconv.Itoa(limit)
+	return q, args, nil
+}
+
+// List implements audit.Store.
+func (s *Store) List(ctx context.Context, f audit.Filter) (audit.Page, error) {
+	if err := s.check(); err != nil {
+		return audit.Page{}, err
+	}
 	size := f.EffectivePageSize()
-	q += " ORDER BY evaluated_at DESC, decision_id DESC LIMIT " + strconv.Itoa(size+1)
+	q, args, err := listQuery(f, size+1)
+	if err != nil {
+		return audit.Page{}, err
+	}
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return audit.Page{}, fmt.Errorf("list audit records: %w", err)
@@ -446,14 +528,15 @@ func (s *Store) List(ctx context.Context, f audit.Filter) (audit.Page, error) {
 	for rows.Next() {
 		var at int64
 		var id, body string
-		if err := rows.Scan(&at, &id, &body); err != nil {
+		var hash []byte
+		if err := rows.Scan(&at, &id, &body, &hash); err != nil {
 			return audit.Page{}, fmt.Errorf("list audit records: %w", err)
 		}
 		if len(page.Records) == size {
 			page.NextPageToken = encodeToken(lastAt, lastID)
 			break
 		}
-		r, err := decode(body)
+		r, err := decode(body, hash)
 		if err != nil {
 			return audit.Page{}, fmt.Errorf("record %s: %w", id, err)
 		}
@@ -505,7 +588,7 @@ func (s *Store) Chain(ctx context.Context, chainID string, fromSeq uint64, fn fu
 			&c.resType, &c.resID, &c.effect, &c.bundleRevision, &c.workflowID, &c.idempotKey, &c.hash, &body); err != nil {
 			return fmt.Errorf("read audit chain %s: %w", chainID, err)
 		}
-		r, err := decode(body)
+		r, err := decode(body, c.hash)
 		if err != nil {
 			return &audit.IntegrityError{ChainID: chainID, Seq: c.seq, DecisionID: c.decisionID, Problem: "body does not decode: " + err.Error()}
 		}
@@ -597,5 +680,11 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	return errors.Join(s.r.Close(), s.w.Close())
+	s.stmtMu.Lock()
+	errs := []error{s.r.Close()}
+	for _, st := range s.inserts {
+		errs = append(errs, st.Close())
+	}
+	s.stmtMu.Unlock()
+	return errors.Join(append(errs, s.w.Close())...)
 }
