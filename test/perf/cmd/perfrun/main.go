@@ -225,6 +225,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	rep.Machine.LoadAfter = loadavg()
 
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		return err
+	}
 	f, err := os.Create(o.out)
 	if err != nil {
 		return err
