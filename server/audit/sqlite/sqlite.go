@@ -95,7 +95,7 @@ type Store struct {
 	closed atomic.Bool
 
 	stmtMu  sync.Mutex
-	inserts map[int]*sql.Stmt // multi-row record INSERTs on w by row count
+	stmts   map[string]*sql.Stmt // prepared on w, by query
 }
 
 var _ audit.Store = (*Store)(nil)
@@ -116,7 +116,7 @@ func open(ctx context.Context, dataDir string, d driver) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{path: path, w: w, inserts: make(map[int]*sql.Stmt)}
+	s := &Store{path: path, w: w, stmts: make(map[string]*sql.Stmt)}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -282,17 +282,56 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 			return fmt.Errorf("append record %s: body does not hash to the record's hash: %w", r.GetDecisionId(), audit.ErrInvalidArgument)
 		}
 	}
-	// Prepare before the transaction takes the write connection.
-	full, err := s.insertStmt(ctx, min(len(entries), insertChunk))
+	// Build every statement first and prepare them before the transaction
+	// takes the write connection: one multi-row INSERT of records and one of
+	// reason codes per insertChunk records.
+	type op struct {
+		stmt  *sql.Stmt // nil: run query unprepared
+		query string
+		args  []any
+		what  string
+	}
+	var ops []op
+	for start := 0; start < len(entries); start += insertChunk {
+		chunk := entries[start:min(start+insertChunk, len(entries))]
+		args := make([]any, 0, 15*len(chunk))
+		var reasons []any
+		for _, e := range chunk {
+			c := columnsOf(e.Record)
+			args = append(args, c.decisionID, c.chainID, c.seq, c.kind, c.evaluatedAt,
+				c.actorID, c.action, c.resType, c.resID, c.effect, c.bundleRevision, c.workflowID, c.idempotKey,
+				c.hash, string(e.Body))
+			for _, reason := range e.Record.GetReasons() {
+				if reason.GetCode() != "" {
+					reasons = append(reasons, reason.GetCode(), c.decisionID)
+				}
+			}
+		}
+		what := fmt.Sprintf("audit records %s..%s", chunk[0].Record.GetDecisionId(), chunk[len(chunk)-1].Record.GetDecisionId())
+		q := insertSQL(len(chunk))
+		st, err := s.stmt(ctx, q)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, op{st, q, args, what})
+		if len(reasons) > 0 {
+			q := "INSERT OR IGNORE INTO record_reasons (code, decision_id) VALUES (?,?)" + strings.Repeat(",(?,?)", len(reasons)/2-1)
+			st, err := s.stmt(ctx, q)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, op{st, q, reasons, "reasons of " + what})
+		}
+	}
+	last := entries[len(entries)-1].Record
+	moveHead := `INSERT INTO chain_heads (chain_id, seq, hash) VALUES (?, ?, ?)
+		ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`
+	st, err := s.stmt(ctx, moveHead)
 	if err != nil {
 		return err
 	}
-	rest := full
-	if n := len(entries) % insertChunk; n != 0 && len(entries) > insertChunk {
-		if rest, err = s.insertStmt(ctx, n); err != nil {
-			return err
-		}
-	}
+	ops = append(ops, op{st, moveHead, []any{prev.ChainID, last.GetSeq(), last.GetHash()}, "audit chain head"})
+
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin audit append: %w", err)
@@ -307,44 +346,18 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 	if seq != prev.Seq || (seq != 0 && !bytes.Equal(hash, prev.Hash)) {
 		return fmt.Errorf("append to chain %s: stored head seq %d, writer's %d: %w", prev.ChainID, seq, prev.Seq, audit.ErrHeadMismatch)
 	}
-	args := make([]any, 0, 15*min(len(entries), insertChunk))
-	var reasons []any
-	for start := 0; start < len(entries); start += insertChunk {
-		chunk := entries[start:min(start+insertChunk, len(entries))]
-		args, reasons = args[:0], reasons[:0]
-		for _, e := range chunk {
-			c := columnsOf(e.Record)
-			args = append(args, c.decisionID, c.chainID, c.seq, c.kind, c.evaluatedAt,
-				c.actorID, c.action, c.resType, c.resID, c.effect, c.bundleRevision, c.workflowID, c.idempotKey,
-				c.hash, string(e.Body))
-			for _, reason := range e.Record.GetReasons() {
-				if reason.GetCode() != "" {
-					reasons = append(reasons, reason.GetCode(), c.decisionID)
-				}
-			}
+	for _, o := range ops {
+		if o.stmt != nil {
+			_, err = tx.StmtContext(ctx, o.stmt).ExecContext(ctx, o.args...)
+		} else {
+			_, err = tx.ExecContext(ctx, o.query, o.args...)
 		}
-		stmt := full
-		if len(chunk) < insertChunk {
-			stmt = rest
-		}
-		if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
+		if err != nil {
 			if isUnique(err) {
-				return fmt.Errorf("insert audit records %s..%s: %w: %w", chunk[0].Record.GetDecisionId(), chunk[len(chunk)-1].Record.GetDecisionId(), audit.ErrDuplicate, err)
+				return fmt.Errorf("insert %s: %w: %w", o.what, audit.ErrDuplicate, err)
 			}
-			return fmt.Errorf("insert audit records %s..%s: %w", chunk[0].Record.GetDecisionId(), chunk[len(chunk)-1].Record.GetDecisionId(), err)
+			return fmt.Errorf("insert %s: %w", o.what, err)
 		}
-		if len(reasons) > 0 {
-			q := "INSERT OR IGNORE INTO record_reasons (code, decision_id) VALUES (?,?)" + strings.Repeat(",(?,?)", len(reasons)/2-1)
-			if _, err := tx.ExecContext(ctx, q, reasons...); err != nil {
-				return fmt.Errorf("insert audit reasons: %w", err)
-			}
-		}
-	}
-	last := entries[len(entries)-1].Record
-	if _, err := tx.ExecContext(ctx, `INSERT INTO chain_heads (chain_id, seq, hash) VALUES (?, ?, ?)
-		ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`,
-		prev.ChainID, last.GetSeq(), last.GetHash()); err != nil {
-		return fmt.Errorf("move audit chain head: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit audit append: %w", err)
@@ -352,20 +365,27 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 	return nil
 }
 
-// insertStmt returns the prepared multi-row INSERT of n records, preparing
-// it on the write connection the first time; not while a transaction holds
-// that connection.
-func (s *Store) insertStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+// maxStmts bounds the prepared statements a Store keeps; the multi-row
+// INSERTs vary only in row count, so few shapes recur.
+const maxStmts = 256
+
+// stmt returns query prepared on the write connection, from the cache when
+// it was prepared before, or nil once the cache is full (run the query text
+// instead). It must not be called while a transaction holds that connection.
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	s.stmtMu.Lock()
 	defer s.stmtMu.Unlock()
-	if st := s.inserts[n]; st != nil {
+	if st := s.stmts[query]; st != nil {
 		return st, nil
 	}
-	st, err := s.w.PrepareContext(ctx, insertSQL(n))
-	if err != nil {
-		return nil, fmt.Errorf("prepare audit insert: %w", err)
+	if len(s.stmts) >= maxStmts {
+		return nil, nil
 	}
-	s.inserts[n] = st
+	st, err := s.w.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare audit statement: %w", err)
+	}
+	s.stmts[query] = st
 	return st, nil
 }
 
@@ -682,7 +702,7 @@ func (s *Store) Close() error {
 	}
 	s.stmtMu.Lock()
 	errs := []error{s.r.Close()}
-	for _, st := range s.inserts {
+	for _, st := range s.stmts {
 		errs = append(errs, st.Close())
 	}
 	s.stmtMu.Unlock()
