@@ -94,8 +94,8 @@ type Store struct {
 	r      *sql.DB // reads
 	closed atomic.Bool
 
-	stmtMu  sync.Mutex
-	stmts   map[string]*sql.Stmt // prepared on w, by query
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // prepared on w, by query
 }
 
 var _ audit.Store = (*Store)(nil)
