@@ -143,7 +143,7 @@ func TestActivateRefusalIsFailedPrecondition(t *testing.T) {
 // TestSwapUnderLoad activates a new bundle while clients decide continuously: no decision fails, and
 // each names a revision that was active while it ran.
 func TestSwapUnderLoad(t *testing.T) {
-	srv := startServer(t, app.Config{BundleDir: writeDir(t, t.TempDir(), poPolicy("v1", "5000.00", "v1"))})
+	srv := startServer(t, app.Config{BundleDir: writeDir(t, t.TempDir(), poPolicy("v1", "5000.00", "v1")), EvalTimeout: time.Minute})
 	ctx := context.Background()
 	oldRev := srv.status(t).GetActiveRevision()
 

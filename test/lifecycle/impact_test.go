@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -98,7 +99,9 @@ func dirTarball(t testing.TB, dir string) []byte {
 // analysis reports as changed exactly the PO submissions whose amounts fall in (5000.00, 6000.00], all
 // from PO_TIER_2_APPROVAL to PO_WITHIN_BUYER_LIMIT, and activates nothing.
 func TestImpactOfBuyerLimit(t *testing.T) {
-	srv := startServer(t, app.Config{BundleDir: packCopy(t, nil)})
+	// A generous evaluation bound: a 250ms timeout under -race on a busy machine would record
+	// EVALUATION_TIMEOUT denials instead of the tiers this test is about.
+	srv := startServer(t, app.Config{BundleDir: packCopy(t, nil), EvalTimeout: time.Minute})
 	ctx := context.Background()
 	running := srv.status(t).GetActiveRevision()
 
