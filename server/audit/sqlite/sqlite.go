@@ -11,6 +11,14 @@
 // Appends go through one connection with BEGIN IMMEDIATE; reads use a small
 // pool of their own, which WAL lets run beside the writer.
 //
+// A row's body is the record's canonical body (audit.Entry.Body: the JCS
+// JSON its hash covers, hash left out), encoded once on the deciding
+// goroutine; the hash is its own column. Bodies written before that are the
+// record's protojson form with the hash inside; decode reads both. Every
+// List filter has an index led by its column and then evaluated_at
+// (migration 002; plan_test.go checks each query plan); the reason_code
+// filter goes through the record_reasons side table.
+//
 // Schema migrations are the embedded migrations/*.sql, applied in name
 // order in one transaction each; PRAGMA user_version counts those applied.
 //
