@@ -170,32 +170,34 @@ func New(cfg Config, eng Engine, keep Keeper, log zerolog.Logger) (*Manager, err
 
 // OfferTarball runs a bundle tarball through the gate. source names it in the history.
 func (m *Manager) OfferTarball(ctx context.Context, source string, data []byte) Candidate {
-	return m.offer(ctx, source, func() (*bundle.Bundle, error) { return ReadTarball(data, m.cfg.Verifier) })
+	return m.offer(ctx, source, true, func() (*bundle.Bundle, error) { return ReadTarball(data, m.cfg.Verifier) })
 }
 
 // OfferDir runs the bundle in dir through the gate.
 func (m *Manager) OfferDir(ctx context.Context, dir string) Candidate {
-	return m.offer(ctx, "dir:"+dir, func() (*bundle.Bundle, error) { return ReadDir(dir, m.cfg.Verifier) })
+	return m.offer(ctx, "dir:"+dir, true, func() (*bundle.Bundle, error) { return ReadDir(dir, m.cfg.Verifier) })
 }
 
 // OfferEmbedded runs the pack built into the binary through the gate. It is not signature-checked: it
-// is part of the binary, which is verified as a whole when it is installed.
+// is part of the binary, which is verified as a whole when it is installed. Nor are its Rego tests run
+// again at every start: they pass in the build (go test ./policies) that produced the binary, and
+// running them costs seconds per start.
 func (m *Manager) OfferEmbedded(ctx context.Context, fsys fs.FS) Candidate {
-	return m.offer(ctx, "embedded", func() (*bundle.Bundle, error) { return ReadFS(fsys, nil) })
+	return m.offer(ctx, "embedded", false, func() (*bundle.Bundle, error) { return ReadFS(fsys, nil) })
 }
 
 // offer is the gate: read and verify, compile, test, keep, activate; the first failure refuses.
-func (m *Manager) offer(ctx context.Context, source string, read func() (*bundle.Bundle, error)) Candidate {
+func (m *Manager) offer(ctx context.Context, source string, runTests bool, read func() (*bundle.Bundle, error)) Candidate {
 	m.gate.Lock()
 	defer m.gate.Unlock()
 	c := Candidate{Source: source}
-	c.Outcome, c.Reason = m.check(ctx, &c, read)
+	c.Outcome, c.Reason = m.check(ctx, &c, runTests, read)
 	c.At = time.Now().UTC()
 	m.record(c)
 	return c
 }
 
-func (m *Manager) check(ctx context.Context, c *Candidate, read func() (*bundle.Bundle, error)) (Outcome, string) {
+func (m *Manager) check(ctx context.Context, c *Candidate, runTests bool, read func() (*bundle.Bundle, error)) (Outcome, string) {
 	b, err := read()
 	if err != nil {
 		return RefusedVerification, err.Error()
@@ -214,6 +216,22 @@ func (m *Manager) check(ctx context.Context, c *Candidate, read func() (*bundle.
 		return Unchanged, ""
 	}
 
+	if runTests {
+		if outcome, reason := m.test(ctx, b); outcome != "" {
+			return outcome, reason
+		}
+	}
+
+	keep := audit.Bundle{Revision: compiled.Revision(), Data: compiled.Data(), ActivatedAt: time.Now().UTC()}
+	if err := m.keep.PutBundle(context.WithoutCancel(ctx), keep); err != nil {
+		return Failed, fmt.Sprintf("keep bundle for replay: %v", err)
+	}
+	m.engine.Activate(compiled)
+	return Activated, ""
+}
+
+// test runs the candidate's own Rego tests; a non-empty outcome refuses it.
+func (m *Manager) test(ctx context.Context, b *bundle.Bundle) (Outcome, string) {
 	rep, err := RunTests(ctx, b, m.cfg.TestTimeout)
 	switch {
 	case err != nil:
@@ -223,13 +241,7 @@ func (m *Manager) check(ctx context.Context, c *Candidate, read func() (*bundle.
 	case m.cfg.RequireTests && rep.Passed == 0:
 		return RefusedTests, "no rego test passed and tests are required"
 	}
-
-	keep := audit.Bundle{Revision: compiled.Revision(), Data: compiled.Data(), ActivatedAt: time.Now().UTC()}
-	if err := m.keep.PutBundle(context.WithoutCancel(ctx), keep); err != nil {
-		return Failed, fmt.Sprintf("keep bundle for replay: %v", err)
-	}
-	m.engine.Activate(compiled)
-	return Activated, ""
+	return "", ""
 }
 
 func summarize(items []string, n int) string {
