@@ -19,6 +19,7 @@ import (
 	"github.com/tollgate/tollgate/policies"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/api"
+	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
@@ -56,7 +57,7 @@ func loadPack(tb testing.TB) *bundle.Bundle {
 // serve` does.
 func compilePack(tb testing.TB) *engine.Compiled {
 	tb.Helper()
-	b, err := engine.LoadFS(policies.FS)
+	b, err := bundles.ReadFS(policies.FS, nil)
 	if err != nil {
 		tb.Fatalf("load embedded pack: %v", err)
 	}

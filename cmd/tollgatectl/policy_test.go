@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/policies"
+	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 )
 
@@ -12,7 +13,7 @@ import (
 // buyer limit changed.
 func packTarball(t testing.TB, revision, limit string) string {
 	t.Helper()
-	b, err := engine.LoadFS(policies.FS)
+	b, err := bundles.ReadFS(policies.FS, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

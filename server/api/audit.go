@@ -12,6 +12,7 @@ import (
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/audit"
+	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 )
 
@@ -159,7 +160,7 @@ func (s *AuditServer) compiledFor(ctx context.Context, revision string) (*engine
 	if err != nil {
 		return nil, fmt.Errorf("bundle revision %q: %w", revision, err)
 	}
-	b, err := engine.Deserialize(stored.Data)
+	b, err := bundles.ReadTarball(stored.Data, nil)
 	if err != nil {
 		return nil, fmt.Errorf("stored bundle %q: %w", revision, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/tollgate/tollgate/server/api"
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/audit/sqlite"
+	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
@@ -43,7 +44,7 @@ func seedDecisions(tb testing.TB, n int) *api.AuditServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	pack, err := engine.LoadFS(policies.FS)
+	pack, err := bundles.ReadFS(policies.FS, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func poSubmit(actor, amount string) *tollgatev1.DecideRequest {
 // bundle tarball.
 func raisedBuyerLimit(tb testing.TB) []byte {
 	tb.Helper()
-	b, err := engine.LoadFS(policies.FS)
+	b, err := bundles.ReadFS(policies.FS, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -103,11 +103,7 @@ func ReadFS(fsys fs.FS, v *Verifier) (*bundle.Bundle, error) {
 
 // Write returns b as an OPA bundle tarball, with its signatures if it has any.
 func Write(b *bundle.Bundle) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := bundle.NewWriter(&buf).Write(*b); err != nil {
-		return nil, fmt.Errorf("write bundle: %w", err)
-	}
-	return buf.Bytes(), nil
+	return engine.Serialize(b)
 }
 
 // Sign replaces b's signatures with one RS256 signature by privateKeyPEM under keyID ("" is

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 )
 
@@ -20,7 +21,7 @@ var fuzzBundleDirs = []string{"ok", "broken", "conflict", "malformed", "uncompil
 // and serializes to the same bytes (Serialize is deterministic on what Deserialize produced).
 func FuzzDeserialize(f *testing.F) {
 	for _, name := range fuzzBundleDirs {
-		b, err := engine.LoadDir(filepath.Join("testdata", name))
+		b, err := bundles.ReadDir(filepath.Join("testdata", name), nil)
 		if err != nil {
 			continue // broken on purpose: its files still seed FuzzLoadFS
 		}
@@ -33,7 +34,7 @@ func FuzzDeserialize(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := engine.Deserialize(data)
+		b, err := bundles.ReadTarball(data, nil)
 		if err != nil {
 			if b != nil {
 				t.Fatalf("Deserialize returned a bundle with error %v", err)
@@ -44,7 +45,7 @@ func FuzzDeserialize(f *testing.F) {
 		if err != nil {
 			t.Fatalf("serialize an accepted bundle: %v", err)
 		}
-		b2, err := engine.Deserialize(once)
+		b2, err := bundles.ReadTarball(once, nil)
 		if err != nil {
 			t.Fatalf("serialized bundle does not read back: %v", err)
 		}
@@ -90,7 +91,7 @@ func FuzzLoadFS(f *testing.F) {
 				fsys[name] = &fstest.MapFile{Data: parts[i+1], Mode: 0o644}
 			}
 		}
-		b, err := engine.LoadFS(fsys)
+		b, err := bundles.ReadFS(fsys, nil)
 		if err != nil {
 			if b != nil {
 				t.Fatalf("LoadFS returned a bundle with error %v", err)

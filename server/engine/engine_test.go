@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
@@ -45,7 +46,7 @@ func newEngine(t testing.TB, bundleName string, cfg engine.Config) (*engine.Engi
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := engine.LoadDir("testdata/" + bundleName)
+	b, err := bundles.ReadDir("testdata/"+bundleName, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,10 +198,10 @@ func TestNoActiveBundleDenies(t *testing.T) {
 
 func TestBrokenBundleIsRefusedAndRunningOneStays(t *testing.T) {
 	eng, _, _ := newEngine(t, "ok", engine.Config{})
-	if _, err := engine.LoadDir("testdata/broken"); err == nil {
+	if _, err := bundles.ReadDir("testdata/broken", nil); err == nil {
 		t.Fatal("loading a bundle with a syntax error succeeded")
 	}
-	b, err := engine.LoadDir("testdata/uncompilable")
+	b, err := bundles.ReadDir("testdata/uncompilable", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,22 +46,14 @@ func Compile(ctx context.Context, b *bundle.Bundle) (*Compiled, error) {
 	return &Compiled{revision: b.Manifest.Revision + "@" + hex.EncodeToString(sum[:6]), data: data, query: pq}, nil
 }
 
-// Serialize writes b in OPA's bundle format (tar.gz). The output is deterministic for a given bundle.
+// Serialize writes b in OPA's bundle format (tar.gz); the revision digest is taken over it. The output is
+// deterministic for a given bundle. Reading bundles is package bundles' job.
 func Serialize(b *bundle.Bundle) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := bundle.NewWriter(&buf).Write(*b); err != nil {
 		return nil, fmt.Errorf("write bundle: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-// Deserialize reads a bundle written by Serialize (or any OPA bundle tarball).
-func Deserialize(data []byte) (*bundle.Bundle, error) {
-	b, err := bundle.NewReader(bytes.NewReader(data)).WithProcessAnnotations(true).Read()
-	if err != nil {
-		return nil, fmt.Errorf("read bundle: %w", err)
-	}
-	return &b, nil
 }
 
 // EvaluateRecorded evaluates req with c at the instant at, answering master-data reads only from facts

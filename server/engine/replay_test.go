@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
@@ -39,7 +40,7 @@ func TestEvaluateRecordedReproducesDecision(t *testing.T) {
 	}
 
 	active, _ := eng.Active()
-	b, err := engine.Deserialize(active.Data())
+	b, err := bundles.ReadTarball(active.Data(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

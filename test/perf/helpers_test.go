@@ -14,6 +14,7 @@ import (
 
 	"github.com/tollgate/tollgate/bundles/demo"
 	"github.com/tollgate/tollgate/policies"
+	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/masterdata"
 	"github.com/tollgate/tollgate/test/perf"
@@ -57,7 +58,7 @@ func newStore(tb testing.TB, extra []masterdata.Event) *masterdata.Store {
 func newEngine(tb testing.TB, s *masterdata.Store) *engine.Engine {
 	tb.Helper()
 	ctx := context.Background()
-	b, err := engine.LoadFS(policies.FS)
+	b, err := bundles.ReadFS(policies.FS, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
