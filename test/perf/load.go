@@ -101,6 +101,7 @@ func Drive(ctx context.Context, d Decider, n, concurrency int, dur time.Duration
 	defer cancel()
 	start := time.Now()
 	deadline := start.Add(dur)
+	ctxDeadline, _ := runCtx.Deadline()
 	var wg sync.WaitGroup
 	for w := range concurrency {
 		wg.Go(func() {
@@ -111,8 +112,8 @@ func Drive(ctx context.Context, d Decider, n, concurrency int, dur time.Duration
 				_, err := d.Decide(runCtx, i)
 				el := time.Since(t0)
 				if err != nil {
-					if runCtx.Err() != nil {
-						break // the run ended while this call was in flight
+					if runCtx.Err() != nil || !time.Now().Before(ctxDeadline) {
+						break // the run ended while this call was in flight (gRPC may report it first)
 					}
 					errCount.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
