@@ -47,7 +47,8 @@ var (
 // Config is the callers file (JSON).
 type Config struct {
 	Callers []CallerConfig `json:"callers"`
-	// RateLimits by role kind (decide, agent, audit, admin); missing kinds take DefaultRateLimits.
+	// RateLimits by role kind (decide, agent, audit, admin), per caller; missing kinds take the defaults
+	// (per second / burst): decide 5000/10000, agent 50/100, audit 50/100, admin 20/50.
 	RateLimits map[string]RateLimit `json:"rate_limits,omitempty"`
 }
 
@@ -71,8 +72,8 @@ type RateLimit struct {
 	Burst     int     `json:"burst"`
 }
 
-// DefaultRateLimits apply per caller, by the caller's most generous role.
-var DefaultRateLimits = map[string]RateLimit{
+// defaultRateLimits apply per caller, by the caller's most generous role. Read-only.
+var defaultRateLimits = map[string]RateLimit{
 	RoleDecide:    {PerSecond: 5000, Burst: 10000},
 	roleAgentKind: {PerSecond: 50, Burst: 100},
 	RoleAudit:     {PerSecond: 50, Burst: 100},
@@ -171,7 +172,7 @@ func (a *Authenticator) Reload(cfg *Config) error {
 		return nil
 	}
 	for kind := range cfg.RateLimits {
-		if _, ok := DefaultRateLimits[kind]; !ok {
+		if _, ok := defaultRateLimits[kind]; !ok {
 			return fmt.Errorf("rate_limits: unknown role kind %q (want decide, agent, audit, admin)", kind)
 		}
 	}
@@ -208,7 +209,7 @@ func (a *Authenticator) Reload(cfg *Config) error {
 			c.roles[kind] = true
 			l, ok := cfg.RateLimits[kind]
 			if !ok {
-				l = DefaultRateLimits[kind]
+				l = defaultRateLimits[kind]
 			}
 			if l.PerSecond > limit.PerSecond {
 				limit = l
