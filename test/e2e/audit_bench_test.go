@@ -38,7 +38,7 @@ const benchCallers = 16
 func BenchmarkDecideAudit(b *testing.B) {
 	reqs := benchRequests()
 	srv := startServer(b, app.Config{})
-	eng := srv.app.Engine()
+	eng := srv.App.Engine()
 
 	for _, mode := range []string{"off", string(audit.ModeAsync), string(audit.ModeSync)} {
 		b.Run("in-process/"+mode, func(b *testing.B) {
@@ -58,7 +58,7 @@ func BenchmarkDecideAudit(b *testing.B) {
 		b.Run("grpc/"+string(mode), func(b *testing.B) {
 			s := startServer(b, app.Config{Audit: audit.Config{Mode: mode}})
 			runDecide(b, reqs, func(ctx context.Context, req *tollgatev1.DecideRequest) (*tollgatev1.DecideResponse, error) {
-				return s.client.Decide(ctx, req)
+				return s.Client.Decide(ctx, req)
 			})
 		})
 	}

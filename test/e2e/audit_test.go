@@ -19,11 +19,11 @@ import (
 func TestEveryDecisionIsRecordedAndReplays(t *testing.T) {
 	srv := startServer(t, app.Config{})
 	ctx := context.Background()
-	audits := tollgatev1.NewAuditServiceClient(srv.client.Conn())
+	audits := tollgatev1.NewAuditServiceClient(srv.Client.Conn())
 
 	var ids []string
 	for _, amount := range []string{"100.00", "8000.00", "12abc"} {
-		resp, err := srv.client.Decide(ctx, poSubmit("u_buyer1", amount))
+		resp, err := srv.Client.Decide(ctx, poSubmit("u_buyer1", amount))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,15 +89,15 @@ func TestEveryDecisionIsRecordedAndReplays(t *testing.T) {
 func TestReplayAfterMasterDataChanged(t *testing.T) {
 	srv := startServer(t, app.Config{})
 	ctx := context.Background()
-	audits := tollgatev1.NewAuditServiceClient(srv.client.Conn())
-	first, err := srv.client.Decide(ctx, poSubmit("u_buyer1", "100.00"))
+	audits := tollgatev1.NewAuditServiceClient(srv.Client.Conn())
+	first, err := srv.Client.Decide(ctx, poSubmit("u_buyer1", "100.00"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.client.ApplyMasterData(ctx, []*tollgatev1.ChangeEvent{userEvent("u_buyer1", "ev-term", 99, "TERMINATED")}); err != nil {
+	if _, err := srv.Client.ApplyMasterData(ctx, []*tollgatev1.ChangeEvent{userEvent("u_buyer1", "ev-term", 99, "TERMINATED")}); err != nil {
 		t.Fatal(err)
 	}
-	now, err := srv.client.Decide(ctx, poSubmit("u_buyer1", "100.00"))
+	now, err := srv.Client.Decide(ctx, poSubmit("u_buyer1", "100.00"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,11 +120,11 @@ func TestIdempotencyKeys(t *testing.T) {
 	req := poSubmit("u_buyer1", "8000.00")
 	req.IdempotencyKey = "evt-0001"
 
-	first, err := srv.client.Decide(ctx, req)
+	first, err := srv.Client.Decide(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := srv.client.Decide(ctx, req)
+	again, err := srv.Client.Decide(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,24 +134,24 @@ func TestIdempotencyKeys(t *testing.T) {
 
 	changed := poSubmit("u_buyer1", "9000.00")
 	changed.IdempotencyKey = "evt-0001"
-	_, err = srv.client.Decide(ctx, changed)
+	_, err = srv.Client.Decide(ctx, changed)
 	if status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), "evt-0001") || !strings.Contains(err.Error(), first.GetDecisionId()) {
 		t.Errorf("same key, other payload: %v; want AlreadyExists naming the key and %s", err, first.GetDecisionId())
 	}
 
 	// Keys survive a restart.
-	if err := srv.stop(); err != nil {
+	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	srv2 := startServer(t, app.Config{DataDir: dataDir})
-	after, err := srv2.client.Decide(ctx, req)
+	after, err := srv2.Client.Decide(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if after.GetDecisionId() != first.GetDecisionId() || !after.GetReplay() {
 		t.Errorf("retry after restart answered %s, want %s", after.GetDecisionId(), first.GetDecisionId())
 	}
-	v, err := tollgatev1.NewAuditServiceClient(srv2.client.Conn()).VerifyLog(ctx, &tollgatev1.VerifyLogRequest{})
+	v, err := tollgatev1.NewAuditServiceClient(srv2.Client.Conn()).VerifyLog(ctx, &tollgatev1.VerifyLogRequest{})
 	if err != nil || !v.GetOk() {
 		t.Errorf("verify after restart = %v, %v", v, err)
 	}
@@ -163,11 +163,11 @@ func TestMaskedFieldsNeverReachTheLog(t *testing.T) {
 	ctx := context.Background()
 	req := poSubmit("u_buyer1", "100.00")
 	req.Resource.Attributes.Fields["bank_account"] = structpb.NewStringValue("DE89370400440532013000")
-	resp, err := srv.client.Decide(ctx, req)
+	resp, err := srv.Client.Decide(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := tollgatev1.NewAuditServiceClient(srv.client.Conn()).GetDecision(ctx, &tollgatev1.GetDecisionRequest{DecisionId: resp.GetDecisionId()})
+	rec, err := tollgatev1.NewAuditServiceClient(srv.Client.Conn()).GetDecision(ctx, &tollgatev1.GetDecisionRequest{DecisionId: resp.GetDecisionId()})
 	if err != nil {
 		t.Fatal(err)
 	}

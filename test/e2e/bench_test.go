@@ -31,7 +31,7 @@ func BenchmarkDecide(b *testing.B) {
 	reqs := benchRequests()
 
 	b.Run("in-process", func(b *testing.B) {
-		eng := srv.app.Engine()
+		eng := srv.App.Engine()
 		ins := make([]*engine.Request, len(reqs))
 		for i, r := range reqs {
 			ins[i] = &engine.Request{
@@ -59,7 +59,7 @@ func BenchmarkDecide(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			i := 0
 			for pb.Next() {
-				if _, err := srv.client.Decide(ctx, reqs[i%len(reqs)]); err != nil {
+				if _, err := srv.Client.Decide(ctx, reqs[i%len(reqs)]); err != nil {
 					b.Fatal(err)
 				}
 				i++

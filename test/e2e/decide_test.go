@@ -14,21 +14,6 @@ import (
 	"github.com/tollgate/tollgate/server/app"
 )
 
-func poSubmit(actor, amount string) *tollgatev1.DecideRequest {
-	attrs, err := structpb.NewStruct(map[string]any{
-		"amount": amount, "currency": "USD", "category": "MRO", "site_id": "DC1", "supplier_id": "S1",
-	})
-	if err != nil {
-		panic(err)
-	}
-	return &tollgatev1.DecideRequest{
-		Actor:    &tollgatev1.Actor{Id: actor, Type: tollgatev1.ActorType_ACTOR_TYPE_HUMAN},
-		Action:   "PO.SUBMIT",
-		Resource: &tollgatev1.Resource{Type: "purchase_order", Id: "PO-1001", Attributes: attrs},
-		Context:  map[string]string{"workflow_id": "wf-77"},
-	}
-}
-
 func TestDecideOverGRPC(t *testing.T) {
 	srv := startServer(t, app.Config{})
 	ctx := context.Background()
@@ -53,7 +38,7 @@ func TestDecideOverGRPC(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := srv.client.Decide(ctx, tt.req)
+			resp, err := srv.Client.Decide(ctx, tt.req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,7 +61,7 @@ func TestEmptyAIBlockIsAbsent(t *testing.T) {
 	srv := startServer(t, app.Config{})
 	req := poSubmit("u_buyer1", "100.00")
 	req.Ai = &tollgatev1.AI{}
-	resp, err := srv.client.Decide(context.Background(), req)
+	resp, err := srv.Client.Decide(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +74,7 @@ func TestDecisionIDsAreUniqueAndTimeSortable(t *testing.T) {
 	srv := startServer(t, app.Config{})
 	var prev string
 	for i := range 50 {
-		resp, err := srv.client.Decide(context.Background(), poSubmit("u_buyer1", "1.00"))
+		resp, err := srv.Client.Decide(context.Background(), poSubmit("u_buyer1", "1.00"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +89,7 @@ func TestDecisionIDsAreUniqueAndTimeSortable(t *testing.T) {
 func TestDecideBatchAnswersInOrder(t *testing.T) {
 	srv := startServer(t, app.Config{})
 	reqs := []*tollgatev1.DecideRequest{poSubmit("u_buyer1", "1.00"), poSubmit("u_nobody", "1.00"), poSubmit("u_buyer1", "8000.00")}
-	resps, err := srv.client.DecideBatch(context.Background(), reqs)
+	resps, err := srv.Client.DecideBatch(context.Background(), reqs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +145,7 @@ func TestStructurallyBadRequestsAreInvalidArgument(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := srv.client.Decide(ctx, tt.req)
+			_, err := srv.Client.Decide(ctx, tt.req)
 			assertFieldViolation(t, err, tt.field)
 		})
 	}
@@ -170,13 +155,13 @@ func TestStructurallyBadRequestsAreInvalidArgument(t *testing.T) {
 		for i := range reqs {
 			reqs[i] = poSubmit("u_buyer1", "1.00")
 		}
-		_, err := srv.client.DecideBatch(ctx, reqs)
+		_, err := srv.Client.DecideBatch(ctx, reqs)
 		assertFieldViolation(t, err, "requests")
 	})
 	t.Run("bad request inside a batch", func(t *testing.T) {
 		bad := poSubmit("u_buyer1", "1.00")
 		bad.Action = ""
-		_, err := srv.client.DecideBatch(ctx, []*tollgatev1.DecideRequest{poSubmit("u_buyer1", "1.00"), bad})
+		_, err := srv.Client.DecideBatch(ctx, []*tollgatev1.DecideRequest{poSubmit("u_buyer1", "1.00"), bad})
 		assertFieldViolation(t, err, "requests[1].action")
 	})
 }

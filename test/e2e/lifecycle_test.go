@@ -26,10 +26,10 @@ func TestShutdownFinishesInFlightDecisions(t *testing.T) {
 	resps := make([]*tollgatev1.DecideResponse, calls)
 	started := time.Now()
 	for i := range calls {
-		wg.Go(func() { resps[i], errs[i] = srv.client.Decide(context.Background(), poSubmit("u_buyer1", "1.00")) })
+		wg.Go(func() { resps[i], errs[i] = srv.Client.Decide(context.Background(), poSubmit("u_buyer1", "1.00")) })
 	}
 	time.Sleep(100 * time.Millisecond) // let the calls reach the engine
-	if err := srv.stop(); err != nil {
+	if err := srv.Stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	wg.Wait()
@@ -46,12 +46,12 @@ func TestShutdownFinishesInFlightDecisions(t *testing.T) {
 func TestHealthReflectionAndMetrics(t *testing.T) {
 	srv := startServer(t, app.Config{})
 	ctx := context.Background()
-	hc, err := healthpb.NewHealthClient(srv.client.Conn()).Check(ctx, &healthpb.HealthCheckRequest{})
+	hc, err := healthpb.NewHealthClient(srv.Client.Conn()).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health = %v, %v; want SERVING", hc, err)
 	}
 
-	stream, err := reflectionpb.NewServerReflectionClient(srv.client.Conn()).ServerReflectionInfo(ctx)
+	stream, err := reflectionpb.NewServerReflectionClient(srv.Client.Conn()).ServerReflectionInfo(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +72,10 @@ func TestHealthReflectionAndMetrics(t *testing.T) {
 		}
 	}
 
-	if _, err := srv.client.Decide(ctx, poSubmit("u_buyer1", "1.00")); err != nil {
+	if _, err := srv.Client.Decide(ctx, poSubmit("u_buyer1", "1.00")); err != nil {
 		t.Fatal(err)
 	}
-	body := httpGet(t, "http://"+srv.app.HTTPAddr().String()+"/metrics")
+	body := httpGet(t, "http://"+srv.App.HTTPAddr().String()+"/metrics")
 	for _, want := range []string{
 		`tollgate_decisions_total{action="PO.SUBMIT",effect="ALLOW"} 1`,
 		`tollgate_decision_duration_seconds_count 1`,
@@ -85,7 +85,7 @@ func TestHealthReflectionAndMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if got := httpGet(t, "http://"+srv.app.HTTPAddr().String()+"/healthz"); got != "ok\n" {
+	if got := httpGet(t, "http://"+srv.App.HTTPAddr().String()+"/healthz"); got != "ok\n" {
 		t.Errorf("/healthz = %q", got)
 	}
 }

@@ -28,7 +28,7 @@ func TestMasterDataApplyOverGRPC(t *testing.T) {
 	srv := startServer(t, app.Config{})
 	ctx := context.Background()
 
-	before, err := srv.client.Decide(ctx, poSubmit("u_new", "100.00"))
+	before, err := srv.Client.Decide(ctx, poSubmit("u_new", "100.00"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestMasterDataApplyOverGRPC(t *testing.T) {
 
 	bad := userEvent("u_bad", "ev-bad", 1, "ACTIVE")
 	bad.Record.Fields["status"] = structpb.NewStringValue("SLEEPING")
-	resp, err := srv.client.ApplyMasterData(ctx, []*tollgatev1.ChangeEvent{
+	resp, err := srv.Client.ApplyMasterData(ctx, []*tollgatev1.ChangeEvent{
 		userEvent("u_new", "ev-1", 2, "ACTIVE"),
 		userEvent("u_new", "ev-1", 2, "ACTIVE"),   // same event id again
 		userEvent("u_new", "ev-2", 1, "INACTIVE"), // older version
@@ -62,7 +62,7 @@ func TestMasterDataApplyOverGRPC(t *testing.T) {
 		t.Errorf("revision after apply = %d, want %d", resp.GetRevision(), before.GetMasterdataRevision()+1)
 	}
 
-	after, err := srv.client.Decide(ctx, poSubmit("u_new", "100.00"))
+	after, err := srv.Client.Decide(ctx, poSubmit("u_new", "100.00"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,20 +70,20 @@ func TestMasterDataApplyOverGRPC(t *testing.T) {
 		t.Errorf("after apply: %v at revision %d, want the new user known at revision %d", after.GetReasons(), after.GetMasterdataRevision(), resp.GetRevision())
 	}
 
-	rec, err := srv.client.GetMasterData(ctx, "user", "u_new")
+	rec, err := srv.Client.GetMasterData(ctx, "user", "u_new")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rec.GetVersion() != 2 || rec.GetEventId() != "ev-1" || rec.GetRecord().GetFields()["status"].GetStringValue() != "ACTIVE" {
 		t.Errorf("get = %v", rec)
 	}
-	if _, err := srv.client.GetMasterData(ctx, "user", "u_bad"); status.Code(err) != codes.NotFound {
+	if _, err := srv.Client.GetMasterData(ctx, "user", "u_bad"); status.Code(err) != codes.NotFound {
 		t.Errorf("get of a rejected record: %v, want NotFound", err)
 	}
-	_, err = srv.client.GetMasterData(ctx, "planet", "earth")
+	_, err = srv.Client.GetMasterData(ctx, "planet", "earth")
 	assertFieldViolation(t, err, "kind")
 
-	st, err := srv.client.MasterDataStatus(ctx)
+	st, err := srv.Client.MasterDataStatus(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

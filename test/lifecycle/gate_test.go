@@ -13,6 +13,7 @@ import (
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/bundles"
+	"github.com/tollgate/tollgate/test/testserver"
 )
 
 // TestBundleServerGate offers bad bundles through a real HTTP bundle server to a service that requires
@@ -76,7 +77,7 @@ func TestBundleServerGate(t *testing.T) {
 			if st.GetActiveRevision() != running {
 				t.Errorf("active revision %q, want %q kept", st.GetActiveRevision(), running)
 			}
-			resp, err := srv.client.Decide(ctx, poRequest("u_buyer1", "5500.00"))
+			resp, err := srv.client.Decide(ctx, testserver.POSubmit("u_buyer1", "5500.00"))
 			if err != nil || resp.GetBundleRevision() != running || resp.GetEffect() != tollgatev1.Effect_EFFECT_REQUIRE_APPROVAL {
 				t.Errorf("decide while %s was refused: %v, %v; want REQUIRE_APPROVAL by %s", tc.name, resp, err, running)
 			}
@@ -87,7 +88,7 @@ func TestBundleServerGate(t *testing.T) {
 	waitFor(t, 10*time.Second, "the good bundle to be activated", func() bool {
 		return strings.HasPrefix(srv.status(t).GetActiveRevision(), "v2@")
 	})
-	resp, err := srv.client.Decide(ctx, poRequest("u_buyer1", "5500.00"))
+	resp, err := srv.client.Decide(ctx, testserver.POSubmit("u_buyer1", "5500.00"))
 	if err != nil || resp.GetEffect() != tollgatev1.Effect_EFFECT_ALLOW || !strings.HasPrefix(resp.GetBundleRevision(), "v2@") {
 		t.Fatalf("decide after activation: %v, %v; want ALLOW by v2", resp, err)
 	}
@@ -167,7 +168,7 @@ func TestSwapUnderLoad(t *testing.T) {
 				default:
 				}
 				c := call{start: time.Now()}
-				c.resp, c.err = srv.client.Decide(ctx, poRequest("u_buyer1", "100.00"))
+				c.resp, c.err = srv.client.Decide(ctx, testserver.POSubmit("u_buyer1", "100.00"))
 				c.end = time.Now()
 				mu.Lock()
 				calls = append(calls, c)
@@ -234,7 +235,7 @@ func TestDirWatcherPicksUpChange(t *testing.T) {
 	var resp *tollgatev1.DecideResponse
 	waitFor(t, 5*time.Second, "the edited directory to be activated", func() bool {
 		var err error
-		resp, err = srv.client.Decide(ctx, poRequest("u_buyer1", "100.00"))
+		resp, err = srv.client.Decide(ctx, testserver.POSubmit("u_buyer1", "100.00"))
 		return err == nil && resp.GetReasons()[0].GetMessage() == "edited"
 	})
 	t.Logf("change picked up in %s", time.Since(changed).Round(time.Millisecond))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,13 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/types/known/structpb"
-
 	tollgate "github.com/tollgate/tollgate/clients/go"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/bundles"
+	"github.com/tollgate/tollgate/test/testserver"
 )
 
 // server is a running service and clients connected to it.
@@ -31,42 +28,11 @@ type server struct {
 	policy tollgatev1.PolicyServiceClient
 }
 
-// startServer starts the real service on free loopback ports with a temporary data dir and stops it at
-// the end of the test. cfg may set anything but the addresses and the data dir.
+// startServer starts the real service for one test (see testserver.Start) with a PolicyService client.
 func startServer(t testing.TB, cfg app.Config) *server {
 	t.Helper()
-	cfg.Addr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-	var logw io.Writer = io.Discard
-	if testing.Verbose() {
-		logw = zerolog.NewTestWriter(t)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, zerolog.New(logw).Level(zerolog.InfoLevel))
-	if err != nil {
-		cancel()
-		t.Fatalf("start service: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	c, err := tollgate.Dial(ctx, a.Addr().String())
-	if err != nil {
-		cancel()
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() {
-		c.Close()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("service stopped with: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("service did not stop within 30s")
-		}
-		a.Close()
-	})
-	return &server{app: a, client: c, policy: tollgatev1.NewPolicyServiceClient(c.Conn())}
+	srv := testserver.Start(t, cfg)
+	return &server{app: srv.App, client: srv.Client, policy: tollgatev1.NewPolicyServiceClient(srv.Client.Conn())}
 }
 
 func (s *server) status(t testing.TB) *tollgatev1.PolicyServiceStatusResponse {
@@ -231,18 +197,4 @@ func (bs *bundleServer) serve(data []byte) {
 	bs.mu.Lock()
 	bs.data = data
 	bs.mu.Unlock()
-}
-
-func poRequest(actor, amount string) *tollgatev1.DecideRequest {
-	attrs, err := structpb.NewStruct(map[string]any{
-		"amount": amount, "currency": "USD", "category": "MRO", "site_id": "DC1", "supplier_id": "S1",
-	})
-	if err != nil {
-		panic(err)
-	}
-	return &tollgatev1.DecideRequest{
-		Actor:    &tollgatev1.Actor{Id: actor, Type: tollgatev1.ActorType_ACTOR_TYPE_HUMAN},
-		Action:   "PO.SUBMIT",
-		Resource: &tollgatev1.Resource{Type: "purchase_order", Id: "PO-" + amount, Attributes: attrs},
-	}
 }

@@ -19,6 +19,7 @@ import (
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/bundles"
+	"github.com/tollgate/tollgate/test/testserver"
 )
 
 // packCopy copies the default policy pack (policies/) into a new directory without its Rego tests,
@@ -114,7 +115,7 @@ func TestImpactOfBuyerLimit(t *testing.T) {
 	inRange := map[string]bool{} // decision ids whose amount is in (5000.00, 6000.00]
 	var total int
 	for _, amount := range amounts {
-		resp, err := srv.client.Decide(ctx, poRequest("u_buyer1", amount))
+		resp, err := srv.client.Decide(ctx, testserver.POSubmit("u_buyer1", amount))
 		if err != nil {
 			t.Fatalf("decide %s: %v", amount, err)
 		}
@@ -127,7 +128,7 @@ func TestImpactOfBuyerLimit(t *testing.T) {
 		}
 	}
 	for _, actor := range []string{"u_nobody", "u_nobody2"} { // denied before any threshold
-		if _, err := srv.client.Decide(ctx, poRequest(actor, "5500.00")); err != nil {
+		if _, err := srv.client.Decide(ctx, testserver.POSubmit(actor, "5500.00")); err != nil {
 			t.Fatal(err)
 		}
 		total++
@@ -178,7 +179,7 @@ func TestImpactNotComparable(t *testing.T) {
 	srv := startServer(t, app.Config{BundleDir: writeDir(t, t.TempDir(), poPolicy("v1", "5000.00", "v1"))})
 	ctx := context.Background()
 	for _, amount := range []string{"10.00", "20.00", "9000.00"} {
-		if _, err := srv.client.Decide(ctx, poRequest("u_buyer1", amount)); err != nil {
+		if _, err := srv.client.Decide(ctx, testserver.POSubmit("u_buyer1", amount)); err != nil {
 			t.Fatal(err)
 		}
 	}
