@@ -39,10 +39,14 @@ type Config struct {
 	// MaxBatch bounds the records per transaction. Default 512.
 	MaxBatch int
 	// MaxDelay is how long the committer waits for more records once it
-	// holds fewer than MaxBatch. Zero takes the mode's default: none in sync
-	// mode, where records arriving during one commit form the next batch
-	// anyway, and 5ms in async mode. A negative value means no wait.
+	// holds fewer than MaxBatch. Zero takes the mode's default: 5ms in async
+	// mode; in sync mode 2ms, adaptively: the committer waits only while
+	// callers are concurrent (the last batch held more than one record) and
+	// waiting gathered more records last time, so a lone caller or a pair
+	// never pays for it. A negative value means no wait.
 	MaxDelay time.Duration
+	// adaptiveDelay waits MaxDelay only when it is likely to pay off (see MaxDelay).
+	adaptiveDelay bool
 	// ChainID names this writer's hash chain. One Writer per chain at a
 	// time. Default "default".
 	ChainID string
@@ -72,6 +76,10 @@ func (c *Config) setDefaults() error {
 	if c.MaxDelay == 0 && c.Mode == ModeAsync {
 		c.MaxDelay = 5 * time.Millisecond
 	}
+	if c.MaxDelay == 0 && c.Mode == ModeSync {
+		c.MaxDelay = 2 * time.Millisecond
+		c.adaptiveDelay = true
+	}
 	if c.ChainID == "" {
 		c.ChainID = "default"
 	}
@@ -100,8 +108,12 @@ type Writer struct {
 	met    *metrics
 
 	queue chan *item
-	quit  chan struct{}
-	done  chan struct{}
+	// lastBatch is the previous batch's size and skipWaits how many batches
+	// to commit without waiting after a wait gathered nothing; the committer
+	// goroutine owns both.
+	lastBatch, skipWaits int
+	quit                 chan struct{}
+	done                 chan struct{}
 
 	mu       sync.Mutex // guards closed, inflight and idempotency lookups
 	closed   bool
@@ -456,9 +468,16 @@ func (w *Writer) collect(first *item) []*item {
 		}
 		break
 	}
-	if len(batch) >= w.cfg.MaxBatch || w.cfg.MaxDelay <= 0 {
+	defer func() { w.lastBatch = len(batch) }()
+	if len(batch) >= w.cfg.MaxBatch || w.cfg.MaxDelay <= 0 || !w.worthWaiting(len(batch)) {
 		return batch
 	}
+	gathered := len(batch)
+	defer func() {
+		if w.cfg.adaptiveDelay && len(batch) == gathered {
+			w.skipWaits = adaptiveBackoff
+		}
+	}()
 	timer := time.NewTimer(w.cfg.MaxDelay)
 	defer timer.Stop()
 	for len(batch) < w.cfg.MaxBatch {
@@ -473,6 +492,22 @@ func (w *Writer) collect(first *item) []*item {
 		}
 	}
 	return batch
+}
+
+// adaptiveBackoff is how many batches an adaptive committer commits without waiting after a wait
+// gathered no record.
+const adaptiveBackoff = 16
+
+// worthWaiting says whether to wait MaxDelay for more records, given a batch of n so far.
+func (w *Writer) worthWaiting(n int) bool {
+	if !w.cfg.adaptiveDelay {
+		return true
+	}
+	if w.skipWaits > 0 {
+		w.skipWaits--
+		return false
+	}
+	return n > 1 || w.lastBatch > 1
 }
 
 // commit seals and appends a batch. Replay markers whose original failed
