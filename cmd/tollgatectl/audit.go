@@ -420,11 +420,7 @@ the output, or "identical" in --json); 1 if the decision cannot be replayed
 					return err
 				}
 				if *asJSON {
-					out, err := tollgate.FormatJSON(resp)
-					if err != nil {
-						return err
-					}
-					return a.write(out)
+					return a.writeMessage(resp)
 				}
 				return printReplay(a.stdout, id, resp)
 			}

@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	tollgate "github.com/tollgate/tollgate/clients/go"
 )
@@ -229,6 +230,15 @@ func (a *app) write(data []byte) error {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
+}
+
+// writeMessage prints m as JSON with short enum names.
+func (a *app) writeMessage(m proto.Message) error {
+	out, err := tollgate.FormatJSON(m)
+	if err != nil {
+		return err
+	}
+	return a.write(out)
 }
 
 // describe renders an error as one line. A gRPC status error

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	tollgate "github.com/tollgate/tollgate/clients/go"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
@@ -53,11 +52,7 @@ comparable rather than as changes.`,
 					return err
 				}
 				if *asJSON {
-					out, err := tollgate.FormatJSON(resp)
-					if err != nil {
-						return err
-					}
-					return a.write(out)
+					return a.writeMessage(resp)
 				}
 				return printImpact(a.stdout, resp)
 			}

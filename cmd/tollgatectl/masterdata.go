@@ -229,11 +229,7 @@ with NotFound.`,
 				if err != nil {
 					return err
 				}
-				out, err := tollgate.FormatJSON(resp)
-				if err != nil {
-					return err
-				}
-				return a.write(out)
+				return a.writeMessage(resp)
 			}
 		},
 	}
@@ -260,11 +256,7 @@ func masterDataStatusCommand() *command {
 					return err
 				}
 				if *asJSON {
-					out, err := tollgate.FormatJSON(resp)
-					if err != nil {
-						return err
-					}
-					return a.write(out)
+					return a.writeMessage(resp)
 				}
 				return printStatus(a.stdout, resp)
 			}

@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	tollgate "github.com/tollgate/tollgate/clients/go"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
@@ -47,11 +46,7 @@ func policyStatusCommand() *command {
 					return err
 				}
 				if *asJSON {
-					out, err := tollgate.FormatJSON(resp)
-					if err != nil {
-						return err
-					}
-					return a.write(out)
+					return a.writeMessage(resp)
 				}
 				return printPolicyStatus(a.stdout, resp)
 			}
@@ -91,11 +86,7 @@ failed.`,
 					return err
 				}
 				if *asJSON {
-					out, err := tollgate.FormatJSON(resp)
-					if err != nil {
-						return err
-					}
-					return a.write(out)
+					return a.writeMessage(resp)
 				}
 				cand := resp.GetCandidate()
 				_, err = fmt.Fprintf(a.stdout, "%s %s\n", candidateOutcomeName(cand.GetOutcome()), cand.GetRevision())
