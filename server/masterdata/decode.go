@@ -24,33 +24,26 @@ type wireEvent struct {
 	Record  map[string]any `json:"record"`
 }
 
-// lineEvent is an event and the line it came from.
-type lineEvent struct {
-	Event
-	line int
-}
-
 // DecodeEvents reads NDJSON change events, one JSON object per line:
 // {"event_id", "kind", "key", "version", "op", "record"}. Numbers in records decode as json.Number. Blank
 // lines are skipped. An unknown top-level member, malformed JSON, trailing data after the object or a line
 // longer than 16 MiB is an error that names the line number. DecodeEvents checks only the JSON shape;
 // Apply validates the events.
 func DecodeEvents(r io.Reader) ([]Event, error) {
-	les, err := decodeLines(r)
+	var events []Event
+	err := decodeLines(r, func(ev Event, _ int) { events = append(events, ev) })
 	if err != nil {
 		return nil, err
-	}
-	events := make([]Event, len(les))
-	for i, le := range les {
-		events[i] = le.Event
 	}
 	return events, nil
 }
 
-func decodeLines(r io.Reader) ([]lineEvent, error) {
+// decodeLines calls each with every event of r and its line number, in order, until a line does not
+// decode. Handing over one event at a time lets LoadDir keep what it checked instead of every decoded
+// record of a file.
+func decodeLines(r io.Reader, each func(ev Event, line int)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
-	var out []lineEvent
 	line := 0
 	for sc.Scan() {
 		line++
@@ -60,17 +53,17 @@ func decodeLines(r io.Reader) ([]lineEvent, error) {
 		}
 		ev, err := decodeEvent(b)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
+			return fmt.Errorf("line %d: %w", line, err)
 		}
-		out = append(out, lineEvent{Event: ev, line: line})
+		each(ev, line)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("line %d: longer than %d bytes", line+1, maxLineBytes)
+			return fmt.Errorf("line %d: longer than %d bytes", line+1, maxLineBytes)
 		}
-		return nil, fmt.Errorf("read events after line %d: %w", line, err)
+		return fmt.Errorf("read events after line %d: %w", line, err)
 	}
-	return out, nil
+	return nil
 }
 
 func decodeEvent(b []byte) (Event, error) {
@@ -118,22 +111,27 @@ func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 		file string
 		line int
 	}
-	var events []Event
+	var events []checkedEvent
 	var origins []origin
 	for _, name := range names {
-		les, err := decodeFile(fsys, name)
+		// A line that does not decode is reported before an invalid event earlier in the same file.
+		var invalid error
+		err := decodeFile(fsys, name, func(ev Event, line int) {
+			c := check(ev)
+			if c.err != nil && invalid == nil {
+				invalid = fmt.Errorf("load master data %s: line %d: event %q: %w", name, line, c.id, c.err)
+			}
+			events = append(events, c)
+			origins = append(origins, origin{file: name, line: line})
+		})
 		if err != nil {
 			return LoadReport{}, fmt.Errorf("load master data %s: %w", name, err)
 		}
-		for _, le := range les {
-			if _, _, err := checkEvent(le.Event); err != nil {
-				return LoadReport{}, fmt.Errorf("load master data %s: line %d: event %q: %w", name, le.line, le.EventID, err)
-			}
-			events = append(events, le.Event)
-			origins = append(origins, origin{file: name, line: le.line})
+		if invalid != nil {
+			return LoadReport{}, invalid
 		}
 	}
-	res := s.Apply(events)
+	res := s.apply(events)
 	rep := LoadReport{Files: names, Events: len(events), Revision: res.Revision}
 	var errs []error
 	for i, r := range res.Results {
@@ -152,11 +150,11 @@ func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 	return rep, errors.Join(errs...)
 }
 
-func decodeFile(fsys fs.FS, name string) ([]lineEvent, error) {
+func decodeFile(fsys fs.FS, name string, each func(ev Event, line int)) error {
 	f, err := fsys.Open(name)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
-	return decodeLines(f)
+	return decodeLines(f, each)
 }

@@ -7,11 +7,9 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 )
 
-// Table names besides the kind tables, which are named by their Kind.
-const (
-	tableEvents = "event" // event ids already applied
-	tableMeta   = "meta"  // the single meta object: revision, counts, last event
-)
+// tableMeta is the table of the single meta object (revision, counts, last event), beside the kind tables,
+// which are named by their Kind.
+const tableMeta = "meta"
 
 // Index names. Every table has IndexID (the record key; unique). The secondary indexes hold live records
 // only (tombstones are not indexed) and are what Snapshot.Lookup accepts.
@@ -37,13 +35,13 @@ const (
 // metaID is the id of the single object in tableMeta.
 const metaID = "meta"
 
-// schema returns the memdb schema: one table per kind, plus the event-id and meta tables.
+// schema returns the memdb schema: one table per kind, plus the meta table.
 func schema() *memdb.DBSchema {
 	tables := []*memdb.TableSchema{
 		userTableSchema(), delegationTableSchema(), customerTableSchema(), supplierTableSchema(),
 		itemTableSchema(), siteTableSchema(), inventoryTableSchema(), fiscalPeriodTableSchema(),
 		aiAgentTableSchema(), aiControlTableSchema(), supplierInvoiceTableSchema(), asnTableSchema(),
-		eventTableSchema(), metaTableSchema(),
+		metaTableSchema(),
 	}
 	s := &memdb.DBSchema{Tables: make(map[string]*memdb.TableSchema, len(tables))}
 	for _, t := range tables {
@@ -77,13 +75,6 @@ func supplierInvoiceTableSchema() *memdb.TableSchema {
 }
 func asnTableSchema() *memdb.TableSchema {
 	return kindTable(KindASN, fieldsIndex(IndexSupplier, "supplier_id"))
-}
-
-// eventTableSchema holds one seenEvent per applied event id.
-func eventTableSchema() *memdb.TableSchema {
-	return &memdb.TableSchema{Name: tableEvents, Indexes: map[string]*memdb.IndexSchema{
-		IndexID: {Name: IndexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-	}}
 }
 
 // metaTableSchema holds the single meta object.

@@ -20,7 +20,7 @@ func TestSchemaValidates(t *testing.T) {
 			t.Errorf("no validation spec for kind %q", k)
 		}
 	}
-	if got, want := len(s.Tables), len(Kinds())+2; got != want {
-		t.Errorf("tables = %d, want %d (one per kind + event + meta)", got, want)
+	if got, want := len(s.Tables), len(Kinds())+1; got != want {
+		t.Errorf("tables = %d, want %d (one per kind + meta)", got, want)
 	}
 }

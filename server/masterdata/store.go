@@ -69,11 +69,12 @@ type Store struct {
 	db      *memdb.MemDB
 	prepare func(Kind, string, map[string]any) (any, error)
 	now     func() time.Time
-}
-
-// seenEvent marks an applied event id in tableEvents.
-type seenEvent struct {
-	ID string
+	// applied holds every event id applied so far. Only Apply uses it, and only while it holds memdb's
+	// writer lock (between Txn(true) and Commit or Abort), so it needs no lock of its own; readers never
+	// need it. It is a map rather than a memdb table because a table row per event cost about 400 bytes
+	// and six allocations per record (radix node, leaf, two notify channels, key, row), against about 40
+	// bytes here, the id's text being shared with Record.EventID.
+	applied map[string]struct{}
 }
 
 // meta is the single object in tableMeta, replaced (never modified) by every Apply that applies an event.
@@ -91,7 +92,7 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create master-data memdb: %w", err)
 	}
-	s := &Store{db: db, prepare: cfg.Prepare, now: cfg.Now}
+	s := &Store{db: db, prepare: cfg.Prepare, now: cfg.Now, applied: make(map[string]struct{})}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -121,23 +122,34 @@ func New(cfg Config) (*Store, error) {
 // event may be corrected and resent under the same id). Readers see either none or all of a batch. The
 // revision grows by one per Apply that applied at least one event. Apply is safe for concurrent use.
 func (s *Store) Apply(events []Event) ApplyResult {
+	checked := make([]checkedEvent, len(events))
+	for i, ev := range events {
+		checked[i] = check(ev)
+	}
+	return s.apply(checked)
+}
+
+// apply is Apply on events already checked; it checks none again.
+func (s *Store) apply(events []checkedEvent) ApplyResult {
 	txn := s.db.Txn(true)
 	defer txn.Abort() // no-op after Commit
 
 	cur := currentMeta(txn)
 	counts := maps.Clone(cur.Counts)
+	b := newBatch(s, txn, len(events))
+	defer b.undo() // no-op after Commit
 	results := make([]EventResult, len(events))
 	var applied int
 	var lastEventID string
 	for i, ev := range events {
-		res, err := s.applyOne(txn, ev, counts)
+		res, err := s.applyOne(b, ev, counts)
 		if err != nil {
 			return abortedResult(events, results[:i], cur.Revision, err)
 		}
 		results[i] = res
 		if res.Outcome == OutcomeApplied {
 			applied++
-			lastEventID = ev.EventID
+			lastEventID = ev.id
 		}
 	}
 	if applied == 0 {
@@ -154,63 +166,144 @@ func (s *Store) Apply(events []Event) ApplyResult {
 		return abortedResult(events, results, cur.Revision, err)
 	}
 	txn.Commit()
+	b.added = nil
 	return ApplyResult{Results: results, Revision: next.Revision}
 }
 
-// applyOne applies one event inside txn. A returned error is a memdb failure that aborts the batch.
-func (s *Store) applyOne(txn *memdb.Txn, ev Event, counts map[Kind]int) (EventResult, error) {
-	res := EventResult{EventID: ev.EventID}
-	key, fields, err := checkEvent(ev)
-	if err != nil {
-		res.Outcome, res.Err = OutcomeInvalid, err
+// checkedEvent is an event after checkEvent. It does not keep the event's Record: a large load then holds
+// the normalized fields it will store, not the decoded JSON beside them.
+type checkedEvent struct {
+	id      string
+	kind    Kind
+	key     string // as given, for errors
+	version uint64
+	op      Op
+	stored  string         // the canonical key, if err is nil
+	fields  map[string]any // the normalized fields of a valid UPSERT
+	err     error          // why the event is INVALID, or nil
+}
+
+func check(ev Event) checkedEvent {
+	stored, fields, err := checkEvent(ev)
+	return checkedEvent{
+		id: ev.EventID, kind: ev.Kind, key: ev.Key, version: ev.Version, op: ev.Op,
+		stored: stored, fields: fields, err: err,
+	}
+}
+
+// batch is the write state of one Apply. Reads never go through txn: go-memdb answers a read on a write
+// transaction from a clone of the index (iradix Txn.Clone), and cloning empties the index's cache of nodes
+// already copied in this transaction, so each insert after such a read copies its whole path from the
+// root again. Reading before every insert made a 1,000,000-record load copy about 25 radix nodes per
+// record. Instead a batch reads the store as it was when the batch began (committed: the writer lock is
+// held, so nothing else changes it) and, first, what the batch itself wrote.
+type batch struct {
+	txn       *memdb.Txn
+	committed *memdb.Txn
+	records   map[recordRef]*Record // records inserted by this batch
+	applied   map[string]struct{}   // the store's applied event ids, this batch's included
+	added     []string              // event ids this batch added to applied, until it commits
+}
+
+// recordRef names a record across kinds.
+type recordRef struct {
+	kind Kind
+	key  string
+}
+
+// newBatch starts a batch of s on its write transaction txn; size is the number of events, a hint.
+func newBatch(s *Store, txn *memdb.Txn, size int) *batch {
+	return &batch{
+		txn:       txn,
+		committed: s.db.Txn(false),
+		records:   make(map[recordRef]*Record, size),
+		applied:   s.applied,
+		added:     make([]string, 0, size),
+	}
+}
+
+// seen reports whether event id was applied before, by an earlier batch or earlier in this one.
+func (b *batch) seen(id string) bool {
+	_, ok := b.applied[id]
+	return ok
+}
+
+// record returns the stored record or tombstone of kind and key, or nil.
+func (b *batch) record(kind Kind, key string) (*Record, error) {
+	if r, ok := b.records[recordRef{kind, key}]; ok {
+		return r, nil
+	}
+	raw, err := b.committed.First(string(kind), IndexID, key)
+	if raw == nil || err != nil {
+		return nil, err
+	}
+	return raw.(*Record), nil
+}
+
+// put inserts rec and marks its event id applied.
+func (b *batch) put(rec *Record) error {
+	if err := b.txn.Insert(string(rec.Kind), rec); err != nil {
+		return fmt.Errorf("insert %s %q: %w", rec.Kind, rec.Key, err)
+	}
+	b.records[recordRef{rec.Kind, rec.Key}] = rec
+	b.applied[rec.EventID] = struct{}{}
+	b.added = append(b.added, rec.EventID)
+	return nil
+}
+
+// undo forgets the event ids of a batch that did not commit.
+func (b *batch) undo() {
+	for _, id := range b.added {
+		delete(b.applied, id)
+	}
+}
+
+// applyOne applies one checked event in batch b. A returned error is a memdb failure that aborts the
+// batch.
+func (s *Store) applyOne(b *batch, ev checkedEvent, counts map[Kind]int) (EventResult, error) {
+	res := EventResult{EventID: ev.id}
+	if ev.err != nil {
+		res.Outcome, res.Err = OutcomeInvalid, ev.err
 		return res, nil
 	}
-	seen, err := txn.First(tableEvents, IndexID, ev.EventID)
-	if err != nil {
-		return res, fmt.Errorf("look up event %q: %w", ev.EventID, err)
-	}
-	if seen != nil {
+	if b.seen(ev.id) {
 		res.Outcome = OutcomeDuplicate
 		return res, nil
 	}
-	table := string(ev.Kind)
-	raw, err := txn.First(table, IndexID, key)
+	key := ev.stored
+	prev, err := b.record(ev.kind, key)
 	if err != nil {
-		return res, fmt.Errorf("look up %s %q: %w", ev.Kind, key, err)
+		return res, fmt.Errorf("look up %s %q: %w", ev.kind, key, err)
 	}
-	prev, _ := raw.(*Record)
-	if prev != nil && ev.Version <= prev.Version {
+	if prev != nil && ev.version <= prev.Version {
 		res.Outcome = OutcomeStale
-		res.Err = &StaleError{Kind: ev.Kind, Key: key, Stored: prev.Version, Given: ev.Version}
+		res.Err = &StaleError{Kind: ev.kind, Key: key, Stored: prev.Version, Given: ev.version}
 		return res, nil
 	}
-	rec := &Record{Kind: ev.Kind, Key: key, Version: ev.Version, EventID: ev.EventID}
-	if ev.Op == OpDelete {
+	rec := &Record{Kind: ev.kind, Key: key, Version: ev.version, EventID: ev.id}
+	if ev.op == OpDelete {
 		rec.Deleted = true
 	} else {
-		rec.Fields = fields
+		rec.Fields = ev.fields
 		if s.prepare != nil {
-			p, err := s.prepare(ev.Kind, key, fields)
+			p, err := s.prepare(ev.kind, key, ev.fields)
 			if err != nil {
 				res.Outcome = OutcomeInvalid
-				res.Err = &ValidationError{Kind: ev.Kind, Key: ev.Key, Problem: "prepare", Err: err}
+				res.Err = &ValidationError{Kind: ev.kind, Key: ev.key, Problem: "prepare", Err: err}
 				return res, nil
 			}
 			rec.Prepared = p
 		}
 	}
-	if err := txn.Insert(table, rec); err != nil {
-		return res, fmt.Errorf("insert %s %q: %w", ev.Kind, key, err)
-	}
-	if err := txn.Insert(tableEvents, &seenEvent{ID: ev.EventID}); err != nil {
-		return res, fmt.Errorf("insert event %q: %w", ev.EventID, err)
+	if err := b.put(rec); err != nil {
+		return res, err
 	}
 	wasLive := prev != nil && !prev.Deleted
 	switch {
 	case rec.Deleted && wasLive:
-		counts[ev.Kind]--
+		counts[ev.kind]--
 	case !rec.Deleted && !wasLive:
-		counts[ev.Kind]++
+		counts[ev.kind]++
 	}
 	res.Outcome = OutcomeApplied
 	return res, nil
@@ -218,7 +311,7 @@ func (s *Store) applyOne(txn *memdb.Txn, ev Event, counts map[Kind]int) (EventRe
 
 // abortedResult reports a batch whose transaction was abandoned on a memdb error: nothing was applied, so
 // every event not already DUPLICATE, STALE or INVALID is reported INVALID with the cause.
-func abortedResult(events []Event, done []EventResult, revision uint64, cause error) ApplyResult {
+func abortedResult(events []checkedEvent, done []EventResult, revision uint64, cause error) ApplyResult {
 	err := &ValidationError{Problem: "batch aborted, nothing applied", Err: cause}
 	results := make([]EventResult, len(events))
 	for i, ev := range events {
@@ -226,7 +319,7 @@ func abortedResult(events []Event, done []EventResult, revision uint64, cause er
 			results[i] = done[i]
 			continue
 		}
-		results[i] = EventResult{EventID: ev.EventID, Outcome: OutcomeInvalid, Err: err}
+		results[i] = EventResult{EventID: ev.id, Outcome: OutcomeInvalid, Err: err}
 	}
 	return ApplyResult{Results: results, Revision: revision}
 }
