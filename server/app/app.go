@@ -48,6 +48,9 @@ type Config struct {
 	MasterdataDir string
 	// EvalTimeout bounds one policy evaluation. Default engine.DefaultEvalTimeout.
 	EvalTimeout time.Duration
+	// MaxEvaluations bounds the policy evaluations running at once; more wait their turn in arrival
+	// order. Default GOMAXPROCS.
+	MaxEvaluations int
 	// Limits bounds request sizes; zero fields take api's defaults.
 	Limits api.Limits
 	// ShutdownTimeout bounds the graceful drain of in-flight calls at shutdown. Default 10s.
@@ -145,7 +148,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		return nil, err
 	}
 
-	eng, err := engine.New(engine.Config{EvalTimeout: cfg.EvalTimeout}, md, log)
+	eng, err := engine.New(engine.Config{EvalTimeout: cfg.EvalTimeout, MaxConcurrent: cfg.MaxEvaluations}, md, log)
 	if err != nil {
 		return nil, err
 	}

@@ -270,3 +270,57 @@ func TestSnapshotConsistentUnderConcurrentApply(t *testing.T) {
 		t.Fatalf("checked %d decisions, want 2000", n)
 	}
 }
+
+// TestDecisionsTakeTurns: with one evaluation at a time, decisions run in arrival order, and one whose
+// deadline passes while it waits is a DENY with EVALUATION_TIMEOUT, not an error.
+func TestDecisionsTakeTurns(t *testing.T) {
+	// Every evaluation of the slow bundle runs until the evaluation timeout.
+	const hold = 300 * time.Millisecond
+	eng, _, logs := newEngine(t, "slow", engine.Config{EvalTimeout: hold, MaxConcurrent: 1})
+
+	var mu sync.Mutex
+	var order []int
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			eng.Decide(context.Background(), request("PO.SUBMIT", nil))
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+		}()
+		time.Sleep(hold / 3) // each arrives while the first still evaluates
+	}
+
+	// This one arrives behind the three and gives up long before its turn.
+	ctx, cancel := context.WithTimeout(context.Background(), hold/3)
+	defer cancel()
+	res := eng.Decide(ctx, request("PO.SUBMIT", nil))
+	if res.Effect != engine.Deny || res.Failure != engine.CodeEvaluationTimeout || res.BundleRevision == "" {
+		t.Errorf("decision that never got its turn: %+v (bundle %q), want DENY %s", outcomeOf(res), res.BundleRevision, engine.CodeEvaluationTimeout)
+	}
+	if !strings.Contains(logs.String(), "before its evaluation could start") {
+		t.Errorf("log %q does not say the evaluation never started", logs.String())
+	}
+
+	wg.Wait()
+	if fmt.Sprint(order) != "[0 1 2]" {
+		t.Errorf("decisions finished in order %v, want arrival order [0 1 2]", order)
+	}
+	// Run one after the other, the three take three holds; side by side they would end after about 1.7.
+	if took := time.Since(start); took < 3*hold-hold/10 {
+		t.Errorf("three decisions took %s with one turn: they ran side by side", took)
+	}
+}
+
+func TestNegativeMaxConcurrentIsRefused(t *testing.T) {
+	md, err := masterdata.New(masterdata.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.New(engine.Config{MaxConcurrent: -1}, md, zerolog.Nop()); err == nil {
+		t.Error("engine.New accepted MaxConcurrent -1")
+	}
+}
