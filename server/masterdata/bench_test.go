@@ -1,7 +1,10 @@
 package masterdata_test
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -102,4 +105,49 @@ func BenchmarkApply(b *testing.B) {
 			b.Fatal(res.Results[999].Err)
 		}
 	}
+}
+
+// BenchmarkLoadDir measures a startup load: LoadDir of one NDJSON file of n records, half customers and
+// half items (decode, check, memdb inserts, one commit; no Prepare). Besides time and allocations per load
+// it reports them per record, and the heap the loaded store keeps per record. test/perf's BenchmarkScale
+// does the same at 1,000,000 records with the engine's Prepare.
+func BenchmarkLoadDir(b *testing.B) {
+	const n = 100_000
+	dir := b.TempDir()
+	var buf bytes.Buffer
+	for i := range n / 2 {
+		for _, kind := range []masterdata.Kind{masterdata.KindCustomer, masterdata.KindItem} {
+			key, rec := validRecord(kind)
+			key = fmt.Sprintf("%s%07d", key, i)
+			if kind == masterdata.KindCustomer {
+				rec["open_ar"] = fmt.Sprintf("%d.%02d", i%90_000, i%100) // not all records alike
+			}
+			buf.Write(eventLine(b, upsert("e-"+key, kind, key, 1, rec)))
+			buf.WriteByte('\n')
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "records.ndjson"), buf.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	fsys := os.DirFS(dir)
+	var before, after runtime.MemStats
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		s := newStore(b, masterdata.Config{})
+		b.StartTimer()
+		rep, err := s.LoadDir(fsys)
+		if err != nil || rep.Applied != n {
+			b.Fatalf("applied %d of %d: %v", rep.Applied, n, err)
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(s)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/record")
 }
