@@ -67,6 +67,14 @@ func decodeLines(r io.Reader, each func(ev Event, line int)) error {
 }
 
 func decodeEvent(b []byte) (Event, error) {
+	if ev, ok := decodeFast(b); ok {
+		return ev, nil
+	}
+	return decodeJSON(b)
+}
+
+// decodeJSON is decodeEvent by encoding/json: the reference for decodeFast, and its fallback.
+func decodeJSON(b []byte) (Event, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
