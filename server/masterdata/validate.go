@@ -342,7 +342,8 @@ func isEmptyList(v any) bool {
 }
 
 // checkValue validates one present, non-null value and returns its normalized form. On a problem it returns
-// the dotted path of the offending value ("" for the field itself) and the problem.
+// the dotted path of the offending value ("" for the field itself) and the problem. A value already in
+// normal form is returned as the interface it came in, so that storing it does not allocate again.
 func checkValue(f field, v any, rec map[string]any) (any, string, string) {
 	switch f.typ {
 	case ftText, ftID, ftEnum, ftCurrency, ftTimestamp, ftDate, ftPeriod, ftAmount:
@@ -356,7 +357,7 @@ func checkValue(f field, v any, rec map[string]any) (any, string, string) {
 			}
 			return "", "", ""
 		}
-		return s, "", checkString(f, s, rec)
+		return v, "", checkString(f, s, rec)
 	case ftBool:
 		b, ok := v.(bool)
 		if !ok {
@@ -371,7 +372,11 @@ func checkValue(f field, v any, rec map[string]any) (any, string, string) {
 		if n < f.min || n > f.max {
 			return nil, "", fmt.Sprintf("%d is out of range %d..%d", n, f.min, f.max)
 		}
-		return json.Number(strconv.FormatInt(n, 10)), "", ""
+		norm := strconv.FormatInt(n, 10)
+		if num, ok := v.(json.Number); ok && string(num) == norm {
+			return v, "", ""
+		}
+		return json.Number(norm), "", ""
 	case ftTextList, ftIDList, ftCodeList, ftActionList, ftNameList:
 		return checkList(f, v)
 	case ftLimits:
