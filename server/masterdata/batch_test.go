@@ -3,6 +3,7 @@ package masterdata_test
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -183,4 +184,28 @@ func ndjson(tb testing.TB, events []masterdata.Event) []byte {
 		b.WriteByte('\n')
 	}
 	return b.Bytes()
+}
+
+// TestLoadDirRejectedForgetsEverything: LoadDir applies events as it reads them, so a load rejected for an
+// invalid event in a later file must drop what the earlier files applied, event ids included: the
+// corrected directory then loads in full.
+func TestLoadDirRejectedForgetsEverything(t *testing.T) {
+	events := batchEvents()
+	files := fstest.MapFS{
+		"01-first.ndjson":  {Data: ndjson(t, events)},
+		"02-second.ndjson": {Data: ndjson(t, []masterdata.Event{upsert("bad", masterdata.KindSite, "BR3", 1, site("CLOSED"))})},
+	}
+	s := newStore(t, masterdata.Config{})
+	if _, err := s.LoadDir(files); !strings.Contains(err.Error(), `load master data 02-second.ndjson: line 1: event "bad"`) {
+		t.Fatalf("err = %v, want the invalid event of the second file", err)
+	}
+	if diff := cmp.Diff(contents(t, newStore(t, masterdata.Config{})), contents(t, s)); diff != "" {
+		t.Errorf("contents after a rejected load (-empty +got):\n%s", diff)
+	}
+	files["02-second.ndjson"] = &fstest.MapFile{Data: ndjson(t, []masterdata.Event{upsert("bad", masterdata.KindSite, "BR3", 1, site("ACTIVE"))})}
+	rep, err := s.LoadDir(files)
+	// batchEvents apply 9 of 12 (one DUPLICATE and two STALE within the load), the corrected event one more.
+	if err != nil || rep.Applied != 10 || rep.Duplicate != 1 || rep.Stale != 2 || rep.Revision != 1 {
+		t.Errorf("corrected load = %+v, %v; want 10 APPLIED, 1 DUPLICATE, 2 STALE at revision 1", rep, err)
+	}
 }

@@ -101,11 +101,17 @@ type LoadReport struct {
 // LoadDir loads every *.ndjson file at the top of fsys, in name order, as one Apply batch (so loading a
 // directory is one revision). Use os.DirFS for a directory on disk, or an embedded FS.
 //
-// Startup must not silently skip bad data, so LoadDir first decodes and validates every event of every
-// file and returns an error naming the file, line and event if any is malformed or INVALID; in that case
-// nothing is applied. A Config.Prepare failure can only be detected while applying: it is also returned as
-// an error naming file, line and event, but the batch's valid events stay applied. DUPLICATE and STALE
+// Startup must not silently skip bad data, so if any event of any file is malformed or INVALID, LoadDir
+// returns an error naming the file, line and event and applies nothing (a line that does not decode is
+// reported before an invalid event earlier in the same file). A Config.Prepare failure is also returned
+// as an error naming file, line and event, but the batch's valid events stay applied. DUPLICATE and STALE
 // events are not errors. A directory without *.ndjson files is an error.
+//
+// LoadDir applies each event as soon as it is decoded and checked, inside the batch's write transaction,
+// and throws the batch away if a later event turns out bad: it never holds the decoded files, and a
+// million-record load keeps only what it stores. So it holds the writer lock while it reads the files
+// (other Apply calls wait; readers do not), and Config.Prepare may have run for a load that is then
+// rejected.
 func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 	names, err := fs.Glob(fsys, "*.ndjson")
 	if err != nil {
@@ -115,47 +121,51 @@ func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 		return LoadReport{}, errors.New("load master data: no *.ndjson files")
 	}
 	sort.Strings(names)
-	type origin struct {
-		file string
-		line int
-	}
-	var events []checkedEvent
-	var origins []origin
+	b := s.begin(0)
+	defer b.abort() // no-op after commit
+	rep := LoadReport{Files: names}
+	var prepareErrs []error
 	for _, name := range names {
-		// A line that does not decode is reported before an invalid event earlier in the same file.
-		var invalid error
+		var bad error // the first invalid event or memdb failure of this file
 		err := decodeFile(fsys, name, func(ev Event, line int) {
-			c := check(ev)
-			if c.err != nil && invalid == nil {
-				invalid = fmt.Errorf("load master data %s: line %d: event %q: %w", name, line, c.id, c.err)
+			if bad != nil {
+				return // still decode the rest: a malformed line is reported first
 			}
-			events = append(events, c)
-			origins = append(origins, origin{file: name, line: line})
+			rep.Events++
+			c := check(ev)
+			if c.err != nil {
+				bad = fmt.Errorf("load master data %s: line %d: event %q: %w", name, line, c.id, c.err)
+				return
+			}
+			res, err := b.apply(c)
+			if err != nil {
+				bad = fmt.Errorf("load master data %s: line %d: event %q: %w", name, line, c.id,
+					&ValidationError{Problem: "batch aborted, nothing applied", Err: err})
+				return
+			}
+			switch res.Outcome {
+			case OutcomeApplied:
+				rep.Applied++
+			case OutcomeDuplicate:
+				rep.Duplicate++
+			case OutcomeStale:
+				rep.Stale++
+			case OutcomeInvalid: // Prepare failed; the event changed nothing
+				prepareErrs = append(prepareErrs, fmt.Errorf("load master data %s: line %d: event %q: %w", name, line, c.id, res.Err))
+			}
 		})
 		if err != nil {
 			return LoadReport{}, fmt.Errorf("load master data %s: %w", name, err)
 		}
-		if invalid != nil {
-			return LoadReport{}, invalid
+		if bad != nil {
+			return LoadReport{}, bad
 		}
 	}
-	res := s.apply(events)
-	rep := LoadReport{Files: names, Events: len(events), Revision: res.Revision}
-	var errs []error
-	for i, r := range res.Results {
-		switch r.Outcome {
-		case OutcomeApplied:
-			rep.Applied++
-		case OutcomeDuplicate:
-			rep.Duplicate++
-		case OutcomeStale:
-			rep.Stale++
-		case OutcomeInvalid:
-			o := origins[i]
-			errs = append(errs, fmt.Errorf("load master data %s: line %d: event %q: %w", o.file, o.line, r.EventID, r.Err))
-		}
+	rep.Revision, err = b.commit()
+	if err != nil {
+		return LoadReport{}, fmt.Errorf("load master data: %w", &ValidationError{Problem: "batch aborted, nothing applied", Err: err})
 	}
-	return rep, errors.Join(errs...)
+	return rep, errors.Join(prepareErrs...)
 }
 
 func decodeFile(fsys fs.FS, name string, each func(ev Event, line int)) error {

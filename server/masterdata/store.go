@@ -126,48 +126,21 @@ func (s *Store) Apply(events []Event) ApplyResult {
 	for i, ev := range events {
 		checked[i] = check(ev)
 	}
-	return s.apply(checked)
-}
-
-// apply is Apply on events already checked; it checks none again.
-func (s *Store) apply(events []checkedEvent) ApplyResult {
-	txn := s.db.Txn(true)
-	defer txn.Abort() // no-op after Commit
-
-	cur := currentMeta(txn)
-	counts := maps.Clone(cur.Counts)
-	b := newBatch(s, txn, len(events))
-	defer b.undo() // no-op after Commit
+	b := s.begin(len(events))
+	defer b.abort() // no-op after commit
 	results := make([]EventResult, len(events))
-	var applied int
-	var lastEventID string
-	for i, ev := range events {
-		res, err := s.applyOne(b, ev, counts)
+	for i, ev := range checked {
+		res, err := b.apply(ev)
 		if err != nil {
-			return abortedResult(events, results[:i], cur.Revision, err)
+			return abortedResult(checked, results[:i], b.cur.Revision, err)
 		}
 		results[i] = res
-		if res.Outcome == OutcomeApplied {
-			applied++
-			lastEventID = ev.id
-		}
 	}
-	if applied == 0 {
-		return ApplyResult{Results: results, Revision: cur.Revision}
+	revision, err := b.commit()
+	if err != nil {
+		return abortedResult(checked, results, b.cur.Revision, err)
 	}
-	next := &meta{
-		ID:            metaID,
-		Revision:      cur.Revision + 1,
-		Counts:        counts,
-		LastEventID:   lastEventID,
-		LastAppliedAt: s.now(),
-	}
-	if err := txn.Insert(tableMeta, next); err != nil {
-		return abortedResult(events, results, cur.Revision, err)
-	}
-	txn.Commit()
-	b.added = nil
-	return ApplyResult{Results: results, Revision: next.Revision}
+	return ApplyResult{Results: results, Revision: revision}
 }
 
 // checkedEvent is an event after checkEvent. It does not keep the event's Record: a large load then holds
@@ -191,18 +164,22 @@ func check(ev Event) checkedEvent {
 	}
 }
 
-// batch is the write state of one Apply. Reads never go through txn: go-memdb answers a read on a write
-// transaction from a clone of the index (iradix Txn.Clone), and cloning empties the index's cache of nodes
-// already copied in this transaction, so each insert after such a read copies its whole path from the
-// root again. Reading before every insert made a 1,000,000-record load copy about 25 radix nodes per
-// record. Instead a batch reads the store as it was when the batch began (committed: the writer lock is
-// held, so nothing else changes it) and, first, what the batch itself wrote.
+// batch is one write transaction: an Apply, or a whole LoadDir. Its reads never go through txn: go-memdb
+// answers a read on a write transaction from a clone of the index (iradix Txn.Clone), and cloning empties
+// the index's cache of nodes already copied in this transaction, so each insert after such a read copies
+// its whole path from the root again. Reading before every insert made a 1,000,000-record load copy about
+// 25 radix nodes per record. Instead a batch reads the store as it was when the batch began (committed:
+// the writer lock is held, so nothing else changes it) and, first, what the batch itself wrote.
 type batch struct {
+	s         *Store
 	txn       *memdb.Txn
 	committed *memdb.Txn
+	cur       *meta                 // the meta object when the batch began
+	counts    map[Kind]int          // live records per kind, as the batch changes them
 	records   map[recordRef]*Record // records inserted by this batch
-	applied   map[string]struct{}   // the store's applied event ids, this batch's included
-	added     []string              // event ids this batch added to applied, until it commits
+	added     []string              // event ids this batch added to s.applied, until it commits
+	applied   int                   // events APPLIED
+	lastID    string                // the last event APPLIED
 }
 
 // recordRef names a record across kinds.
@@ -211,62 +188,30 @@ type recordRef struct {
 	key  string
 }
 
-// newBatch starts a batch of s on its write transaction txn; size is the number of events, a hint.
-func newBatch(s *Store, txn *memdb.Txn, size int) *batch {
+// begin starts a batch; it holds memdb's writer lock until commit or abort. size is the number of events
+// expected, a hint (0 if unknown).
+func (s *Store) begin(size int) *batch {
+	txn := s.db.Txn(true)
+	cur := currentMeta(txn)
 	return &batch{
+		s:         s,
 		txn:       txn,
 		committed: s.db.Txn(false),
+		cur:       cur,
+		counts:    maps.Clone(cur.Counts),
 		records:   make(map[recordRef]*Record, size),
-		applied:   s.applied,
 		added:     make([]string, 0, size),
 	}
 }
 
-// seen reports whether event id was applied before, by an earlier batch or earlier in this one.
-func (b *batch) seen(id string) bool {
-	_, ok := b.applied[id]
-	return ok
-}
-
-// record returns the stored record or tombstone of kind and key, or nil.
-func (b *batch) record(kind Kind, key string) (*Record, error) {
-	if r, ok := b.records[recordRef{kind, key}]; ok {
-		return r, nil
-	}
-	raw, err := b.committed.First(string(kind), IndexID, key)
-	if raw == nil || err != nil {
-		return nil, err
-	}
-	return raw.(*Record), nil
-}
-
-// put inserts rec and marks its event id applied.
-func (b *batch) put(rec *Record) error {
-	if err := b.txn.Insert(string(rec.Kind), rec); err != nil {
-		return fmt.Errorf("insert %s %q: %w", rec.Kind, rec.Key, err)
-	}
-	b.records[recordRef{rec.Kind, rec.Key}] = rec
-	b.applied[rec.EventID] = struct{}{}
-	b.added = append(b.added, rec.EventID)
-	return nil
-}
-
-// undo forgets the event ids of a batch that did not commit.
-func (b *batch) undo() {
-	for _, id := range b.added {
-		delete(b.applied, id)
-	}
-}
-
-// applyOne applies one checked event in batch b. A returned error is a memdb failure that aborts the
-// batch.
-func (s *Store) applyOne(b *batch, ev checkedEvent, counts map[Kind]int) (EventResult, error) {
+// apply applies one checked event. A returned error is a memdb failure: the batch must be aborted.
+func (b *batch) apply(ev checkedEvent) (EventResult, error) {
 	res := EventResult{EventID: ev.id}
 	if ev.err != nil {
 		res.Outcome, res.Err = OutcomeInvalid, ev.err
 		return res, nil
 	}
-	if b.seen(ev.id) {
+	if _, seen := b.s.applied[ev.id]; seen {
 		res.Outcome = OutcomeDuplicate
 		return res, nil
 	}
@@ -285,8 +230,8 @@ func (s *Store) applyOne(b *batch, ev checkedEvent, counts map[Kind]int) (EventR
 		rec.Deleted = true
 	} else {
 		rec.Fields = ev.fields
-		if s.prepare != nil {
-			p, err := s.prepare(ev.kind, key, ev.fields)
+		if b.s.prepare != nil {
+			p, err := b.s.prepare(ev.kind, key, ev.fields)
 			if err != nil {
 				res.Outcome = OutcomeInvalid
 				res.Err = &ValidationError{Kind: ev.kind, Key: ev.key, Problem: "prepare", Err: err}
@@ -295,18 +240,67 @@ func (s *Store) applyOne(b *batch, ev checkedEvent, counts map[Kind]int) (EventR
 			rec.Prepared = p
 		}
 	}
-	if err := b.put(rec); err != nil {
-		return res, err
+	if err := b.txn.Insert(string(rec.Kind), rec); err != nil {
+		return res, fmt.Errorf("insert %s %q: %w", rec.Kind, rec.Key, err)
 	}
+	b.records[recordRef{rec.Kind, rec.Key}] = rec
+	b.s.applied[rec.EventID] = struct{}{}
+	b.added = append(b.added, rec.EventID)
 	wasLive := prev != nil && !prev.Deleted
 	switch {
 	case rec.Deleted && wasLive:
-		counts[ev.kind]--
+		b.counts[ev.kind]--
 	case !rec.Deleted && !wasLive:
-		counts[ev.kind]++
+		b.counts[ev.kind]++
 	}
+	b.applied++
+	b.lastID = ev.id
 	res.Outcome = OutcomeApplied
 	return res, nil
+}
+
+// record returns the stored record or tombstone of kind and key, or nil.
+func (b *batch) record(kind Kind, key string) (*Record, error) {
+	if r, ok := b.records[recordRef{kind, key}]; ok {
+		return r, nil
+	}
+	raw, err := b.committed.First(string(kind), IndexID, key)
+	if raw == nil || err != nil {
+		return nil, err
+	}
+	return raw.(*Record), nil
+}
+
+// commit makes the batch visible as the next revision, if it applied any event, and returns the revision
+// readers now see. On an error the batch must be aborted.
+func (b *batch) commit() (uint64, error) {
+	if b.applied == 0 {
+		b.abort()
+		return b.cur.Revision, nil
+	}
+	next := &meta{
+		ID:            metaID,
+		Revision:      b.cur.Revision + 1,
+		Counts:        b.counts,
+		LastEventID:   b.lastID,
+		LastAppliedAt: b.s.now(),
+	}
+	if err := b.txn.Insert(tableMeta, next); err != nil {
+		return 0, fmt.Errorf("insert meta: %w", err)
+	}
+	b.txn.Commit()
+	b.added = nil
+	return next.Revision, nil
+}
+
+// abort drops the batch: nothing it wrote is seen, and its event ids are forgotten. It is a no-op after
+// commit or abort.
+func (b *batch) abort() {
+	b.txn.Abort()
+	for _, id := range b.added {
+		delete(b.s.applied, id)
+	}
+	b.added = nil
 }
 
 // abortedResult reports a batch whose transaction was abandoned on a memdb error: nothing was applied, so
