@@ -44,6 +44,7 @@ func DecodeEvents(r io.Reader) ([]Event, error) {
 func decodeLines(r io.Reader, each func(ev Event, line int)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
+	var fp fastParser
 	line := 0
 	for sc.Scan() {
 		line++
@@ -51,7 +52,7 @@ func decodeLines(r io.Reader, each func(ev Event, line int)) error {
 		if len(b) == 0 {
 			continue
 		}
-		ev, err := decodeEvent(b)
+		ev, err := decodeEvent(&fp, b)
 		if err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
@@ -66,8 +67,8 @@ func decodeLines(r io.Reader, each func(ev Event, line int)) error {
 	return nil
 }
 
-func decodeEvent(b []byte) (Event, error) {
-	if ev, ok := decodeFast(b); ok {
+func decodeEvent(fp *fastParser, b []byte) (Event, error) {
+	if ev, ok := fp.decode(b); ok {
 		return ev, nil
 	}
 	return decodeJSON(b)
