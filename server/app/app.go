@@ -348,6 +348,7 @@ func (a *App) Close() error {
 	a.closeAudit()
 	a.writer, a.store = nil, nil
 	a.grpc.Stop()
+	a.engine.Close()
 	_ = a.http.Close()
 	// Listeners handed to Serve are closed by Stop and Close; these close them when Run never ran.
 	_ = a.grpcLis.Close()

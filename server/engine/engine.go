@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,7 +15,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 	"github.com/rs/zerolog"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/tollgate/tollgate/server/masterdata"
 )
@@ -72,9 +72,9 @@ type Config struct {
 	// Clock gives the evaluation time of each decision. Default time.Now; tests and decision cases set
 	// a fixed instant.
 	Clock func() time.Time
-	// MaxConcurrent bounds the evaluations running at once; further decisions wait their turn in
-	// arrival order. Default GOMAXPROCS: evaluation is pure CPU, so more at once only interleaves them,
-	// and every one finishes later than in turn.
+	// MaxConcurrent is the number of evaluator goroutines, so the evaluations running at once; further
+	// decisions wait their turn in arrival order. Default GOMAXPROCS: evaluation is pure CPU, so more at
+	// once only interleaves them, and every one finishes later than in turn.
 	MaxConcurrent int
 }
 
@@ -92,9 +92,20 @@ type Engine struct {
 	md     Snapshotter
 	log    zerolog.Logger
 	active atomic.Pointer[activation]
-	// turns admits MaxConcurrent evaluations; a semaphore.Weighted serves waiters first come, first
-	// served, which is what keeps the tail latency near the median under load.
-	turns *semaphore.Weighted
+	// queue hands decisions to the MaxConcurrent evaluator goroutines. It is unbuffered, so a decision
+	// waits in the channel's queue of senders, which Go serves first come, first served: that keeps the
+	// tail latency near the median under load. Long-lived evaluators also keep the deep stacks OPA's
+	// evaluation grows, instead of every gRPC handler goroutine growing its own.
+	queue     chan *evaluation
+	quit      chan struct{}
+	closeOnce sync.Once
+}
+
+// evaluation is one decision on its way to an evaluator and back.
+type evaluation struct {
+	ctx  context.Context
+	req  *Request
+	done chan *Result
 }
 
 // activation is the active compiled bundle; immutable once built.
@@ -124,8 +135,51 @@ func New(cfg Config, md Snapshotter, log zerolog.Logger) (*Engine, error) {
 	if cfg.MaxConcurrent == 0 {
 		cfg.MaxConcurrent = runtime.GOMAXPROCS(0)
 	}
-	return &Engine{cfg: cfg, md: md, log: log.With().Str("component", "engine").Logger(),
-		turns: semaphore.NewWeighted(int64(cfg.MaxConcurrent))}, nil
+	e := &Engine{cfg: cfg, md: md, log: log.With().Str("component", "engine").Logger(),
+		queue: make(chan *evaluation), quit: make(chan struct{})}
+	for range cfg.MaxConcurrent {
+		go e.evaluator()
+	}
+	return e, nil
+}
+
+// Close stops the evaluators; later decisions are DENY with POLICY_ERROR. Decisions being evaluated
+// finish first.
+func (e *Engine) Close() {
+	e.closeOnce.Do(func() { close(e.quit) })
+}
+
+// evaluator runs queued decisions one at a time until Close.
+func (e *Engine) evaluator() {
+	for {
+		select {
+		case ev := <-e.queue:
+			ev.done <- e.evaluate(ev)
+		case <-e.quit:
+			return
+		}
+	}
+}
+
+// evaluate runs one decision. A panic inside OPA or a builtin is a DENY like every other failure; it
+// must not take the evaluator, or the process, down.
+func (e *Engine) evaluate(ev *evaluation) (res *Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = e.refuse(ev.req, CodePolicyError, "policy evaluation failed", fmt.Errorf("panic: %v", p))
+		}
+	}()
+	return e.decideAt(ev.ctx, ev.req, e.cfg.Clock().UTC(), e.md.Snapshot())
+}
+
+// refuse is the DENY of a decision that was not evaluated to the end.
+func (e *Engine) refuse(req *Request, code, msg string, cause error) *Result {
+	sn := e.md.Snapshot()
+	res := &Result{EvaluatedAt: e.cfg.Clock().UTC(), MasterdataRevision: sn.Revision(), Facts: builtins.NDBCache{}}
+	if act := e.active.Load(); act != nil {
+		res.BundleRevision = act.revision
+	}
+	return e.fail(res, req, code, msg, cause)
 }
 
 // Prepare compiles a bundle and prepares its decision query without activating it. It fails when the
@@ -163,18 +217,23 @@ func (e *Engine) Active() (*Compiled, time.Time) {
 
 // Decide evaluates req against the active bundle at the current time over a fresh master-data snapshot.
 // It never fails: every error is a DENY with a reason code, logged.
-// A decision waits for its turn (Config.MaxConcurrent) before it reads the clock and the snapshot.
+// A decision waits for an evaluator (Config.MaxConcurrent) before it reads the clock and the snapshot;
+// one whose ctx ends while it waits is a DENY with EVALUATION_TIMEOUT.
 func (e *Engine) Decide(ctx context.Context, req *Request) *Result {
-	if err := e.turns.Acquire(ctx, 1); err != nil {
-		sn := e.md.Snapshot()
-		res := &Result{EvaluatedAt: e.cfg.Clock().UTC(), MasterdataRevision: sn.Revision(), Facts: builtins.NDBCache{}}
-		if act := e.active.Load(); act != nil {
-			res.BundleRevision = act.revision
-		}
-		return e.fail(res, req, CodeEvaluationTimeout, "the request's deadline passed before its evaluation could start", err)
+	select {
+	case <-e.quit:
+		return e.refuse(req, CodePolicyError, "the engine is closed", nil)
+	default:
 	}
-	defer e.turns.Release(1)
-	return e.decideAt(ctx, req, e.cfg.Clock().UTC(), e.md.Snapshot())
+	ev := &evaluation{ctx: ctx, req: req, done: make(chan *Result, 1)}
+	select {
+	case e.queue <- ev:
+		return <-ev.done
+	case <-ctx.Done():
+		return e.refuse(req, CodeEvaluationTimeout, "the request's deadline passed before its evaluation could start", ctx.Err())
+	case <-e.quit:
+		return e.refuse(req, CodePolicyError, "the engine is closed", nil)
+	}
 }
 
 func (e *Engine) decideAt(ctx context.Context, req *Request, now time.Time, sn *masterdata.Snapshot) *Result {

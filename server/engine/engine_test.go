@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 
 // newEngine returns an engine over a real memdb store holding one customer on credit hold and one
 // delegation, with the test bundle in testdata/<name> active.
-func newEngine(t testing.TB, bundleName string, cfg engine.Config) (*engine.Engine, *masterdata.Store, *strings.Builder) {
+func newEngine(t testing.TB, bundleName string, cfg engine.Config) (*engine.Engine, *masterdata.Store, *logBuffer) {
 	t.Helper()
 	md, err := masterdata.New(masterdata.Config{Prepare: engine.PrepareRecord})
 	if err != nil {
@@ -41,7 +42,7 @@ func newEngine(t testing.TB, bundleName string, cfg engine.Config) (*engine.Engi
 			t.Fatalf("fixture event %s: %s %v", r.EventID, r.Outcome, r.Err)
 		}
 	}
-	logs := &strings.Builder{}
+	logs := &logBuffer{}
 	eng, err := engine.New(cfg, md, zerolog.New(logs))
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +56,26 @@ func newEngine(t testing.TB, bundleName string, cfg engine.Config) (*engine.Engi
 		t.Fatal(err)
 	}
 	eng.Activate(c)
+	t.Cleanup(eng.Close)
 	return eng, md, logs
+}
+
+// logBuffer collects log lines written from several goroutines (the evaluators and the callers).
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func request(action string, attrs map[string]any) *engine.Request {
@@ -322,5 +342,37 @@ func TestNegativeMaxConcurrentIsRefused(t *testing.T) {
 	}
 	if _, err := engine.New(engine.Config{MaxConcurrent: -1}, md, zerolog.Nop()); err == nil {
 		t.Error("engine.New accepted MaxConcurrent -1")
+	}
+}
+
+// TestPanicIsADenyAndTheEvaluatorLives: a panic during a decision (here the clock's) is a POLICY_ERROR
+// DENY, and the only evaluator goes on deciding.
+func TestPanicIsADenyAndTheEvaluatorLives(t *testing.T) {
+	var calls atomic.Int64
+	clock := func() time.Time {
+		if calls.Add(1) == 1 {
+			panic("clock broke")
+		}
+		return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	}
+	eng, _, logs := newEngine(t, "ok", engine.Config{Clock: clock, MaxConcurrent: 1})
+	res := eng.Decide(context.Background(), request("PO.SUBMIT", nil))
+	if res.Effect != engine.Deny || res.Failure != engine.CodePolicyError {
+		t.Fatalf("decision that panicked: %+v, want DENY %s", outcomeOf(res), engine.CodePolicyError)
+	}
+	if !strings.Contains(logs.String(), "clock broke") {
+		t.Errorf("log %q does not carry the panic", logs.String())
+	}
+	if res := eng.Decide(context.Background(), request("PO.SUBMIT", nil)); res.Failure != "" {
+		t.Errorf("next decision: %+v, want an evaluated one", outcomeOf(res))
+	}
+}
+
+func TestClosedEngineDenies(t *testing.T) {
+	eng, _, _ := newEngine(t, "ok", engine.Config{})
+	eng.Close()
+	eng.Close() // twice is harmless
+	if res := eng.Decide(context.Background(), request("PO.SUBMIT", nil)); res.Effect != engine.Deny || res.Failure != engine.CodePolicyError {
+		t.Errorf("decision after Close: %+v, want DENY %s", outcomeOf(res), engine.CodePolicyError)
 	}
 }
