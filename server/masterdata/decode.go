@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"sort"
+	"sync"
 )
 
 // maxLineBytes bounds one NDJSON line.
@@ -31,7 +32,10 @@ type wireEvent struct {
 // Apply validates the events.
 func DecodeEvents(r io.Reader) ([]Event, error) {
 	var events []Event
-	err := decodeLines(r, func(ev Event, _ int) { events = append(events, ev) })
+	err := decodeLines(r, func(ev Event, _ int) bool {
+		events = append(events, ev)
+		return true
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -39,9 +43,9 @@ func DecodeEvents(r io.Reader) ([]Event, error) {
 }
 
 // decodeLines calls each with every event of r and its line number, in order, until a line does not
-// decode. Handing over one event at a time lets LoadDir keep what it checked instead of every decoded
-// record of a file.
-func decodeLines(r io.Reader, each func(ev Event, line int)) error {
+// decode or each returns false. Handing over one event at a time lets LoadDir keep what it checked instead
+// of every decoded record of a file.
+func decodeLines(r io.Reader, each func(ev Event, line int) bool) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
 	var fp fastParser
@@ -56,7 +60,9 @@ func decodeLines(r io.Reader, each func(ev Event, line int)) error {
 		if err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
-		each(ev, line)
+		if !each(ev, line) {
+			return nil
+		}
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -112,7 +118,8 @@ type LoadReport struct {
 // and throws the batch away if a later event turns out bad: it never holds the decoded files, and a
 // million-record load keeps only what it stores. So it holds the writer lock while it reads the files
 // (other Apply calls wait; readers do not), and Config.Prepare may have run for a load that is then
-// rejected.
+// rejected. One goroutine reads and checks the files while the calling one applies (Prepare and the
+// memdb inserts, which must stay in one goroutine); LoadDir waits for it before it returns.
 func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 	names, err := fs.Glob(fsys, "*.ndjson")
 	if err != nil {
@@ -122,27 +129,29 @@ func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 		return LoadReport{}, errors.New("load master data: no *.ndjson files")
 	}
 	sort.Strings(names)
+	chunks := make(chan loadChunk, 4)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(chunks)
+		readFiles(fsys, names, chunks, stop)
+	}()
+	defer wg.Wait()
+	defer close(stop) // runs first: a reader blocked on a full channel gives up
+
 	b := s.begin(0)
 	defer b.abort() // no-op after commit
 	rep := LoadReport{Files: names}
 	var prepareErrs []error
-	for _, name := range names {
-		var bad error // the first invalid event or memdb failure of this file
-		err := decodeFile(fsys, name, func(ev Event, line int) {
-			if bad != nil {
-				return // still decode the rest: a malformed line is reported first
-			}
+	for ch := range chunks {
+		for i, c := range ch.events {
 			rep.Events++
-			c := check(ev)
-			if c.err != nil {
-				bad = fmt.Errorf("load master data %s: line %d: event %q: %w", name, line, c.id, c.err)
-				return
-			}
 			res, err := b.apply(c)
 			if err != nil {
-				bad = fmt.Errorf("load master data %s: line %d: event %q: %w", name, line, c.id,
+				return LoadReport{}, fmt.Errorf("load master data %s: line %d: event %q: %w", ch.file, ch.lines[i], c.id,
 					&ValidationError{Problem: "batch aborted, nothing applied", Err: err})
-				return
 			}
 			switch res.Outcome {
 			case OutcomeApplied:
@@ -152,14 +161,11 @@ func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 			case OutcomeStale:
 				rep.Stale++
 			case OutcomeInvalid: // Prepare failed; the event changed nothing
-				prepareErrs = append(prepareErrs, fmt.Errorf("load master data %s: line %d: event %q: %w", name, line, c.id, res.Err))
+				prepareErrs = append(prepareErrs, fmt.Errorf("load master data %s: line %d: event %q: %w", ch.file, ch.lines[i], c.id, res.Err))
 			}
-		})
-		if err != nil {
-			return LoadReport{}, fmt.Errorf("load master data %s: %w", name, err)
 		}
-		if bad != nil {
-			return LoadReport{}, bad
+		if ch.err != nil {
+			return LoadReport{}, ch.err
 		}
 	}
 	rep.Revision, err = b.commit()
@@ -169,7 +175,71 @@ func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 	return rep, errors.Join(prepareErrs...)
 }
 
-func decodeFile(fsys fs.FS, name string, each func(ev Event, line int)) error {
+// loadChunk is a run of checked events of one file, from readFiles to LoadDir.
+type loadChunk struct {
+	file   string
+	events []checkedEvent
+	lines  []int // the line of each event
+	err    error // ends the load after events: the file does not open or decode, or an event is INVALID
+}
+
+// loadChunkSize is the events per loadChunk: enough that the channel costs nothing per event, few enough
+// that the chunks in flight stay small.
+const loadChunkSize = 512
+
+// readFiles decodes and checks the files in order and sends their events in chunks to out, until a chunk
+// carries an error or stop is closed. A line that does not decode is reported before an invalid event
+// earlier in the same file.
+func readFiles(fsys fs.FS, names []string, out chan<- loadChunk, stop <-chan struct{}) {
+	send := func(ch loadChunk) bool {
+		select {
+		case out <- ch:
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	for _, name := range names {
+		ch := loadChunk{file: name}
+		var invalid error
+		stopped := false
+		err := decodeFile(fsys, name, func(ev Event, line int) bool {
+			if invalid != nil {
+				return true // decode on: a malformed line is reported first
+			}
+			c := check(ev)
+			if c.err != nil {
+				invalid = fmt.Errorf("load master data %s: line %d: event %q: %w", name, line, c.id, c.err)
+				return true
+			}
+			ch.events = append(ch.events, c)
+			ch.lines = append(ch.lines, line)
+			if len(ch.events) < loadChunkSize {
+				return true
+			}
+			if !send(ch) {
+				stopped = true
+				return false
+			}
+			ch = loadChunk{file: name, events: make([]checkedEvent, 0, loadChunkSize), lines: make([]int, 0, loadChunkSize)}
+			return true
+		})
+		if stopped {
+			return
+		}
+		switch {
+		case err != nil:
+			ch.err = fmt.Errorf("load master data %s: %w", name, err)
+		case invalid != nil:
+			ch.err = invalid
+		}
+		if !send(ch) || ch.err != nil {
+			return
+		}
+	}
+}
+
+func decodeFile(fsys fs.FS, name string, each func(ev Event, line int) bool) error {
 	f, err := fsys.Open(name)
 	if err != nil {
 		return err
