@@ -129,6 +129,8 @@ func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 		return LoadReport{}, errors.New("load master data: no *.ndjson files")
 	}
 	sort.Strings(names)
+	b := s.begin(countLines(fsys, names))
+	defer b.abort() // no-op after commit
 	chunks := make(chan loadChunk, 4)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -141,8 +143,6 @@ func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 	defer wg.Wait()
 	defer close(stop) // runs first: a reader blocked on a full channel gives up
 
-	b := s.begin(0)
-	defer b.abort() // no-op after commit
 	rep := LoadReport{Files: names}
 	var prepareErrs []error
 	for ch := range chunks {
@@ -173,6 +173,36 @@ func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 		return LoadReport{}, fmt.Errorf("load master data: %w", &ValidationError{Problem: "batch aborted, nothing applied", Err: err})
 	}
 	return rep, errors.Join(prepareErrs...)
+}
+
+// countLines returns the number of lines of the files, a bound on their events that lets LoadDir make
+// its maps at their final size. A file that cannot be read counts as empty: reading it for real reports
+// the error.
+func countLines(fsys fs.FS, names []string) int {
+	n := 0
+	buf := make([]byte, 256<<10)
+	for _, name := range names {
+		f, err := fsys.Open(name)
+		if err != nil {
+			continue
+		}
+		last := byte('\n')
+		for {
+			k, err := f.Read(buf)
+			if k > 0 {
+				n += bytes.Count(buf[:k], []byte{'\n'})
+				last = buf[k-1]
+			}
+			if err != nil {
+				break
+			}
+		}
+		if last != '\n' {
+			n++
+		}
+		f.Close()
+	}
+	return n
 }
 
 // loadChunk is a run of checked events of one file, from readFiles to LoadDir.
