@@ -8,6 +8,15 @@
 // record is durable. The cost is one fsync per transaction, which the
 // Writer's group commit spreads over many records. A busy timeout lets a
 // second process (tollgatectl reading the file) wait instead of failing.
+//
+// Checkpoints (copying the WAL back into the database file) run on a reader
+// connection every CheckpointInterval, not inside a commit: SQLite's
+// automatic checkpoint would run in whichever append crossed 1,000 WAL pages,
+// and every decision waiting on that group commit would wait for it too.
+// A PASSIVE checkpoint never blocks the writer; one every second also writes
+// each hot page (the ends of the time-ordered indexes, the chain head) once
+// instead of once per thousand frames. Durability does not depend on it: the
+// WAL itself is fsynced at every commit.
 // Appends go through one connection with BEGIN IMMEDIATE; reads use a small
 // pool of their own, which WAL lets run beside the writer.
 //
@@ -104,7 +113,13 @@ type Store struct {
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // prepared on w, by query
+
+	stopCheckpoints chan struct{}
+	checkpointsDone chan struct{}
 }
+
+// CheckpointInterval is how often the WAL is checkpointed into the database file.
+const CheckpointInterval = time.Second
 
 var _ audit.Store = (*Store)(nil)
 
@@ -136,7 +151,35 @@ func open(ctx context.Context, dataDir string, d driver) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	s.r = r
+	// The writer never checkpoints on its own; the checkpointer below does. A connection the pool
+	// reopens after an error would checkpoint automatically again, which is only slower.
+	if _, err := w.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0"); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open audit db %s: turn off automatic checkpoints: %w", path, err)
+	}
+	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
+	go s.checkpoint(checkpointInterval)
 	return s, nil
+}
+
+// checkpointInterval is CheckpointInterval; tests shorten it.
+var checkpointInterval = CheckpointInterval
+
+// checkpoint copies the WAL into the database file every interval until Close. PASSIVE does what it
+// can without waiting for readers or the writer; what it leaves, the next round copies. Its errors
+// are not fatal to anything (the WAL only grows until a round succeeds), so they are not reported.
+func (s *Store) checkpoint(interval time.Duration) {
+	defer close(s.checkpointsDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCheckpoints:
+			return
+		case <-t.C:
+			_, _ = s.r.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		}
+	}
 }
 
 // Path returns the database file's path.
@@ -707,6 +750,10 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
+	}
+	if s.stopCheckpoints != nil {
+		close(s.stopCheckpoints)
+		<-s.checkpointsDone
 	}
 	s.stmtMu.Lock()
 	errs := []error{s.r.Close()}
