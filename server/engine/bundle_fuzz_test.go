@@ -115,6 +115,7 @@ func FuzzDecodeFacts(f *testing.F) {
 		`[{"builtin":"b","args":1e400,"result":-0}]`,
 		`[{"builtin":"b","args":["a"],"result":1},{"builtin":"b","args":["a"],"result":2}]`,
 		`[{"builtin":"","args":{"k":[true,false,{"z":"\u0000"}]}}]`,
+		`[{"builtin":"b<&>","args":["\u2028 é \ud800 \"q\" \\"],"result":{"b":1,"a":[1.5e3,-0.0,null],"<":{}}}]`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -126,6 +127,9 @@ func FuzzDecodeFacts(f *testing.F) {
 		once, err := engine.EncodeFacts(cache)
 		if err != nil {
 			t.Fatalf("encode decoded facts: %v", err)
+		}
+		if ref, err := engine.EncodeFactsReference(cache); err != nil || !bytes.Equal(once, ref) {
+			t.Fatalf("facts encoding differs from encoding/json's (%v):\n%s\n%s", err, once, ref)
 		}
 		again, err := engine.DecodeFacts(once)
 		if err != nil {
