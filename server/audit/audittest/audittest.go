@@ -165,6 +165,12 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		if got.Seq != 2 {
 			t.Errorf("head seq after failed batch = %d, want 2", got.Seq)
 		}
+		// The store goes on after a failed batch: the same chain position takes a good one.
+		good, _ := Sealed(t, head, Decision(3), Decision(4))
+		mustAppend(t, s, head, good)
+		if got, _ := s.Head(ctx, "c"); got.Seq != 4 {
+			t.Errorf("head seq after the next batch = %d, want 4", got.Seq)
+		}
 	})
 
 	t.Run("AppendChecksHead", func(t *testing.T) {

@@ -301,9 +301,16 @@ const recordCols = `decision_id, chain_id, seq, kind, evaluated_at, actor_id, ac
 const insertChunk = 64
 
 // insertSQL returns a multi-row INSERT of n records (n <= insertChunk).
+//
+// OR ROLLBACK: a duplicate decision id or idempotency key fails the whole
+// append anyway (Append rolls back on any error), and saying so lets SQLite
+// skip the statement journal it otherwise keeps to undo half a statement: a
+// copy of every page the INSERT touches, 15 % of an append's CPU. For the same
+// reason Append defers foreign-key checks to the commit, which still fails on
+// a violation.
 func insertSQL(n int) string {
 	var b strings.Builder
-	b.WriteString("INSERT INTO records (" + recordCols + ") VALUES ")
+	b.WriteString("INSERT OR ROLLBACK INTO records (" + recordCols + ") VALUES ")
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -388,6 +395,10 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 		return fmt.Errorf("begin audit append: %w", err)
 	}
 	defer tx.Rollback()
+	// Foreign keys are checked at commit, not per statement; see insertSQL for why.
+	if _, err := tx.ExecContext(ctx, "PRAGMA defer_foreign_keys = ON"); err != nil {
+		return fmt.Errorf("begin audit append: %w", err)
+	}
 	var seq uint64
 	var hash []byte
 	err = tx.QueryRowContext(ctx, "SELECT seq, hash FROM chain_heads WHERE chain_id = ?", prev.ChainID).Scan(&seq, &hash)
