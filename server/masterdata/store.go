@@ -69,9 +69,9 @@ type Store struct {
 	db      *memdb.MemDB
 	prepare func(Kind, string, map[string]any) (any, error)
 	now     func() time.Time
-	// applied holds every event id applied so far. Only Apply uses it, and only while it holds memdb's
-	// writer lock (between Txn(true) and Commit or Abort), so it needs no lock of its own; readers never
-	// need it. It is a map rather than a memdb table because a table row per event cost about 400 bytes
+	// applied holds every event id applied so far. Only a batch (of Apply or LoadDir) uses it, and only
+	// while it holds memdb's writer lock (between Txn(true) and Commit or Abort), so it needs no lock of
+	// its own; readers never need it. It is a map rather than a memdb table because a table row per event cost about 400 bytes
 	// and six allocations per record (radix node, leaf, two notify channels, key, row), against about 40
 	// bytes here, the id's text being shared with Record.EventID.
 	applied map[string]struct{}
