@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
@@ -237,14 +238,17 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 	if k := rec.GetKind(); k != tollgatev1.RecordKind_RECORD_KIND_UNSPECIFIED && k != tollgatev1.RecordKind_RECORD_KIND_DECISION {
 		return nil, nil, fmt.Errorf("audit record %s: kind %s is written by the writer only", rec.GetDecisionId(), k)
 	}
-	r := proto.Clone(rec).(*Record)
+	r := shallowCopy(rec)
+	if len(w.masker.paths) > 0 && r.Request != nil {
+		r.Request = proto.Clone(r.Request).(*tollgatev1.DecideRequest) // masked below; the caller's stays whole
+	}
 	r.Kind = tollgatev1.RecordKind_RECORD_KIND_DECISION
 	r.ChainId = w.cfg.ChainID
 	r.Seq, r.PrevHash, r.Hash, r.ReplayOf = 0, nil, nil, ""
 	if r.IdempotencyKey != "" && len(r.PayloadHash) == 0 {
 		r.PayloadHash = PayloadHash(r.GetRequest())
 	}
-	w.masker.mask(r.Request) // r is our deep copy
+	w.masker.mask(r.Request) // our own copy whenever there is something to mask
 
 	it := &item{rec: r}
 	var originalRec *Record
@@ -321,6 +325,20 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 		return it.rec, proto.Clone(it.origin.rec).(*Record), nil
 	}
 	return it.rec, originalRec, nil
+}
+
+// shallowCopy returns a new record with rec's fields; message fields (the request, timestamps) are
+// shared, not copied. Write sets only top-level fields on its copy and clones the request before
+// masking it, so the caller's record is never modified; a deep copy of every decision's request was
+// most of Write's own cost.
+func shallowCopy(rec *Record) *Record {
+	r := &Record{}
+	dst := r.ProtoReflect()
+	rec.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	return r
 }
 
 // claim resolves r's idempotency key. If the key is free it registers r as

@@ -364,6 +364,16 @@ func TestMaskingBeforeHashing(t *testing.T) {
 	if v := req.Resource.Attributes.Fields["amount"].GetStringValue(); v != "5000.00" {
 		t.Errorf("unmasked amount = %q", v)
 	}
+	// The caller's record is not touched: masking works on the writer's own copy of the request.
+	if v := in.Request.Context["iban"]; v != "GB33BUKB20201555555555" {
+		t.Errorf("caller's context.iban became %q", v)
+	}
+	if v := in.Request.Resource.Attributes.Fields["bank_account"].GetStringValue(); v == audit.Masked {
+		t.Errorf("caller's bank_account was masked")
+	}
+	if in.Seq != 0 || len(in.Hash) != 0 || in.ChainId != "" {
+		t.Errorf("caller's record got chain fields: seq %d, chain %q", in.Seq, in.ChainId)
+	}
 	// The stored hash is over the masked record, so the chain verifies.
 	if rep := verify(t, s, "test"); !rep.OK {
 		t.Errorf("Verify = %+v", rep)
