@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"runtime"
 	"sort"
 	"sync"
 )
@@ -118,8 +119,9 @@ type LoadReport struct {
 // and throws the batch away if a later event turns out bad: it never holds the decoded files, and a
 // million-record load keeps only what it stores. So it holds the writer lock while it reads the files
 // (other Apply calls wait; readers do not), and Config.Prepare may have run for a load that is then
-// rejected. One goroutine reads and checks the files while the calling one applies (Prepare and the
-// memdb inserts, which must stay in one goroutine); LoadDir waits for it before it returns.
+// rejected. One goroutine reads and checks the files, a few call Config.Prepare on what it checked, and
+// the calling one applies (the memdb inserts, which must stay in one goroutine); LoadDir waits for them
+// before it returns.
 func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 	names, err := fs.Glob(fsys, "*.ndjson")
 	if err != nil {
@@ -131,14 +133,53 @@ func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 	sort.Strings(names)
 	b := s.begin(countLines(fsys, names))
 	defer b.abort() // no-op after commit
-	chunks := make(chan loadChunk, 4)
+
+	// Prepare (for the engine, the OPA value of each record) cost about as much as reading and checking
+	// together, so the applying goroutine, which the load waits for, no longer runs it: workers prepare
+	// whole chunks while chunks reach the applier in file order, each once its workers are done.
+	workers := 0
+	if s.prepare != nil {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	chunks := make(chan *loadChunk, 2*workers+4)
+	work := make(chan *loadChunk, workers)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ch := range work {
+				select {
+				case <-stop: // the load is over; the applier no longer waits for ready
+				default:
+					ch.prepare(s.prepare)
+				}
+				close(ch.ready)
+			}
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(chunks)
-		readFiles(fsys, names, chunks, stop)
+		defer close(work)
+		readFiles(fsys, names, func(ch *loadChunk) bool {
+			if workers > 0 {
+				ch.ready = make(chan struct{})
+				select {
+				case work <- ch:
+				case <-stop:
+					return false
+				}
+			}
+			select {
+			case chunks <- ch:
+				return true
+			case <-stop:
+				return false
+			}
+		})
 	}()
 	defer wg.Wait()
 	defer close(stop) // runs first: a reader blocked on a full channel gives up
@@ -146,6 +187,9 @@ func (s *Store) LoadDir(fsys fs.FS) (LoadReport, error) {
 	rep := LoadReport{Files: names}
 	var prepareErrs []error
 	for ch := range chunks {
+		if ch.ready != nil {
+			<-ch.ready
+		}
 		for i, c := range ch.events {
 			rep.Events++
 			res, err := b.apply(c)
@@ -209,28 +253,34 @@ func countLines(fsys fs.FS, names []string) int {
 type loadChunk struct {
 	file   string
 	events []checkedEvent
-	lines  []int // the line of each event
-	err    error // ends the load after events: the file does not open or decode, or an event is INVALID
+	lines  []int         // the line of each event
+	err    error         // ends the load after events: the file does not open or decode, or an event is INVALID
+	ready  chan struct{} // closed once a worker has prepared events; nil without Config.Prepare
+}
+
+// prepare runs prepare on every event that may be stored as a record, so that batch.apply need not. It
+// cannot know yet which of them will turn out DUPLICATE or STALE: batch.apply drops those results.
+func (ch *loadChunk) prepare(prepare func(Kind, string, map[string]any) (any, error)) {
+	for i := range ch.events {
+		ev := &ch.events[i]
+		if ev.err != nil || ev.op == OpDelete {
+			continue
+		}
+		ev.prepared, ev.prepareErr = prepare(ev.kind, ev.stored, ev.fields)
+		ev.isPrepared = true
+	}
 }
 
 // loadChunkSize is the events per loadChunk: enough that the channel costs nothing per event, few enough
 // that the chunks in flight stay small.
 const loadChunkSize = 512
 
-// readFiles decodes and checks the files in order and sends their events in chunks to out, until a chunk
-// carries an error or stop is closed. A line that does not decode is reported before an invalid event
+// readFiles decodes and checks the files in order and hands their events in chunks to send, until a chunk
+// carries an error or send returns false. A line that does not decode is reported before an invalid event
 // earlier in the same file.
-func readFiles(fsys fs.FS, names []string, out chan<- loadChunk, stop <-chan struct{}) {
-	send := func(ch loadChunk) bool {
-		select {
-		case out <- ch:
-			return true
-		case <-stop:
-			return false
-		}
-	}
+func readFiles(fsys fs.FS, names []string, send func(*loadChunk) bool) {
 	for _, name := range names {
-		ch := loadChunk{file: name}
+		ch := &loadChunk{file: name}
 		var invalid error
 		stopped := false
 		err := decodeFile(fsys, name, func(ev Event, line int) bool {
@@ -251,7 +301,7 @@ func readFiles(fsys fs.FS, names []string, out chan<- loadChunk, stop <-chan str
 				stopped = true
 				return false
 			}
-			ch = loadChunk{file: name, events: make([]checkedEvent, 0, loadChunkSize), lines: make([]int, 0, loadChunkSize)}
+			ch = &loadChunk{file: name, events: make([]checkedEvent, 0, loadChunkSize), lines: make([]int, 0, loadChunkSize)}
 			return true
 		})
 		if stopped {

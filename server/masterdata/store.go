@@ -53,11 +53,13 @@ type ApplyResult struct {
 
 // Config configures a Store. The zero Config is valid.
 type Config struct {
-	// Prepare, if set, is called once per valid upserted record inside Apply, before commit; its result is
-	// stored in Record.Prepared. The engine uses it to precompute the OPA value of a record once, so
-	// decisions never convert records. An error from Prepare makes that event INVALID. Prepare runs while
-	// Apply holds the write lock, is never called concurrently with itself, and must not call the Store.
-	// It must not retain or modify fields.
+	// Prepare, if set, computes Record.Prepared for each valid upserted record before commit. The engine
+	// uses it to precompute the OPA value of a record once, so decisions never convert records. An error
+	// from Prepare makes that event INVALID. Apply calls it once per record it is about to store, in the
+	// calling goroutine. LoadDir calls it ahead, from several goroutines at once, for every valid UPSERT,
+	// including those that then turn out DUPLICATE or STALE (whose result and error are dropped). So
+	// Prepare must be safe for concurrent use, must not call the Store (the writer lock is held), and
+	// must not retain or modify fields.
 	Prepare func(kind Kind, key string, fields map[string]any) (any, error)
 	// Now returns the time recorded as Status.LastAppliedAt; nil means time.Now.
 	Now func() time.Time
@@ -154,6 +156,11 @@ type checkedEvent struct {
 	stored  string         // the canonical key, if err is nil
 	fields  map[string]any // the normalized fields of a valid UPSERT
 	err     error          // why the event is INVALID, or nil
+	// prepared and prepareErr are Config.Prepare's result for fields if isPrepared: LoadDir prepares
+	// ahead, on other goroutines.
+	prepared   any
+	prepareErr error
+	isPrepared bool
 }
 
 func check(ev Event) checkedEvent {
@@ -240,7 +247,10 @@ func (b *batch) apply(ev checkedEvent) (EventResult, error) {
 	} else {
 		rec.Fields = ev.fields
 		if b.s.prepare != nil {
-			p, err := b.s.prepare(ev.kind, key, ev.fields)
+			p, err := ev.prepared, ev.prepareErr
+			if !ev.isPrepared {
+				p, err = b.s.prepare(ev.kind, key, ev.fields)
+			}
 			if err != nil {
 				res.Outcome = OutcomeInvalid
 				res.Err = &ValidationError{Kind: ev.kind, Key: ev.key, Problem: "prepare", Err: err}
