@@ -85,18 +85,21 @@ func (p *fastParser) member(ev *Event, m int) bool {
 		ev.Record = r
 		return ok
 	}
-	s, ok := p.string()
+	s, ok := p.rawString()
+	if !ok {
+		return false
+	}
 	switch m {
 	case 0:
-		ev.EventID = s
+		ev.EventID = string(s)
 	case 1:
-		ev.Kind = Kind(s)
+		ev.Kind = Kind(p.share(s, false).(string))
 	case 2:
-		ev.Key = s
+		ev.Key = string(s)
 	case 4:
-		ev.Op = Op(s)
+		ev.Op = Op(p.share(s, false).(string))
 	}
-	return ok
+	return true
 }
 
 // maxFastDepth bounds the nesting decodeFast handles itself; records nest two or three levels.
@@ -109,6 +112,37 @@ type fastParser struct {
 	b       []byte
 	i       int
 	members []fastMember // of the objects being read, innermost last
+	// strings and numbers hold the strings (member names and values) and numbers this parser has read,
+	// to hand out again: the records of a file repeat the same field names, kinds, ops and enum values,
+	// and a million-record load made (and kept, in Record.Fields) a string and an interface for each of
+	// them per record. Each holds at most maxShared, so unique values (keys, amounts) only fill it up.
+	strings map[string]any
+	numbers map[string]any
+}
+
+// maxShared bounds fastParser.strings and numbers: enough for the names and enum values of every kind.
+const maxShared = 4096
+
+// share returns the string (or with number, the json.Number) text, the one read before if any.
+func (p *fastParser) share(text []byte, number bool) any {
+	seen := &p.strings
+	if number {
+		seen = &p.numbers
+	}
+	if v, ok := (*seen)[string(text)]; ok {
+		return v
+	}
+	var v any = string(text)
+	if number {
+		v = json.Number(string(text))
+	}
+	if len(*seen) < maxShared {
+		if *seen == nil {
+			*seen = make(map[string]any)
+		}
+		(*seen)[string(text)] = v
+	}
+	return v
 }
 
 func (p *fastParser) space() {
@@ -175,11 +209,6 @@ func (p *fastParser) rawString() ([]byte, bool) {
 	return nil, false
 }
 
-func (p *fastParser) string() (string, bool) {
-	s, ok := p.rawString()
-	return string(s), ok
-}
-
 // number reads a number in JSON's grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
 func (p *fastParser) number() ([]byte, bool) {
 	start := p.i
@@ -241,7 +270,11 @@ func (p *fastParser) value(depth int) (any, bool) {
 	}
 	switch c := p.b[p.i]; {
 	case c == '"':
-		return p.string()
+		s, ok := p.rawString()
+		if !ok {
+			return nil, false
+		}
+		return p.share(s, false), true
 	case c == '{':
 		return p.object(depth + 1)
 	case c == '[':
@@ -254,7 +287,10 @@ func (p *fastParser) value(depth int) (any, bool) {
 		return nil, true
 	}
 	n, ok := p.number()
-	return json.Number(n), ok
+	if !ok {
+		return nil, false
+	}
+	return p.share(n, true), true
 }
 
 // object reads an object; a repeated name keeps its last value, as in encoding/json. Members are read
@@ -291,7 +327,7 @@ func (p *fastParser) object(depth int) (map[string]any, bool) {
 	}
 	m := make(map[string]any, len(p.members)-base)
 	for _, mb := range p.members[base:] {
-		m[string(mb.name)] = mb.value
+		m[p.share(mb.name, false).(string)] = mb.value
 	}
 	return m, true
 }

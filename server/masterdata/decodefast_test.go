@@ -1,6 +1,7 @@
 package masterdata
 
 import (
+	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
@@ -86,5 +87,30 @@ func TestDecodeFast(t *testing.T) {
 		if ok != tt.fast {
 			t.Errorf("decodeFast(%q) ok = %v, want %v", tt.line, ok, tt.fast)
 		}
+	}
+}
+
+// TestDecodeFastShares: one parser reads many lines, sharing the strings and numbers it read before, and
+// still decodes each line as encoding/json does: a string and a number of the same text stay apart, and
+// past maxShared distinct values new ones are read but no longer kept.
+func TestDecodeFastShares(t *testing.T) {
+	var p fastParser
+	for i := range maxShared + 500 {
+		line := fmt.Sprintf(`{"event_id":"e%d","kind":"site","key":"K%d","version":1,"op":"UPSERT",`+
+			`"record":{"s":"v%d","n":%d,"t":"1","u":1,"f%d":"ACTIVE","l":["1",1]}}`, i, i, i, i, i%7)
+		fast, ok := p.decode([]byte(line))
+		if !ok {
+			t.Fatalf("line %d: decodeFast declined %s", i, line)
+		}
+		want, err := decodeJSON([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, fast); diff != "" {
+			t.Fatalf("line %d (-encoding/json +decodeFast):\n%s", i, diff)
+		}
+	}
+	if len(p.strings) != maxShared || len(p.numbers) != maxShared {
+		t.Errorf("parser keeps %d strings and %d numbers, want %d each", len(p.strings), len(p.numbers), maxShared)
 	}
 }
