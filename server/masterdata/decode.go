@@ -287,7 +287,7 @@ func readFiles(fsys fs.FS, names []string, send func(*loadChunk) bool) {
 			if invalid != nil {
 				return true // decode on: a malformed line is reported first
 			}
-			c := check(ev)
+			c := check(ev, true) // ev is decoded here, and dropped after
 			if c.err != nil {
 				invalid = fmt.Errorf("load master data %s: line %d: event %q: %w", name, line, c.id, c.err)
 				return true

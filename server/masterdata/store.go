@@ -126,7 +126,7 @@ func New(cfg Config) (*Store, error) {
 func (s *Store) Apply(events []Event) ApplyResult {
 	checked := make([]checkedEvent, len(events))
 	for i, ev := range events {
-		checked[i] = check(ev)
+		checked[i] = check(ev, false)
 	}
 	b := s.begin(len(events))
 	defer b.abort() // no-op after commit
@@ -163,8 +163,9 @@ type checkedEvent struct {
 	isPrepared bool
 }
 
-func check(ev Event) checkedEvent {
-	stored, fields, err := checkEvent(ev)
+// check checks ev; owned is checkEvent's.
+func check(ev Event, owned bool) checkedEvent {
+	stored, fields, err := checkEvent(ev, owned)
 	return checkedEvent{
 		id: ev.EventID, kind: ev.Kind, key: ev.Key, version: ev.Version, op: ev.Op,
 		stored: stored, fields: fields, err: err,

@@ -1,8 +1,10 @@
 package masterdata_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -433,5 +435,22 @@ func TestGetUnknownKindOrMalformedKey(t *testing.T) {
 	}
 	if _, ok := sn.Get(masterdata.KindInventory, "DC1/I1"); !ok {
 		t.Error("Get(inventory, DC1/I1): not found")
+	}
+}
+
+// TestApplyLeavesRecordsAlone: Apply normalizes into a map of its own (LoadDir alone normalizes its
+// decoded records in place), so the caller's record is as it was, and the stored one is normalized.
+func TestApplyLeavesRecordsAlone(t *testing.T) {
+	_, rec := validRecord(masterdata.KindCustomer)
+	rec["tier"] = json.Number("2.0") // stored as "2"; "id" is added
+	before := maps.Clone(rec)
+	s := newStore(t, masterdata.Config{})
+	mustApply(t, s, upsert("e1", masterdata.KindCustomer, "C1", 1, rec))
+	if diff := cmp.Diff(before, rec); diff != "" {
+		t.Errorf("caller's record after Apply (-before +after):\n%s", diff)
+	}
+	r, _ := s.Snapshot().Get(masterdata.KindCustomer, "C1")
+	if r.Fields["tier"] != json.Number("2") || r.Fields["id"] != "C1" {
+		t.Errorf("stored tier, id = %v, %v; want 2, C1", r.Fields["tier"], r.Fields["id"])
 	}
 }
