@@ -27,6 +27,24 @@ func Kinds() []Kind {
 	}
 }
 
+// FieldNames returns the names of the fields every stored record of kind holds (the keys of
+// Record.Fields: the kind's fields, and "id" for a kind keyed by a single id), or nil for an unknown kind.
+// The slice is new on each call.
+func FieldNames(kind Kind) []string {
+	spec, ok := kindSpecs[kind]
+	if !ok {
+		return nil
+	}
+	names := make([]string, 0, len(spec.fields)+1)
+	if spec.keyFields == nil {
+		names = append(names, "id")
+	}
+	for _, f := range spec.fields {
+		names = append(names, f.name)
+	}
+	return names
+}
+
 // Valid reports whether k is one of Kinds.
 func (k Kind) Valid() bool {
 	_, ok := kindSpecs[k]

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -452,5 +453,27 @@ func TestApplyLeavesRecordsAlone(t *testing.T) {
 	r, _ := s.Snapshot().Get(masterdata.KindCustomer, "C1")
 	if r.Fields["tier"] != json.Number("2") || r.Fields["id"] != "C1" {
 		t.Errorf("stored tier, id = %v, %v; want 2, C1", r.Fields["tier"], r.Fields["id"])
+	}
+}
+
+// TestFieldNames: the fields of a stored record of every kind are FieldNames(kind), whichever optional
+// fields its event left out.
+func TestFieldNames(t *testing.T) {
+	s := newStore(t, masterdata.Config{})
+	for _, kind := range masterdata.Kinds() {
+		ev := validEvent(kind)
+		mustApply(t, s, ev)
+		r, ok := s.Snapshot().Get(kind, ev.Key)
+		if !ok {
+			t.Fatalf("%s %s not stored", kind, ev.Key)
+		}
+		got := slices.Sorted(maps.Keys(r.Fields))
+		want := slices.Sorted(slices.Values(masterdata.FieldNames(kind)))
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: fields (-FieldNames +stored):\n%s", kind, diff)
+		}
+	}
+	if got := masterdata.FieldNames("nope"); got != nil {
+		t.Errorf("FieldNames of an unknown kind = %v, want nil", got)
 	}
 }
