@@ -1,12 +1,24 @@
 package masterdata
 
-import (
-	"regexp"
-	"strings"
-)
+import "strings"
 
-// amountPattern is the only accepted form of an amount: an exact, non-negative decimal string.
-var amountPattern = regexp.MustCompile(`^\d+(\.\d+)?$`)
+// isAmountText reports whether s has the only accepted form of an amount, an exact, non-negative
+// decimal string: [0-9]+(\.[0-9]+)?. It is written out rather than a regexp, which was about 2 % of the
+// CPU of a million-record load (three amounts per customer).
+func isAmountText(s string) bool {
+	whole, frac, dot := strings.Cut(s, ".")
+	return allDigits(whole) && (!dot || allDigits(frac))
+}
+
+// allDigits reports whether s is one or more ASCII digits.
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // maxAmountIntDigits bounds amounts below 10^12 so that every stored amount fits int64 minor units with
 // room to add several together (10^12 × 10^3 minor units ≪ 2^63).
@@ -29,7 +41,7 @@ func CurrencyDigits(code string) (digits int, ok bool) {
 // checkAmount returns a problem description if s is not a valid amount in currency, or "" if it is.
 // currency must be a supported code.
 func checkAmount(s, currency string) string {
-	if !amountPattern.MatchString(s) {
+	if !isAmountText(s) {
 		return quote(s) + " is not a decimal amount"
 	}
 	intPart, frac, _ := strings.Cut(s, ".")
