@@ -79,6 +79,9 @@ func checkMaskPath(desc protoreflect.MessageDescriptor, segs []string) error {
 	return fmt.Errorf("empty path")
 }
 
+// masks says whether any path is masked, so whether mask changes a request.
+func (m *masker) masks() bool { return len(m.paths) > 0 }
+
 // mask replaces every present masked value of req by Masked, in place.
 // Absent values stay absent.
 func (m *masker) mask(req *tollgatev1.DecideRequest) {

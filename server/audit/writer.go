@@ -239,7 +239,7 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 		return nil, nil, fmt.Errorf("audit record %s: kind %s is written by the writer only", rec.GetDecisionId(), k)
 	}
 	r := shallowCopy(rec)
-	if len(w.masker.paths) > 0 && r.Request != nil {
+	if w.masker.masks() && r.Request != nil {
 		r.Request = proto.Clone(r.Request).(*tollgatev1.DecideRequest) // masked below; the caller's stays whole
 	}
 	r.Kind = tollgatev1.RecordKind_RECORD_KIND_DECISION

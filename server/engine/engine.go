@@ -93,9 +93,9 @@ type Engine struct {
 	log    zerolog.Logger
 	active atomic.Pointer[activation]
 	// queue hands decisions to the MaxConcurrent evaluator goroutines. It is unbuffered, so a decision
-	// waits in the channel's queue of senders, which Go serves first come, first served: that keeps the
-	// tail latency near the median under load. Long-lived evaluators also keep the deep stacks OPA's
-	// evaluation grows, instead of every gRPC handler goroutine growing its own.
+	// waits in the channel's queue of senders, which Go serves first come, first served. Long-lived
+	// evaluators also keep the deep stacks OPA's evaluation grows, instead of every gRPC handler
+	// goroutine growing its own.
 	queue     chan *evaluation
 	quit      chan struct{}
 	closeOnce sync.Once

@@ -13,10 +13,8 @@
 // connection every CheckpointInterval, not inside a commit: SQLite's
 // automatic checkpoint would run in whichever append crossed 1,000 WAL pages,
 // and every decision waiting on that group commit would wait for it too.
-// A PASSIVE checkpoint never blocks the writer; one every second also writes
-// each hot page (the ends of the time-ordered indexes, the chain head) once
-// instead of once per thousand frames. Durability does not depend on it: the
-// WAL itself is fsynced at every commit.
+// A PASSIVE checkpoint never blocks the writer. Durability does not depend
+// on it: the WAL itself is fsynced at every commit.
 // Appends go through one connection with BEGIN IMMEDIATE; reads use a small
 // pool of their own, which WAL lets run beside the writer.
 //
