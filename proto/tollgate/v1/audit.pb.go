@@ -33,6 +33,11 @@ const (
 	// RECORD_KIND_REPLAY marks an idempotent retry that was answered with an
 	// earlier decision, named by replay_of.
 	RecordKind_RECORD_KIND_REPLAY RecordKind = 2
+	// RECORD_KIND_CHAIN_BREAK records that the service was started on a chain
+	// whose stored tail did not verify, because the operator explicitly
+	// accepted it: who, when and what was found (chain_break). It carries no
+	// request and no effect, and it links to the last intact record.
+	RecordKind_RECORD_KIND_CHAIN_BREAK RecordKind = 3
 )
 
 // Enum value maps for RecordKind.
@@ -41,11 +46,13 @@ var (
 		0: "RECORD_KIND_UNSPECIFIED",
 		1: "RECORD_KIND_DECISION",
 		2: "RECORD_KIND_REPLAY",
+		3: "RECORD_KIND_CHAIN_BREAK",
 	}
 	RecordKind_value = map[string]int32{
 		"RECORD_KIND_UNSPECIFIED": 0,
 		"RECORD_KIND_DECISION":    1,
 		"RECORD_KIND_REPLAY":      2,
+		"RECORD_KIND_CHAIN_BREAK": 3,
 	}
 )
 
@@ -74,6 +81,116 @@ func (x RecordKind) Number() protoreflect.EnumNumber {
 // Deprecated: Use RecordKind.Descriptor instead.
 func (RecordKind) EnumDescriptor() ([]byte, []int) {
 	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{0}
+}
+
+// ChainBreak describes what a start found wrong with a chain's stored tail,
+// and who accepted continuing the chain anyway.
+type ChainBreak struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// problem says what was found, e.g. "records after seq 41 are missing:
+	// the head names seq 57".
+	Problem string `protobuf:"bytes,1,opt,name=problem,proto3" json:"problem,omitempty"`
+	// accepted_by names who accepted the break: the operating-system user and
+	// host of the process that started with the accepting flag.
+	AcceptedBy string `protobuf:"bytes,2,opt,name=accepted_by,json=acceptedBy,proto3" json:"accepted_by,omitempty"`
+	// head_seq and head_hash are the chain head as stored before the break.
+	HeadSeq  uint64 `protobuf:"varint,3,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
+	HeadHash []byte `protobuf:"bytes,4,opt,name=head_hash,json=headHash,proto3" json:"head_hash,omitempty"`
+	// last_seq and last_hash are the last record found in the chain.
+	LastSeq  uint64 `protobuf:"varint,5,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	LastHash []byte `protobuf:"bytes,6,opt,name=last_hash,json=lastHash,proto3" json:"last_hash,omitempty"`
+	// first_bad_seq and first_bad_decision_id name the first record that did
+	// not verify, when one did; unset for a missing tail.
+	FirstBadSeq        uint64 `protobuf:"varint,7,opt,name=first_bad_seq,json=firstBadSeq,proto3" json:"first_bad_seq,omitempty"`
+	FirstBadDecisionId string `protobuf:"bytes,8,opt,name=first_bad_decision_id,json=firstBadDecisionId,proto3" json:"first_bad_decision_id,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ChainBreak) Reset() {
+	*x = ChainBreak{}
+	mi := &file_tollgate_v1_audit_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChainBreak) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChainBreak) ProtoMessage() {}
+
+func (x *ChainBreak) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_audit_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChainBreak.ProtoReflect.Descriptor instead.
+func (*ChainBreak) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ChainBreak) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+func (x *ChainBreak) GetAcceptedBy() string {
+	if x != nil {
+		return x.AcceptedBy
+	}
+	return ""
+}
+
+func (x *ChainBreak) GetHeadSeq() uint64 {
+	if x != nil {
+		return x.HeadSeq
+	}
+	return 0
+}
+
+func (x *ChainBreak) GetHeadHash() []byte {
+	if x != nil {
+		return x.HeadHash
+	}
+	return nil
+}
+
+func (x *ChainBreak) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *ChainBreak) GetLastHash() []byte {
+	if x != nil {
+		return x.LastHash
+	}
+	return nil
+}
+
+func (x *ChainBreak) GetFirstBadSeq() uint64 {
+	if x != nil {
+		return x.FirstBadSeq
+	}
+	return 0
+}
+
+func (x *ChainBreak) GetFirstBadDecisionId() string {
+	if x != nil {
+		return x.FirstBadDecisionId
+	}
+	return ""
 }
 
 // DecisionRecord is one entry of the hash-chained audit log.
@@ -113,14 +230,16 @@ type DecisionRecord struct {
 	Latency *durationpb.Duration `protobuf:"bytes,17,opt,name=latency,proto3" json:"latency,omitempty"`
 	Kind    RecordKind           `protobuf:"varint,18,opt,name=kind,proto3,enum=tollgate.v1.RecordKind" json:"kind,omitempty"`
 	// replay_of is the decision_id a RECORD_KIND_REPLAY marker repeats.
-	ReplayOf      string `protobuf:"bytes,19,opt,name=replay_of,json=replayOf,proto3" json:"replay_of,omitempty"`
+	ReplayOf string `protobuf:"bytes,19,opt,name=replay_of,json=replayOf,proto3" json:"replay_of,omitempty"`
+	// chain_break is set on a RECORD_KIND_CHAIN_BREAK record.
+	ChainBreak    *ChainBreak `protobuf:"bytes,20,opt,name=chain_break,json=chainBreak,proto3" json:"chain_break,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DecisionRecord) Reset() {
 	*x = DecisionRecord{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[0]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -132,7 +251,7 @@ func (x *DecisionRecord) String() string {
 func (*DecisionRecord) ProtoMessage() {}
 
 func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[0]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -145,7 +264,7 @@ func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRecord.ProtoReflect.Descriptor instead.
 func (*DecisionRecord) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{0}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *DecisionRecord) GetDecisionId() string {
@@ -281,6 +400,13 @@ func (x *DecisionRecord) GetReplayOf() string {
 	return ""
 }
 
+func (x *DecisionRecord) GetChainBreak() *ChainBreak {
+	if x != nil {
+		return x.ChainBreak
+	}
+	return nil
+}
+
 // ListDecisionsRequest filters and pages the log. Empty filters match all.
 type ListDecisionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -306,7 +432,7 @@ type ListDecisionsRequest struct {
 
 func (x *ListDecisionsRequest) Reset() {
 	*x = ListDecisionsRequest{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[1]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +444,7 @@ func (x *ListDecisionsRequest) String() string {
 func (*ListDecisionsRequest) ProtoMessage() {}
 
 func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[1]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +457,7 @@ func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{1}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ListDecisionsRequest) GetFrom() *timestamppb.Timestamp {
@@ -430,7 +556,7 @@ type ListDecisionsResponse struct {
 
 func (x *ListDecisionsResponse) Reset() {
 	*x = ListDecisionsResponse{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[2]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -442,7 +568,7 @@ func (x *ListDecisionsResponse) String() string {
 func (*ListDecisionsResponse) ProtoMessage() {}
 
 func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[2]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -455,7 +581,7 @@ func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{2}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListDecisionsResponse) GetRecords() []*DecisionRecord {
@@ -482,7 +608,7 @@ type GetDecisionRequest struct {
 
 func (x *GetDecisionRequest) Reset() {
 	*x = GetDecisionRequest{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[3]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -494,7 +620,7 @@ func (x *GetDecisionRequest) String() string {
 func (*GetDecisionRequest) ProtoMessage() {}
 
 func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[3]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -507,7 +633,7 @@ func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionRequest.ProtoReflect.Descriptor instead.
 func (*GetDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{3}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetDecisionRequest) GetDecisionId() string {
@@ -527,7 +653,7 @@ type GetDecisionResponse struct {
 
 func (x *GetDecisionResponse) Reset() {
 	*x = GetDecisionResponse{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[4]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +665,7 @@ func (x *GetDecisionResponse) String() string {
 func (*GetDecisionResponse) ProtoMessage() {}
 
 func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[4]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +678,7 @@ func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionResponse.ProtoReflect.Descriptor instead.
 func (*GetDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{4}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetDecisionResponse) GetRecord() *DecisionRecord {
@@ -572,7 +698,7 @@ type VerifyLogRequest struct {
 
 func (x *VerifyLogRequest) Reset() {
 	*x = VerifyLogRequest{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[5]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +710,7 @@ func (x *VerifyLogRequest) String() string {
 func (*VerifyLogRequest) ProtoMessage() {}
 
 func (x *VerifyLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[5]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +723,7 @@ func (x *VerifyLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyLogRequest.ProtoReflect.Descriptor instead.
 func (*VerifyLogRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *VerifyLogRequest) GetChainId() string {
@@ -626,7 +752,7 @@ type VerifyLogResponse struct {
 
 func (x *VerifyLogResponse) Reset() {
 	*x = VerifyLogResponse{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[6]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -638,7 +764,7 @@ func (x *VerifyLogResponse) String() string {
 func (*VerifyLogResponse) ProtoMessage() {}
 
 func (x *VerifyLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[6]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -651,7 +777,7 @@ func (x *VerifyLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyLogResponse.ProtoReflect.Descriptor instead.
 func (*VerifyLogResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VerifyLogResponse) GetOk() bool {
@@ -706,7 +832,7 @@ type ReplayDecisionRequest struct {
 
 func (x *ReplayDecisionRequest) Reset() {
 	*x = ReplayDecisionRequest{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[7]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +844,7 @@ func (x *ReplayDecisionRequest) String() string {
 func (*ReplayDecisionRequest) ProtoMessage() {}
 
 func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[7]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +857,7 @@ func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{7}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReplayDecisionRequest) GetDecisionId() string {
@@ -755,7 +881,7 @@ type ReplayDecisionResponse struct {
 
 func (x *ReplayDecisionResponse) Reset() {
 	*x = ReplayDecisionResponse{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[8]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +893,7 @@ func (x *ReplayDecisionResponse) String() string {
 func (*ReplayDecisionResponse) ProtoMessage() {}
 
 func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[8]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +906,7 @@ func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionResponse.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{8}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReplayDecisionResponse) GetIdentical() bool {
@@ -824,7 +950,7 @@ type ImpactAnalysisRequest struct {
 
 func (x *ImpactAnalysisRequest) Reset() {
 	*x = ImpactAnalysisRequest{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[9]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +962,7 @@ func (x *ImpactAnalysisRequest) String() string {
 func (*ImpactAnalysisRequest) ProtoMessage() {}
 
 func (x *ImpactAnalysisRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[9]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +975,7 @@ func (x *ImpactAnalysisRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImpactAnalysisRequest.ProtoReflect.Descriptor instead.
 func (*ImpactAnalysisRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{9}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ImpactAnalysisRequest) GetBundle() []byte {
@@ -878,7 +1004,7 @@ type EffectChange struct {
 
 func (x *EffectChange) Reset() {
 	*x = EffectChange{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[10]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +1016,7 @@ func (x *EffectChange) String() string {
 func (*EffectChange) ProtoMessage() {}
 
 func (x *EffectChange) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[10]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +1029,7 @@ func (x *EffectChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EffectChange.ProtoReflect.Descriptor instead.
 func (*EffectChange) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{10}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EffectChange) GetFrom() Effect {
@@ -939,7 +1065,7 @@ type ReasonCodeChange struct {
 
 func (x *ReasonCodeChange) Reset() {
 	*x = ReasonCodeChange{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[11]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1077,7 @@ func (x *ReasonCodeChange) String() string {
 func (*ReasonCodeChange) ProtoMessage() {}
 
 func (x *ReasonCodeChange) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[11]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1090,7 @@ func (x *ReasonCodeChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReasonCodeChange.ProtoReflect.Descriptor instead.
 func (*ReasonCodeChange) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{11}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReasonCodeChange) GetFrom() string {
@@ -1004,7 +1130,7 @@ type ImpactExample struct {
 
 func (x *ImpactExample) Reset() {
 	*x = ImpactExample{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[12]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1142,7 @@ func (x *ImpactExample) String() string {
 func (*ImpactExample) ProtoMessage() {}
 
 func (x *ImpactExample) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[12]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1155,7 @@ func (x *ImpactExample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImpactExample.ProtoReflect.Descriptor instead.
 func (*ImpactExample) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{12}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ImpactExample) GetDecisionId() string {
@@ -1081,7 +1207,7 @@ type ImpactAnalysisResponse struct {
 
 func (x *ImpactAnalysisResponse) Reset() {
 	*x = ImpactAnalysisResponse{}
-	mi := &file_tollgate_v1_audit_proto_msgTypes[13]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1219,7 @@ func (x *ImpactAnalysisResponse) String() string {
 func (*ImpactAnalysisResponse) ProtoMessage() {}
 
 func (x *ImpactAnalysisResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_audit_proto_msgTypes[13]
+	mi := &file_tollgate_v1_audit_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1232,7 @@ func (x *ImpactAnalysisResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImpactAnalysisResponse.ProtoReflect.Descriptor instead.
 func (*ImpactAnalysisResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{13}
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ImpactAnalysisResponse) GetTotal() uint64 {
@@ -1158,11 +1284,161 @@ func (x *ImpactAnalysisResponse) GetNotComparable() uint64 {
 	return 0
 }
 
+// ExportDecisionsRequest selects records to export in commit order.
+type ExportDecisionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// from is inclusive, to is exclusive; both on evaluated_at. Both optional.
+	From *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// chain_id restricts the export to one chain; empty exports every chain,
+	// one after the other in chain_id order.
+	ChainId string `protobuf:"bytes,3,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	// page_size defaults to 1000; at most 1000.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token is next_page_token from a previous response with the same
+	// filters; it names a chain position, so records committed after it are
+	// on later pages.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportDecisionsRequest) Reset() {
+	*x = ExportDecisionsRequest{}
+	mi := &file_tollgate_v1_audit_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportDecisionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportDecisionsRequest) ProtoMessage() {}
+
+func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_audit_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportDecisionsRequest.ProtoReflect.Descriptor instead.
+func (*ExportDecisionsRequest) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ExportDecisionsRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ExportDecisionsRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ExportDecisionsRequest) GetChainId() string {
+	if x != nil {
+		return x.ChainId
+	}
+	return ""
+}
+
+func (x *ExportDecisionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ExportDecisionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ExportDecisionsResponse holds one page in commit order (chain_id, seq).
+type ExportDecisionsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Records []*DecisionRecord      `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// next_page_token is empty once every chain has been read to its end as
+	// it stood when the page was read.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportDecisionsResponse) Reset() {
+	*x = ExportDecisionsResponse{}
+	mi := &file_tollgate_v1_audit_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportDecisionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportDecisionsResponse) ProtoMessage() {}
+
+func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_audit_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportDecisionsResponse.ProtoReflect.Descriptor instead.
+func (*ExportDecisionsResponse) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ExportDecisionsResponse) GetRecords() []*DecisionRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *ExportDecisionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_tollgate_v1_audit_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x17tollgate/v1/audit.proto\x12\vtollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atollgate/v1/decision.proto\"\xda\x05\n" +
+	"\x17tollgate/v1/audit.proto\x12\vtollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atollgate/v1/decision.proto\"\x8e\x02\n" +
+	"\n" +
+	"ChainBreak\x12\x18\n" +
+	"\aproblem\x18\x01 \x01(\tR\aproblem\x12\x1f\n" +
+	"\vaccepted_by\x18\x02 \x01(\tR\n" +
+	"acceptedBy\x12\x19\n" +
+	"\bhead_seq\x18\x03 \x01(\x04R\aheadSeq\x12\x1b\n" +
+	"\thead_hash\x18\x04 \x01(\fR\bheadHash\x12\x19\n" +
+	"\blast_seq\x18\x05 \x01(\x04R\alastSeq\x12\x1b\n" +
+	"\tlast_hash\x18\x06 \x01(\fR\blastHash\x12\"\n" +
+	"\rfirst_bad_seq\x18\a \x01(\x04R\vfirstBadSeq\x121\n" +
+	"\x15first_bad_decision_id\x18\b \x01(\tR\x12firstBadDecisionId\"\x94\x06\n" +
 	"\x0eDecisionRecord\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12\x19\n" +
@@ -1185,7 +1461,9 @@ const file_tollgate_v1_audit_proto_rawDesc = "" +
 	"\fpayload_hash\x18\x10 \x01(\fR\vpayloadHash\x123\n" +
 	"\alatency\x18\x11 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12+\n" +
 	"\x04kind\x18\x12 \x01(\x0e2\x17.tollgate.v1.RecordKindR\x04kind\x12\x1b\n" +
-	"\treplay_of\x18\x13 \x01(\tR\breplayOf\"\xbf\x03\n" +
+	"\treplay_of\x18\x13 \x01(\tR\breplayOf\x128\n" +
+	"\vchain_break\x18\x14 \x01(\v2\x17.tollgate.v1.ChainBreakR\n" +
+	"chainBreak\"\xbf\x03\n" +
 	"\x14ListDecisionsRequest\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x19\n" +
@@ -1253,18 +1531,30 @@ const file_tollgate_v1_audit_proto_rawDesc = "" +
 	"\x14changed_reason_codes\x18\x04 \x03(\v2\x1d.tollgate.v1.ReasonCodeChangeR\x12changedReasonCodes\x126\n" +
 	"\bexamples\x18\x05 \x03(\v2\x1a.tollgate.v1.ImpactExampleR\bexamples\x12-\n" +
 	"\x12candidate_revision\x18\x06 \x01(\tR\x11candidateRevision\x12%\n" +
-	"\x0enot_comparable\x18\a \x01(\x04R\rnotComparable*[\n" +
+	"\x0enot_comparable\x18\a \x01(\x04R\rnotComparable\"\xcb\x01\n" +
+	"\x16ExportDecisionsRequest\x12.\n" +
+	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x19\n" +
+	"\bchain_id\x18\x03 \x01(\tR\achainId\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"x\n" +
+	"\x17ExportDecisionsResponse\x125\n" +
+	"\arecords\x18\x01 \x03(\v2\x1b.tollgate.v1.DecisionRecordR\arecords\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*x\n" +
 	"\n" +
 	"RecordKind\x12\x1b\n" +
 	"\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14RECORD_KIND_DECISION\x10\x01\x12\x16\n" +
-	"\x12RECORD_KIND_REPLAY\x10\x022\xba\x03\n" +
+	"\x12RECORD_KIND_REPLAY\x10\x02\x12\x1b\n" +
+	"\x17RECORD_KIND_CHAIN_BREAK\x10\x032\x98\x04\n" +
 	"\fAuditService\x12V\n" +
 	"\rListDecisions\x12!.tollgate.v1.ListDecisionsRequest\x1a\".tollgate.v1.ListDecisionsResponse\x12P\n" +
 	"\vGetDecision\x12\x1f.tollgate.v1.GetDecisionRequest\x1a .tollgate.v1.GetDecisionResponse\x12J\n" +
 	"\tVerifyLog\x12\x1d.tollgate.v1.VerifyLogRequest\x1a\x1e.tollgate.v1.VerifyLogResponse\x12Y\n" +
 	"\x0eReplayDecision\x12\".tollgate.v1.ReplayDecisionRequest\x1a#.tollgate.v1.ReplayDecisionResponse\x12Y\n" +
-	"\x0eImpactAnalysis\x12\".tollgate.v1.ImpactAnalysisRequest\x1a#.tollgate.v1.ImpactAnalysisResponseB;Z9github.com/tollgate/tollgate/proto/tollgate/v1;tollgatev1b\x06proto3"
+	"\x0eImpactAnalysis\x12\".tollgate.v1.ImpactAnalysisRequest\x1a#.tollgate.v1.ImpactAnalysisResponse\x12\\\n" +
+	"\x0fExportDecisions\x12#.tollgate.v1.ExportDecisionsRequest\x1a$.tollgate.v1.ExportDecisionsResponseB;Z9github.com/tollgate/tollgate/proto/tollgate/v1;tollgatev1b\x06proto3"
 
 var (
 	file_tollgate_v1_audit_proto_rawDescOnce sync.Once
@@ -1279,66 +1569,75 @@ func file_tollgate_v1_audit_proto_rawDescGZIP() []byte {
 }
 
 var file_tollgate_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tollgate_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_tollgate_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_tollgate_v1_audit_proto_goTypes = []any{
-	(RecordKind)(0),                // 0: tollgate.v1.RecordKind
-	(*DecisionRecord)(nil),         // 1: tollgate.v1.DecisionRecord
-	(*ListDecisionsRequest)(nil),   // 2: tollgate.v1.ListDecisionsRequest
-	(*ListDecisionsResponse)(nil),  // 3: tollgate.v1.ListDecisionsResponse
-	(*GetDecisionRequest)(nil),     // 4: tollgate.v1.GetDecisionRequest
-	(*GetDecisionResponse)(nil),    // 5: tollgate.v1.GetDecisionResponse
-	(*VerifyLogRequest)(nil),       // 6: tollgate.v1.VerifyLogRequest
-	(*VerifyLogResponse)(nil),      // 7: tollgate.v1.VerifyLogResponse
-	(*ReplayDecisionRequest)(nil),  // 8: tollgate.v1.ReplayDecisionRequest
-	(*ReplayDecisionResponse)(nil), // 9: tollgate.v1.ReplayDecisionResponse
-	(*ImpactAnalysisRequest)(nil),  // 10: tollgate.v1.ImpactAnalysisRequest
-	(*EffectChange)(nil),           // 11: tollgate.v1.EffectChange
-	(*ReasonCodeChange)(nil),       // 12: tollgate.v1.ReasonCodeChange
-	(*ImpactExample)(nil),          // 13: tollgate.v1.ImpactExample
-	(*ImpactAnalysisResponse)(nil), // 14: tollgate.v1.ImpactAnalysisResponse
-	(*timestamppb.Timestamp)(nil),  // 15: google.protobuf.Timestamp
-	(*DecideRequest)(nil),          // 16: tollgate.v1.DecideRequest
-	(Effect)(0),                    // 17: tollgate.v1.Effect
-	(*Reason)(nil),                 // 18: tollgate.v1.Reason
-	(*durationpb.Duration)(nil),    // 19: google.protobuf.Duration
-	(*DecideResponse)(nil),         // 20: tollgate.v1.DecideResponse
+	(RecordKind)(0),                 // 0: tollgate.v1.RecordKind
+	(*ChainBreak)(nil),              // 1: tollgate.v1.ChainBreak
+	(*DecisionRecord)(nil),          // 2: tollgate.v1.DecisionRecord
+	(*ListDecisionsRequest)(nil),    // 3: tollgate.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),   // 4: tollgate.v1.ListDecisionsResponse
+	(*GetDecisionRequest)(nil),      // 5: tollgate.v1.GetDecisionRequest
+	(*GetDecisionResponse)(nil),     // 6: tollgate.v1.GetDecisionResponse
+	(*VerifyLogRequest)(nil),        // 7: tollgate.v1.VerifyLogRequest
+	(*VerifyLogResponse)(nil),       // 8: tollgate.v1.VerifyLogResponse
+	(*ReplayDecisionRequest)(nil),   // 9: tollgate.v1.ReplayDecisionRequest
+	(*ReplayDecisionResponse)(nil),  // 10: tollgate.v1.ReplayDecisionResponse
+	(*ImpactAnalysisRequest)(nil),   // 11: tollgate.v1.ImpactAnalysisRequest
+	(*EffectChange)(nil),            // 12: tollgate.v1.EffectChange
+	(*ReasonCodeChange)(nil),        // 13: tollgate.v1.ReasonCodeChange
+	(*ImpactExample)(nil),           // 14: tollgate.v1.ImpactExample
+	(*ImpactAnalysisResponse)(nil),  // 15: tollgate.v1.ImpactAnalysisResponse
+	(*ExportDecisionsRequest)(nil),  // 16: tollgate.v1.ExportDecisionsRequest
+	(*ExportDecisionsResponse)(nil), // 17: tollgate.v1.ExportDecisionsResponse
+	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
+	(*DecideRequest)(nil),           // 19: tollgate.v1.DecideRequest
+	(Effect)(0),                     // 20: tollgate.v1.Effect
+	(*Reason)(nil),                  // 21: tollgate.v1.Reason
+	(*durationpb.Duration)(nil),     // 22: google.protobuf.Duration
+	(*DecideResponse)(nil),          // 23: tollgate.v1.DecideResponse
 }
 var file_tollgate_v1_audit_proto_depIdxs = []int32{
-	15, // 0: tollgate.v1.DecisionRecord.evaluated_at:type_name -> google.protobuf.Timestamp
-	16, // 1: tollgate.v1.DecisionRecord.request:type_name -> tollgate.v1.DecideRequest
-	17, // 2: tollgate.v1.DecisionRecord.effect:type_name -> tollgate.v1.Effect
-	18, // 3: tollgate.v1.DecisionRecord.reasons:type_name -> tollgate.v1.Reason
-	19, // 4: tollgate.v1.DecisionRecord.latency:type_name -> google.protobuf.Duration
+	18, // 0: tollgate.v1.DecisionRecord.evaluated_at:type_name -> google.protobuf.Timestamp
+	19, // 1: tollgate.v1.DecisionRecord.request:type_name -> tollgate.v1.DecideRequest
+	20, // 2: tollgate.v1.DecisionRecord.effect:type_name -> tollgate.v1.Effect
+	21, // 3: tollgate.v1.DecisionRecord.reasons:type_name -> tollgate.v1.Reason
+	22, // 4: tollgate.v1.DecisionRecord.latency:type_name -> google.protobuf.Duration
 	0,  // 5: tollgate.v1.DecisionRecord.kind:type_name -> tollgate.v1.RecordKind
-	15, // 6: tollgate.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	15, // 7: tollgate.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	17, // 8: tollgate.v1.ListDecisionsRequest.effect:type_name -> tollgate.v1.Effect
-	1,  // 9: tollgate.v1.ListDecisionsResponse.records:type_name -> tollgate.v1.DecisionRecord
-	1,  // 10: tollgate.v1.GetDecisionResponse.record:type_name -> tollgate.v1.DecisionRecord
-	20, // 11: tollgate.v1.ReplayDecisionResponse.original:type_name -> tollgate.v1.DecideResponse
-	20, // 12: tollgate.v1.ReplayDecisionResponse.replayed:type_name -> tollgate.v1.DecideResponse
-	17, // 13: tollgate.v1.EffectChange.from:type_name -> tollgate.v1.Effect
-	17, // 14: tollgate.v1.EffectChange.to:type_name -> tollgate.v1.Effect
-	20, // 15: tollgate.v1.ImpactExample.original:type_name -> tollgate.v1.DecideResponse
-	20, // 16: tollgate.v1.ImpactExample.candidate:type_name -> tollgate.v1.DecideResponse
-	11, // 17: tollgate.v1.ImpactAnalysisResponse.matrix:type_name -> tollgate.v1.EffectChange
-	12, // 18: tollgate.v1.ImpactAnalysisResponse.changed_reason_codes:type_name -> tollgate.v1.ReasonCodeChange
-	13, // 19: tollgate.v1.ImpactAnalysisResponse.examples:type_name -> tollgate.v1.ImpactExample
-	2,  // 20: tollgate.v1.AuditService.ListDecisions:input_type -> tollgate.v1.ListDecisionsRequest
-	4,  // 21: tollgate.v1.AuditService.GetDecision:input_type -> tollgate.v1.GetDecisionRequest
-	6,  // 22: tollgate.v1.AuditService.VerifyLog:input_type -> tollgate.v1.VerifyLogRequest
-	8,  // 23: tollgate.v1.AuditService.ReplayDecision:input_type -> tollgate.v1.ReplayDecisionRequest
-	10, // 24: tollgate.v1.AuditService.ImpactAnalysis:input_type -> tollgate.v1.ImpactAnalysisRequest
-	3,  // 25: tollgate.v1.AuditService.ListDecisions:output_type -> tollgate.v1.ListDecisionsResponse
-	5,  // 26: tollgate.v1.AuditService.GetDecision:output_type -> tollgate.v1.GetDecisionResponse
-	7,  // 27: tollgate.v1.AuditService.VerifyLog:output_type -> tollgate.v1.VerifyLogResponse
-	9,  // 28: tollgate.v1.AuditService.ReplayDecision:output_type -> tollgate.v1.ReplayDecisionResponse
-	14, // 29: tollgate.v1.AuditService.ImpactAnalysis:output_type -> tollgate.v1.ImpactAnalysisResponse
-	25, // [25:30] is the sub-list for method output_type
-	20, // [20:25] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	1,  // 6: tollgate.v1.DecisionRecord.chain_break:type_name -> tollgate.v1.ChainBreak
+	18, // 7: tollgate.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	18, // 8: tollgate.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	20, // 9: tollgate.v1.ListDecisionsRequest.effect:type_name -> tollgate.v1.Effect
+	2,  // 10: tollgate.v1.ListDecisionsResponse.records:type_name -> tollgate.v1.DecisionRecord
+	2,  // 11: tollgate.v1.GetDecisionResponse.record:type_name -> tollgate.v1.DecisionRecord
+	23, // 12: tollgate.v1.ReplayDecisionResponse.original:type_name -> tollgate.v1.DecideResponse
+	23, // 13: tollgate.v1.ReplayDecisionResponse.replayed:type_name -> tollgate.v1.DecideResponse
+	20, // 14: tollgate.v1.EffectChange.from:type_name -> tollgate.v1.Effect
+	20, // 15: tollgate.v1.EffectChange.to:type_name -> tollgate.v1.Effect
+	23, // 16: tollgate.v1.ImpactExample.original:type_name -> tollgate.v1.DecideResponse
+	23, // 17: tollgate.v1.ImpactExample.candidate:type_name -> tollgate.v1.DecideResponse
+	12, // 18: tollgate.v1.ImpactAnalysisResponse.matrix:type_name -> tollgate.v1.EffectChange
+	13, // 19: tollgate.v1.ImpactAnalysisResponse.changed_reason_codes:type_name -> tollgate.v1.ReasonCodeChange
+	14, // 20: tollgate.v1.ImpactAnalysisResponse.examples:type_name -> tollgate.v1.ImpactExample
+	18, // 21: tollgate.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	18, // 22: tollgate.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 23: tollgate.v1.ExportDecisionsResponse.records:type_name -> tollgate.v1.DecisionRecord
+	3,  // 24: tollgate.v1.AuditService.ListDecisions:input_type -> tollgate.v1.ListDecisionsRequest
+	5,  // 25: tollgate.v1.AuditService.GetDecision:input_type -> tollgate.v1.GetDecisionRequest
+	7,  // 26: tollgate.v1.AuditService.VerifyLog:input_type -> tollgate.v1.VerifyLogRequest
+	9,  // 27: tollgate.v1.AuditService.ReplayDecision:input_type -> tollgate.v1.ReplayDecisionRequest
+	11, // 28: tollgate.v1.AuditService.ImpactAnalysis:input_type -> tollgate.v1.ImpactAnalysisRequest
+	16, // 29: tollgate.v1.AuditService.ExportDecisions:input_type -> tollgate.v1.ExportDecisionsRequest
+	4,  // 30: tollgate.v1.AuditService.ListDecisions:output_type -> tollgate.v1.ListDecisionsResponse
+	6,  // 31: tollgate.v1.AuditService.GetDecision:output_type -> tollgate.v1.GetDecisionResponse
+	8,  // 32: tollgate.v1.AuditService.VerifyLog:output_type -> tollgate.v1.VerifyLogResponse
+	10, // 33: tollgate.v1.AuditService.ReplayDecision:output_type -> tollgate.v1.ReplayDecisionResponse
+	15, // 34: tollgate.v1.AuditService.ImpactAnalysis:output_type -> tollgate.v1.ImpactAnalysisResponse
+	17, // 35: tollgate.v1.AuditService.ExportDecisions:output_type -> tollgate.v1.ExportDecisionsResponse
+	30, // [30:36] is the sub-list for method output_type
+	24, // [24:30] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_v1_audit_proto_init() }
@@ -1353,7 +1652,7 @@ func file_tollgate_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_v1_audit_proto_rawDesc), len(file_tollgate_v1_audit_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuditService_ListDecisions_FullMethodName  = "/tollgate.v1.AuditService/ListDecisions"
-	AuditService_GetDecision_FullMethodName    = "/tollgate.v1.AuditService/GetDecision"
-	AuditService_VerifyLog_FullMethodName      = "/tollgate.v1.AuditService/VerifyLog"
-	AuditService_ReplayDecision_FullMethodName = "/tollgate.v1.AuditService/ReplayDecision"
-	AuditService_ImpactAnalysis_FullMethodName = "/tollgate.v1.AuditService/ImpactAnalysis"
+	AuditService_ListDecisions_FullMethodName   = "/tollgate.v1.AuditService/ListDecisions"
+	AuditService_GetDecision_FullMethodName     = "/tollgate.v1.AuditService/GetDecision"
+	AuditService_VerifyLog_FullMethodName       = "/tollgate.v1.AuditService/VerifyLog"
+	AuditService_ReplayDecision_FullMethodName  = "/tollgate.v1.AuditService/ReplayDecision"
+	AuditService_ImpactAnalysis_FullMethodName  = "/tollgate.v1.AuditService/ImpactAnalysis"
+	AuditService_ExportDecisions_FullMethodName = "/tollgate.v1.AuditService/ExportDecisions"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -46,6 +47,10 @@ type AuditServiceClient interface {
 	// ImpactAnalysis evaluates a candidate bundle against recent records and
 	// reports which decisions would change.
 	ImpactAnalysis(ctx context.Context, in *ImpactAnalysisRequest, opts ...grpc.CallOption) (*ImpactAnalysisResponse, error)
+	// ExportDecisions returns records in commit order (by chain, then seq),
+	// paged by chain position rather than by time, so a reader paging while
+	// decisions are being written never skips a committed record.
+	ExportDecisions(ctx context.Context, in *ExportDecisionsRequest, opts ...grpc.CallOption) (*ExportDecisionsResponse, error)
 }
 
 type auditServiceClient struct {
@@ -106,6 +111,16 @@ func (c *auditServiceClient) ImpactAnalysis(ctx context.Context, in *ImpactAnaly
 	return out, nil
 }
 
+func (c *auditServiceClient) ExportDecisions(ctx context.Context, in *ExportDecisionsRequest, opts ...grpc.CallOption) (*ExportDecisionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportDecisionsResponse)
+	err := c.cc.Invoke(ctx, AuditService_ExportDecisions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -126,6 +141,10 @@ type AuditServiceServer interface {
 	// ImpactAnalysis evaluates a candidate bundle against recent records and
 	// reports which decisions would change.
 	ImpactAnalysis(context.Context, *ImpactAnalysisRequest) (*ImpactAnalysisResponse, error)
+	// ExportDecisions returns records in commit order (by chain, then seq),
+	// paged by chain position rather than by time, so a reader paging while
+	// decisions are being written never skips a committed record.
+	ExportDecisions(context.Context, *ExportDecisionsRequest) (*ExportDecisionsResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -150,6 +169,9 @@ func (UnimplementedAuditServiceServer) ReplayDecision(context.Context, *ReplayDe
 }
 func (UnimplementedAuditServiceServer) ImpactAnalysis(context.Context, *ImpactAnalysisRequest) (*ImpactAnalysisResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImpactAnalysis not implemented")
+}
+func (UnimplementedAuditServiceServer) ExportDecisions(context.Context, *ExportDecisionsRequest) (*ExportDecisionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportDecisions not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -262,6 +284,24 @@ func _AuditService_ImpactAnalysis_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_ExportDecisions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportDecisionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ExportDecisions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ExportDecisions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ExportDecisions(ctx, req.(*ExportDecisionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -288,6 +328,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ImpactAnalysis",
 			Handler:    _AuditService_ImpactAnalysis_Handler,
+		},
+		{
+			MethodName: "ExportDecisions",
+			Handler:    _AuditService_ExportDecisions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
