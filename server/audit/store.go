@@ -116,6 +116,27 @@ type Page struct {
 	NextPageToken string
 }
 
+// ExportQuery selects records for Store.Export: the records of one chain
+// after a position, in seq order.
+type ExportQuery struct {
+	ChainID string
+	// AfterSeq is the position: only records with a greater seq. 0 starts
+	// at the chain's first record.
+	AfterSeq uint64
+	// From is inclusive and To exclusive, on evaluated_at; zero is unbounded.
+	From, To time.Time
+	// Limit defaults to MaxPageSize and is capped at it.
+	Limit int
+}
+
+// EffectiveLimit returns q.Limit after defaulting and capping.
+func (q ExportQuery) EffectiveLimit() int {
+	if q.Limit <= 0 || q.Limit > MaxPageSize {
+		return MaxPageSize
+	}
+	return q.Limit
+}
+
 // Bundle is an activated policy bundle kept so a decision can be replayed
 // against the exact policy that made it.
 type Bundle struct {
@@ -174,6 +195,14 @@ type Store interface {
 	// fromSeq on, stopping at fn's first error, which it returns. A record
 	// that cannot be read faithfully yields an *IntegrityError.
 	Chain(ctx context.Context, chainID string, fromSeq uint64, fn func(*Record) error) error
+	// Export returns up to q.EffectiveLimit() records of chain q.ChainID
+	// with a seq above q.AfterSeq and evaluated_at in [q.From, q.To), in
+	// seq order, read in one snapshot; none once the chain has no more. A
+	// chain's records commit in seq order and without gaps, so a reader
+	// that continues after the last record returned never skips one
+	// committed in the meantime. Fewer than the limit means the chain was
+	// read to its end as it stood. An unknown chain has no records.
+	Export(ctx context.Context, q ExportQuery) ([]*Record, error)
 	// FindByIdempotencyKey returns the RECORD_KIND_DECISION record stored
 	// with key, or ErrNotFound.
 	FindByIdempotencyKey(ctx context.Context, key string) (*Record, error)

@@ -372,6 +372,62 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		}
 	})
 
+	t.Run("Export", func(t *testing.T) {
+		s := newStore(t)
+		// evaluated_at does not follow seq: export must follow seq.
+		ra, head := Sealed(t, audit.Head{ChainID: "a"}, Decision(5), Decision(1), Decision(3), Decision(7))
+		mustAppend(t, s, audit.Head{ChainID: "a"}, ra)
+		more, _ := Sealed(t, head, Decision(2), Decision(9))
+		mustAppend(t, s, head, more)
+		rb, _ := Sealed(t, audit.Head{ChainID: "b"}, Decision(4), Decision(6))
+		mustAppend(t, s, audit.Head{ChainID: "b"}, rb)
+		at := func(n int) time.Time { return Base().Add(time.Duration(n) * time.Second) }
+		tests := []struct {
+			name string
+			q    audit.ExportQuery
+			want []string
+		}{
+			{"whole chain in seq order", audit.ExportQuery{ChainID: "a"}, seqIDs(1, 5, 2, 1, 3, 3, 4, 7, 5, 2, 6, 9)},
+			{"after a position", audit.ExportQuery{ChainID: "a", AfterSeq: 3}, seqIDs(4, 7, 5, 2, 6, 9)},
+			{"limit", audit.ExportQuery{ChainID: "a", AfterSeq: 1, Limit: 2}, seqIDs(2, 1, 3, 3)},
+			{"from", audit.ExportQuery{ChainID: "a", From: at(3)}, seqIDs(1, 5, 3, 3, 4, 7, 6, 9)},
+			{"from after an older record", audit.ExportQuery{ChainID: "a", From: at(6)}, seqIDs(4, 7, 6, 9)},
+			{"from and to", audit.ExportQuery{ChainID: "a", From: at(2), To: at(7)}, seqIDs(1, 5, 3, 3, 5, 2)},
+			{"to, after a position", audit.ExportQuery{ChainID: "a", AfterSeq: 2, To: at(4)}, seqIDs(3, 3, 5, 2)},
+			{"from matches nothing", audit.ExportQuery{ChainID: "a", From: at(100)}, nil},
+			{"other chain", audit.ExportQuery{ChainID: "b"}, seqIDs(1, 4, 2, 6)},
+			{"past the end", audit.ExportQuery{ChainID: "a", AfterSeq: 6}, nil},
+			{"unknown chain", audit.ExportQuery{ChainID: "nope"}, nil},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				recs, err := s.Export(ctx, tc.q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, r := range recs {
+					if r.ChainId != tc.q.ChainID {
+						t.Errorf("record %s of chain %q in an export of %q", r.DecisionId, r.ChainId, tc.q.ChainID)
+					}
+					got = append(got, fmt.Sprintf("%d:%s", r.Seq, r.DecisionId))
+				}
+				if d := cmp.Diff(tc.want, got); d != "" {
+					t.Errorf("Export(%+v) (-want +got):\n%s", tc.q, d)
+				}
+			})
+		}
+		t.Run("records are whole", func(t *testing.T) {
+			recs, err := s.Export(ctx, audit.ExportQuery{ChainID: "b", Limit: 1})
+			if err != nil || len(recs) != 1 {
+				t.Fatalf("Export = %d records, %v; want 1", len(recs), err)
+			}
+			if d := cmp.Diff(rb[0], recs[0], protocmp.Transform()); d != "" {
+				t.Errorf("exported record (-want +got):\n%s", d)
+			}
+		})
+	})
+
 	t.Run("Bundles", func(t *testing.T) {
 		s := newStore(t)
 		at := Base().Add(time.Hour)
@@ -461,6 +517,15 @@ func ids(ns ...int) []string {
 	var out []string
 	for _, n := range ns {
 		out = append(out, fmt.Sprintf("d%03d", n))
+	}
+	return out
+}
+
+// seqIDs turns seq, n pairs into "seq:d00n" strings.
+func seqIDs(pairs ...int) []string {
+	var out []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		out = append(out, fmt.Sprintf("%d:d%03d", pairs[i], pairs[i+1]))
 	}
 	return out
 }

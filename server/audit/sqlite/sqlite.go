@@ -15,8 +15,26 @@
 // and every decision waiting on that group commit would wait for it too.
 // A PASSIVE checkpoint never blocks the writer. Durability does not depend
 // on it: the WAL itself is fsynced at every commit.
-// Appends go through one connection with BEGIN IMMEDIATE; reads use a small
-// pool of their own, which WAL lets run beside the writer.
+//
+// # Connections
+//
+// A Store holds three pools on the same file, so that no reader can make a
+// decision wait for a connection (WAL lets readers run beside the writer):
+//
+//   - write, one connection: Append (BEGIN IMMEDIATE), PutBundle, Ping and
+//     migrations.
+//   - decision, DecisionReadConns connections: the reads on a decision's
+//     path, FindByIdempotencyKey, and Head and Last (the writer's start and
+//     its recovery after a failed append; Verify's one Head read per chain
+//     is a single-row lookup too).
+//   - audit, AuditReadConns connections: everything an auditor asks, List,
+//     Get, Chains, Chain (Verify), Export and GetBundle (replay), and the
+//     background checkpointer. Long reads hold a connection for their whole
+//     walk; api.AuditServer admits fewer of them at once than this pool has,
+//     so short audit reads still find a connection.
+//
+// Every connection of every pool is opened with the same pragmas
+// (journal_mode=WAL, synchronous=FULL); Settings reads them back.
 //
 // A row's body is the record's canonical body (audit.Entry.Body: the JCS
 // JSON its hash covers, hash left out), encoded once on the deciding
@@ -106,7 +124,8 @@ func moderncDriver() driver {
 type Store struct {
 	path   string
 	w      *sql.DB // one connection: appends, bundles, ping
-	r      *sql.DB // reads
+	d      *sql.DB // the decision path's reads
+	r      *sql.DB // auditors' reads and the checkpointer
 	closed atomic.Bool
 
 	stmtMu sync.Mutex
@@ -118,6 +137,16 @@ type Store struct {
 
 // CheckpointInterval is how often the WAL is checkpointed into the database file.
 const CheckpointInterval = time.Second
+
+// Sizes of the read pools (see Connections in the package doc).
+const (
+	// DecisionReadConns serves the decision path's reads: idempotency
+	// lookups are single-row index reads, so two keep a burst of retries
+	// from queueing behind one another.
+	DecisionReadConns = 2
+	// AuditReadConns serves auditors' reads.
+	AuditReadConns = 4
+)
 
 var _ audit.Store = (*Store)(nil)
 
@@ -142,13 +171,19 @@ func open(ctx context.Context, dataDir string, d driver) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	r, err := sql.Open(d.name, d.dsn(path, true))
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open audit db %s: %w", path, err)
+	for _, pool := range []struct {
+		db    **sql.DB
+		conns int
+	}{{&s.d, DecisionReadConns}, {&s.r, AuditReadConns}} {
+		db, err := sql.Open(d.name, d.dsn(path, true))
+		if err != nil {
+			s.closePools()
+			return nil, fmt.Errorf("open audit db %s: %w", path, err)
+		}
+		db.SetMaxOpenConns(pool.conns)
+		db.SetMaxIdleConns(pool.conns)
+		*pool.db = db
 	}
-	r.SetMaxOpenConns(4)
-	s.r = r
 	// The writer never checkpoints on its own; the checkpointer below does. A connection the pool
 	// reopens after an error would checkpoint automatically again, which is only slower.
 	if _, err := w.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0"); err != nil {
@@ -182,6 +217,61 @@ func (s *Store) checkpoint(interval time.Duration) {
 
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
+
+// ConnSettings are the durability settings one connection runs with, as
+// SQLite reports them.
+type ConnSettings struct {
+	// Pool is "write", "decision" or "audit" (see Connections in the package doc).
+	Pool string
+	// JournalMode is PRAGMA journal_mode: "wal".
+	JournalMode string
+	// Synchronous is PRAGMA synchronous: 2 is FULL.
+	Synchronous int
+}
+
+// Settings reads journal_mode and synchronous back from every connection of
+// every pool, the write connection included. It holds all of a pool's
+// connections at once so that each is a distinct one, waiting for those in
+// use: it is for tests and diagnostics, not for a serving path.
+func (s *Store) Settings(ctx context.Context) ([]ConnSettings, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	var out []ConnSettings
+	for _, p := range []struct {
+		name  string
+		db    *sql.DB
+		conns int
+	}{{"write", s.w, 1}, {"decision", s.d, DecisionReadConns}, {"audit", s.r, AuditReadConns}} {
+		var held []*sql.Conn
+		for range p.conns {
+			c, err := p.db.Conn(ctx)
+			if err != nil {
+				closeConns(held)
+				return nil, fmt.Errorf("%s pool: %w", p.name, err)
+			}
+			held = append(held, c)
+			cs := ConnSettings{Pool: p.name}
+			err = c.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&cs.JournalMode)
+			if err == nil {
+				err = c.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&cs.Synchronous)
+			}
+			if err != nil {
+				closeConns(held)
+				return nil, fmt.Errorf("%s pool: read settings: %w", p.name, err)
+			}
+			out = append(out, cs)
+		}
+		closeConns(held)
+	}
+	return out, nil
+}
+
+func closeConns(cs []*sql.Conn) {
+	for _, c := range cs {
+		_ = c.Close()
+	}
+}
 
 func (s *Store) migrate(ctx context.Context) error {
 	names, err := fs.Glob(migrations, "migrations/*.sql")
@@ -459,7 +549,7 @@ func (s *Store) Head(ctx context.Context, chainID string) (audit.Head, error) {
 		return audit.Head{}, err
 	}
 	h := audit.Head{ChainID: chainID}
-	err := s.r.QueryRowContext(ctx, "SELECT seq, hash FROM chain_heads WHERE chain_id = ?", chainID).Scan(&h.Seq, &h.Hash)
+	err := s.d.QueryRowContext(ctx, "SELECT seq, hash FROM chain_heads WHERE chain_id = ?", chainID).Scan(&h.Seq, &h.Hash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return audit.Head{}, fmt.Errorf("read audit chain head: %w", err)
 	}
@@ -468,12 +558,12 @@ func (s *Store) Head(ctx context.Context, chainID string) (audit.Head, error) {
 
 // Last implements audit.Store.
 func (s *Store) Last(ctx context.Context, chainID string) (*audit.Record, error) {
-	return s.one(ctx, "SELECT body, hash FROM records WHERE chain_id = ? ORDER BY seq DESC LIMIT 1", chainID)
+	return s.one(ctx, s.d, "SELECT body, hash FROM records WHERE chain_id = ? ORDER BY seq DESC LIMIT 1", chainID)
 }
 
 // Get implements audit.Store.
 func (s *Store) Get(ctx context.Context, decisionID string) (*audit.Record, error) {
-	return s.one(ctx, "SELECT body, hash FROM records WHERE decision_id = ?", decisionID)
+	return s.one(ctx, s.r, "SELECT body, hash FROM records WHERE decision_id = ?", decisionID)
 }
 
 // FindByIdempotencyKey implements audit.Store.
@@ -481,16 +571,17 @@ func (s *Store) FindByIdempotencyKey(ctx context.Context, key string) (*audit.Re
 	if key == "" {
 		return nil, audit.ErrNotFound
 	}
-	return s.one(ctx, "SELECT body, hash FROM records WHERE idempotency_key = ? AND kind = ?", key, int64(tollgatev1.RecordKind_RECORD_KIND_DECISION))
+	return s.one(ctx, s.d, "SELECT body, hash FROM records WHERE idempotency_key = ? AND kind = ?", key, int64(tollgatev1.RecordKind_RECORD_KIND_DECISION))
 }
 
-func (s *Store) one(ctx context.Context, query string, args ...any) (*audit.Record, error) {
+// one reads the record query selects on pool db.
+func (s *Store) one(ctx context.Context, db *sql.DB, query string, args ...any) (*audit.Record, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
 	var body string
 	var hash []byte
-	err := s.r.QueryRowContext(ctx, query, args...).Scan(&body, &hash)
+	err := db.QueryRowContext(ctx, query, args...).Scan(&body, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, audit.ErrNotFound
 	}
@@ -685,6 +776,70 @@ func (s *Store) Chain(ctx context.Context, chainID string, fromSeq uint64, fn fu
 	return nil
 }
 
+// exportQuery is the page query of Export: the chain's records after a seq,
+// in seq order, read through the (chain_id, seq) index. The unary + keeps
+// the time bounds off records_time: walking that index would find every
+// record of the range and sort them for each page.
+func exportQuery(q audit.ExportQuery, afterSeq uint64, limit int) (string, []any) {
+	query := "SELECT decision_id, body, hash FROM records WHERE chain_id = ? AND seq > ?"
+	args := []any{q.ChainID, afterSeq}
+	if !q.From.IsZero() {
+		query += " AND +evaluated_at >= ?"
+		args = append(args, q.From.UnixNano())
+	}
+	if !q.To.IsZero() {
+		query += " AND +evaluated_at < ?"
+		args = append(args, q.To.UnixNano())
+	}
+	return query + " ORDER BY seq LIMIT " + strconv.Itoa(limit), args
+}
+
+// Export implements audit.Store. A first page (AfterSeq 0) with From set
+// starts at the lowest seq evaluated at or after From, found through
+// records_time, so it does not walk the chain's older records to get there;
+// the records before it are all older than From whatever their order.
+func (s *Store) Export(ctx context.Context, q audit.ExportQuery) ([]*audit.Record, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	after := q.AfterSeq
+	if after == 0 && !q.From.IsZero() {
+		var first sql.NullInt64
+		err := s.r.QueryRowContext(ctx, "SELECT MIN(seq) FROM records INDEXED BY records_time WHERE evaluated_at >= ? AND chain_id = ?",
+			q.From.UnixNano(), q.ChainID).Scan(&first)
+		if err != nil {
+			return nil, fmt.Errorf("export audit chain %s: %w", q.ChainID, err)
+		}
+		if !first.Valid {
+			return nil, nil
+		}
+		after = uint64(first.Int64) - 1
+	}
+	query, args := exportQuery(q, after, q.EffectiveLimit())
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("export audit chain %s: %w", q.ChainID, err)
+	}
+	defer rows.Close()
+	var out []*audit.Record
+	for rows.Next() {
+		var id, body string
+		var hash []byte
+		if err := rows.Scan(&id, &body, &hash); err != nil {
+			return nil, fmt.Errorf("export audit chain %s: %w", q.ChainID, err)
+		}
+		r, err := decode(body, hash)
+		if err != nil {
+			return nil, fmt.Errorf("record %s: %w", id, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("export audit chain %s: %w", q.ChainID, err)
+	}
+	return out, nil
+}
+
 // PutBundle implements audit.Store.
 func (s *Store) PutBundle(ctx context.Context, b audit.Bundle) error {
 	if err := s.check(); err != nil {
@@ -765,10 +920,21 @@ func (s *Store) Close() error {
 		<-s.checkpointsDone
 	}
 	s.stmtMu.Lock()
-	errs := []error{s.r.Close()}
+	var errs []error
 	for _, st := range s.stmts {
 		errs = append(errs, st.Close())
 	}
 	s.stmtMu.Unlock()
-	return errors.Join(append(errs, s.w.Close())...)
+	return errors.Join(append(errs, s.closePools())...)
+}
+
+// closePools closes the pools that are open.
+func (s *Store) closePools() error {
+	var errs []error
+	for _, db := range []*sql.DB{s.r, s.d, s.w} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
