@@ -2,10 +2,15 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -25,6 +30,9 @@ type AuditServer struct {
 	limits Limits
 	log    zerolog.Logger
 
+	// longReads admits limits.MaxLongAuditReads long reads at a time; see admitLongRead.
+	longReads *semaphore.Weighted
+
 	mu       sync.Mutex
 	compiled map[string]*engine.Compiled // replay bundles by revision
 }
@@ -33,9 +41,29 @@ type AuditServer struct {
 // bulk, and each costs a compile.
 const maxReplayBundles = 8
 
-// NewAuditServer returns the audit service over store; eng evaluates replays.
+// NewAuditServer returns the audit service over store; eng evaluates replays. At most
+// limits.MaxLongAuditReads long reads (VerifyLog, ExportDecisions, ImpactAnalysis) run at once.
 func NewAuditServer(store audit.Store, eng *engine.Engine, limits Limits, log zerolog.Logger) *AuditServer {
-	return &AuditServer{store: store, engine: eng, limits: limits.withDefaults(), log: log, compiled: map[string]*engine.Compiled{}}
+	limits = limits.withDefaults()
+	return &AuditServer{store: store, engine: eng, limits: limits, log: log, compiled: map[string]*engine.Compiled{},
+		longReads: semaphore.NewWeighted(int64(limits.MaxLongAuditReads))}
+}
+
+// admitLongRead waits, in arrival order, for one of the MaxLongAuditReads slots of calls that read
+// much of the log, so that they can never hold every connection of the store's audit read pool
+// (short reads such as GetDecision still get through) nor every core. A caller whose deadline
+// passes while it waits gets ResourceExhausted (the service is busy with other long reads: retry
+// later), one that cancels gets Canceled. The caller must call release when done.
+func (s *AuditServer) admitLongRead(ctx context.Context) (release func(), err error) {
+	if err := s.longReads.Acquire(ctx, 1); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, status.Errorf(codes.ResourceExhausted,
+				"%d long audit reads (verify, export, impact) already running; none finished before the deadline, retry later",
+				s.limits.MaxLongAuditReads)
+		}
+		return nil, toStatus(s.log, err)
+	}
+	return func() { s.longReads.Release(1) }, nil
 }
 
 // ListDecisions returns one page of records, newest first.
@@ -86,8 +114,14 @@ func (s *AuditServer) GetDecision(ctx context.Context, req *tollgatev1.GetDecisi
 	return &tollgatev1.GetDecisionResponse{Record: rec}, nil
 }
 
-// VerifyLog walks a chain (or every chain) and reports the first record that does not verify.
+// VerifyLog walks a chain (or every chain) and reports the first record that does not verify. It is
+// a long read (admitLongRead).
 func (s *AuditServer) VerifyLog(ctx context.Context, req *tollgatev1.VerifyLogRequest) (*tollgatev1.VerifyLogResponse, error) {
+	release, err := s.admitLongRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	rep, err := audit.Verify(ctx, s.store, req.GetChainId())
 	if err != nil {
 		return nil, toStatus(s.log, fmt.Errorf("verify audit log: %w", err))
@@ -105,6 +139,102 @@ func (s *AuditServer) VerifyLog(ctx context.Context, req *tollgatev1.VerifyLogRe
 			Str("problem", out.Problem).Msg("audit log does not verify")
 	}
 	return out, nil
+}
+
+// ExportDecisions returns one page of records in commit order: by chain_id, then seq. The page token
+// names the last chain position returned, so records committed while a reader pages are on a later
+// page (a chain's records commit in seq order and without gaps), never skipped, whatever their
+// evaluated_at. With every chain (no chain_id), a chain is read to its end as it stands before the
+// next begins. Each page is a long read (admitLongRead).
+func (s *AuditServer) ExportDecisions(ctx context.Context, req *tollgatev1.ExportDecisionsRequest) (*tollgatev1.ExportDecisionsResponse, error) {
+	if req.GetPageSize() < 0 {
+		return nil, toStatus(s.log, badField("page_size", "must not be negative"))
+	}
+	q := audit.ExportQuery{Limit: int(req.GetPageSize())}
+	size := q.EffectiveLimit()
+	if req.GetFrom() != nil {
+		q.From = req.GetFrom().AsTime()
+	}
+	if req.GetTo() != nil {
+		q.To = req.GetTo().AsTime()
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
+		return nil, toStatus(s.log, badField("to", "must be after from"))
+	}
+	var pos exportPosition
+	if req.GetPageToken() != "" {
+		var err error
+		if pos, err = decodeExportToken(req.GetPageToken()); err != nil {
+			return nil, toStatus(s.log, badField("page_token", "%v", err))
+		}
+		if req.GetChainId() != "" && pos.chainID != req.GetChainId() {
+			return nil, toStatus(s.log, badField("page_token", "names chain %q, not the requested chain %q", pos.chainID, req.GetChainId()))
+		}
+	}
+	release, err := s.admitLongRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	chains := []string{req.GetChainId()}
+	if req.GetChainId() == "" {
+		if chains, err = s.store.Chains(ctx); err != nil {
+			return nil, toStatus(s.log, fmt.Errorf("export decisions: %w", err))
+		}
+	}
+	out := &tollgatev1.ExportDecisionsResponse{}
+	for _, c := range chains {
+		if c < pos.chainID {
+			continue // exported on earlier pages
+		}
+		q.ChainID, q.AfterSeq, q.Limit = c, 0, size-len(out.Records)
+		if c == pos.chainID {
+			q.AfterSeq = pos.seq
+		}
+		recs, err := s.store.Export(ctx, q)
+		if err != nil {
+			return nil, toStatus(s.log, fmt.Errorf("export decisions of chain %s: %w", c, err))
+		}
+		out.Records = append(out.Records, recs...)
+		if len(recs) == q.Limit {
+			// The page is full; the chain may go on.
+			out.NextPageToken = encodeExportToken(exportPosition{c, recs[len(recs)-1].GetSeq()})
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// exportPosition is a place in the log: after record seq of chain chainID.
+type exportPosition struct {
+	chainID string
+	seq     uint64
+}
+
+// An export page token is base64url("e<seq>|<chain_id>"): the chain id last, since it may hold any
+// character; the "e" tells it from a ListDecisions token, which starts with a time.
+func encodeExportToken(p exportPosition) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("e" + strconv.FormatUint(p.seq, 10) + "|" + p.chainID))
+}
+
+var errExportToken = errors.New("not a next_page_token of ExportDecisions")
+
+func decodeExportToken(tok string) (exportPosition, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return exportPosition{}, errExportToken
+	}
+	rest, ok := strings.CutPrefix(string(raw), "e")
+	if !ok {
+		return exportPosition{}, errExportToken
+	}
+	seq, chain, ok := strings.Cut(rest, "|")
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || err != nil || n == 0 || chain == "" {
+		return exportPosition{}, errExportToken
+	}
+	return exportPosition{chain, n}, nil
 }
 
 // ReplayDecision re-evaluates a recorded decision with the bundle revision, evaluation time and

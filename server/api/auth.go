@@ -44,6 +44,8 @@ var methodAccess = map[string]access{
 	tollgatev1.AuditService_ReplayDecision_FullMethodName: {roles: []string{auth.RoleAudit}},
 	tollgatev1.AuditService_ImpactAnalysis_FullMethodName: {roles: []string{auth.RoleAudit, auth.RoleAdmin}},
 
+	tollgatev1.AuditService_ExportDecisions_FullMethodName: {roles: []string{auth.RoleAudit}},
+
 	"/tollgate.v1.PolicyService/Status":   {roles: []string{auth.RoleAdmin, auth.RoleAudit}},
 	"/tollgate.v1.PolicyService/Activate": {roles: []string{auth.RoleAdmin}},
 

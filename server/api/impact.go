@@ -38,6 +38,11 @@ const notComparable = "not comparable"
 // or when the record cannot be evaluated; those are counted apart, not as changes. Signatures are not
 // checked: nothing is activated. Records are evaluated on GOMAXPROCS workers.
 func (s *AuditServer) ImpactAnalysis(ctx context.Context, req *tollgatev1.ImpactAnalysisRequest) (*tollgatev1.ImpactAnalysisResponse, error) {
+	release, err := s.admitLongRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if len(req.GetBundle()) == 0 {
 		return nil, toStatus(s.log, badField("bundle", "is required"))
 	}

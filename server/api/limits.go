@@ -16,6 +16,10 @@ type Limits struct {
 	MaxStringBytes int
 	// MaxApplyEvents bounds one MasterData.Apply batch. Default 10,000.
 	MaxApplyEvents int
+	// MaxLongAuditReads bounds the audit calls that read much of the log
+	// (VerifyLog, ExportDecisions pages, ImpactAnalysis) running at once,
+	// across all callers; more wait their turn in arrival order. Default 2.
+	MaxLongAuditReads int
 }
 
 // Default limits.
@@ -27,6 +31,9 @@ const (
 	DefaultMaxContext      = 32
 	DefaultMaxStringBytes  = 4 << 10
 	DefaultMaxApplyEvents  = 10000
+	// DefaultMaxLongAuditReads leaves half of the store's audit read pool (sqlite.AuditReadConns, 4)
+	// to short reads such as GetDecision and ListDecisions.
+	DefaultMaxLongAuditReads = 2
 )
 
 func (l Limits) withDefaults() Limits {
@@ -42,5 +49,6 @@ func (l Limits) withDefaults() Limits {
 	set(&l.MaxContext, DefaultMaxContext)
 	set(&l.MaxStringBytes, DefaultMaxStringBytes)
 	set(&l.MaxApplyEvents, DefaultMaxApplyEvents)
+	set(&l.MaxLongAuditReads, DefaultMaxLongAuditReads)
 	return l
 }
