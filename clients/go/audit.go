@@ -56,6 +56,52 @@ func (c *Client) DecisionPages(ctx context.Context, req *tollgatev1.ListDecision
 	}
 }
 
+// ExportDecisions returns one page of decision records in commit order: by
+// chain id, then seq (oldest first within a chain). Pass the response's
+// next_page_token as req.page_token, with the same filters, for the next
+// page; it is empty once every chain has been read to its end. The token
+// names a chain position, so records committed while you page are on later
+// pages, never skipped. A malformed token fails with InvalidArgument.
+// [Client.ExportPages] follows the pages for you.
+func (c *Client) ExportDecisions(ctx context.Context, req *tollgatev1.ExportDecisionsRequest) (*tollgatev1.ExportDecisionsResponse, error) {
+	return c.audit.ExportDecisions(ctx, req)
+}
+
+// ExportPages calls ExportDecisions from req's page token on and yields each
+// page in turn, in commit order, until the last page or the first error,
+// which it yields with a nil page and then stops. req is not modified; nil
+// exports every chain. A server that hands back a page token it already gave
+// ends the walk with an error rather than looping.
+func (c *Client) ExportPages(ctx context.Context, req *tollgatev1.ExportDecisionsRequest) iter.Seq2[*tollgatev1.ExportDecisionsResponse, error] {
+	return func(yield func(*tollgatev1.ExportDecisionsResponse, error) bool) {
+		req := proto.CloneOf(req)
+		if req == nil {
+			req = &tollgatev1.ExportDecisionsRequest{}
+		}
+		seen := make(map[string]bool)
+		for {
+			resp, err := c.audit.ExportDecisions(ctx, req)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(resp, nil) {
+				return
+			}
+			next := resp.GetNextPageToken()
+			if next == "" {
+				return
+			}
+			if seen[next] {
+				yield(nil, fmt.Errorf("export decisions: server repeated page token %q", next))
+				return
+			}
+			seen[next] = true
+			req.PageToken = next
+		}
+	}
+}
+
 // GetDecision returns the record of one decision; an unknown id is a
 // NotFound status error.
 func (c *Client) GetDecision(ctx context.Context, decisionID string) (*tollgatev1.DecisionRecord, error) {

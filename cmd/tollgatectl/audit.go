@@ -9,7 +9,6 @@ import (
 	"io"
 	"iter"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,7 +30,7 @@ exports records as NDJSON for archiving.`,
 	}
 }
 
-// exportPageSize is the page size export asks for: the server's maximum.
+// exportPageSize is the page size export asks for, and list's largest: the server's maximum.
 const exportPageSize = 1000
 
 // listFlags are audit list's filters and paging.
@@ -472,22 +471,28 @@ func summarize(resp *tollgatev1.DecideResponse) string {
 func auditExportCommand() *command {
 	return &command{
 		name:    "export",
-		args:    "--since TIME [--until TIME]",
-		summary: "export records as NDJSON, oldest first, for archiving",
-		help: `Prints every record evaluated at or after --since and before --until
-(default: no upper bound) as NDJSON, one record per line with short enum
-names, OLDEST FIRST, the order an archive is appended in. Each line reads back
-as a DecisionRecord (the hashes included, so an archive can be verified).
+		args:    "[--since TIME] [--until TIME] [--chain ID]",
+		summary: "export records as NDJSON in commit order, for archiving",
+		help: `Prints every record evaluated at or after --since (default: the start of the
+log) and before --until (default: no upper bound) as NDJSON, one record per
+line with short enum names, in COMMIT ORDER: by chain, then by seq, which
+within a chain is oldest first, the order an archive is appended in. With
+--chain only that chain is exported; otherwise every chain, one after the
+other in chain id order. Each line reads back as a DecisionRecord (the
+hashes included, so an archive can be verified).
 
-The server lists newest first, so export reads the pages (1000 records each)
-into a temporary file in $TMPDIR, each page reversed, and then prints the
-pages in reverse order: memory holds one page, the disk holds the export
-until it is printed, and output starts after the last page is read. Records
-still being written when the export runs may be missed: export a closed
-interval (--until in the past) for an archive.`,
+Export pages by chain position (1000 records a page), not by time, so a
+record committed while the export runs is either in it or after its end:
+none is skipped, none printed twice, even while decisions are being made.
+Each chain is read to its end as it stands when its last page is read.
+
+The pages are spooled to a temporary file in $TMPDIR and printed only once
+the last has been read, so a failed export prints nothing: an archive never
+gets a partial export.`,
 		setup: func(fs *flag.FlagSet) runFunc {
-			since := fs.String("since", "", "first evaluation `TIME` (RFC 3339, inclusive; required)")
+			since := fs.String("since", "", "first evaluation `TIME` (RFC 3339, inclusive; default: the start of the log)")
 			until := fs.String("until", "", "end `TIME` (RFC 3339, exclusive)")
+			chain := fs.String("chain", "", "export only chain `ID` (default: every chain)")
 			return func(ctx context.Context, a *app, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
@@ -496,22 +501,20 @@ interval (--until in the past) for an archive.`,
 				if err != nil {
 					return err
 				}
+				req.ChainId = *chain
 				c, err := a.dial(ctx)
 				if err != nil {
 					return err
 				}
 				defer c.Close()
-				return exportOldestFirst(a.stdout, c.DecisionPages(ctx, req))
+				return exportSpooled(a.stdout, c.ExportPages(ctx, req))
 			}
 		},
 	}
 }
 
-// exportRequest is the list request of an export, or a usage error.
-func exportRequest(since, until string) (*tollgatev1.ListDecisionsRequest, error) {
-	if since == "" {
-		return nil, usagef("--since is required")
-	}
+// exportRequest is the request of an export, or a usage error.
+func exportRequest(since, until string) (*tollgatev1.ExportDecisionsRequest, error) {
 	from, err := parseTime("--since", since)
 	if err != nil {
 		return nil, err
@@ -520,16 +523,16 @@ func exportRequest(since, until string) (*tollgatev1.ListDecisionsRequest, error
 	if err != nil {
 		return nil, err
 	}
-	if to != nil && !from.AsTime().Before(to.AsTime()) {
+	if from != nil && to != nil && !from.AsTime().Before(to.AsTime()) {
 		return nil, usagef("--until must be after --since")
 	}
-	return &tollgatev1.ListDecisionsRequest{From: from, To: to, PageSize: exportPageSize}, nil
+	return &tollgatev1.ExportDecisionsRequest{From: from, To: to, PageSize: exportPageSize}, nil
 }
 
-// exportOldestFirst writes the records of newest-first pages to w as NDJSON,
-// oldest first. It spools each page, reversed, to a temporary file and then
-// copies the spooled pages to w last page first, so memory holds one page.
-func exportOldestFirst(w io.Writer, pages iter.Seq2[*tollgatev1.ListDecisionsResponse, error]) error {
+// exportSpooled writes the records of pages to w as NDJSON, in page order. It
+// spools them to a temporary file and copies that to w only after the last
+// page, so an error on any page leaves w untouched; memory holds one page.
+func exportSpooled(w io.Writer, pages iter.Seq2[*tollgatev1.ExportDecisionsResponse, error]) error {
 	spool, err := os.CreateTemp("", "tollgatectl-export-*.ndjson")
 	if err != nil {
 		return fmt.Errorf("create export spool: %w", err)
@@ -538,41 +541,22 @@ func exportOldestFirst(w io.Writer, pages iter.Seq2[*tollgatev1.ListDecisionsRes
 	defer spool.Close()
 
 	bw := bufio.NewWriter(spool)
-	offsets := []int64{0} // offsets[i] is where page i starts; the last is the end
-	var size int64
 	for page, err := range pages {
 		if err != nil {
 			return err
 		}
-		recs := slices.Clone(page.GetRecords())
-		slices.Reverse(recs)
-		cw := &countingWriter{w: bw}
-		if err := writeNDJSON(cw, recs); err != nil {
+		if err := writeNDJSON(bw, page.GetRecords()); err != nil {
 			return fmt.Errorf("spool export: %w", err)
 		}
-		size += cw.n
-		offsets = append(offsets, size)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("spool export: %w", err)
 	}
-	for i := len(offsets) - 1; i > 0; i-- {
-		start, end := offsets[i-1], offsets[i]
-		if _, err := io.Copy(w, io.NewSectionReader(spool, start, end-start)); err != nil {
-			return fmt.Errorf("write output: %w", err)
-		}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("spool export: %w", err)
+	}
+	if _, err := io.Copy(w, spool); err != nil {
+		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
-}
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

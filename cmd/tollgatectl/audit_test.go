@@ -216,12 +216,12 @@ differences:
 	}
 }
 
-// pagesOf yields the given pages newest first, as DecisionPages does, then
-// err if it is not nil.
-func pagesOf(err error, pages ...[]*tollgatev1.DecisionRecord) iter.Seq2[*tollgatev1.ListDecisionsResponse, error] {
-	return func(yield func(*tollgatev1.ListDecisionsResponse, error) bool) {
+// exportPagesOf yields pages of records, as ExportPages does, then err if it
+// is not nil.
+func exportPagesOf(err error, pages ...[]*tollgatev1.DecisionRecord) iter.Seq2[*tollgatev1.ExportDecisionsResponse, error] {
+	return func(yield func(*tollgatev1.ExportDecisionsResponse, error) bool) {
 		for _, p := range pages {
-			if !yield(&tollgatev1.ListDecisionsResponse{Records: p}, nil) {
+			if !yield(&tollgatev1.ExportDecisionsResponse{Records: p}, nil) {
 				return
 			}
 		}
@@ -246,22 +246,14 @@ func ndjsonIDs(t testing.TB, data string) []string {
 	return ids
 }
 
-func TestExportOldestFirst(t *testing.T) {
+func TestExportSpooled(t *testing.T) {
 	recs := make([]*tollgatev1.DecisionRecord, 8)
 	for i := range recs {
 		recs[i] = record(i+1, "u1", "PO.SUBMIT", "purchase_order", fmt.Sprint("PO-", i+1), tollgatev1.Effect_EFFECT_DENY, "PO_OVER_LIMIT")
 	}
-	// Newest first, in pages of 3, 3 and 2.
-	page := func(ids ...int) []*tollgatev1.DecisionRecord {
-		var p []*tollgatev1.DecisionRecord
-		for _, id := range ids {
-			p = append(p, recs[id-1])
-		}
-		return p
-	}
 	var buf bytes.Buffer
-	if err := exportOldestFirst(&buf, pagesOf(nil, page(8, 7, 6), page(5, 4, 3), page(2, 1))); err != nil {
-		t.Fatalf("exportOldestFirst: %v", err)
+	if err := exportSpooled(&buf, exportPagesOf(nil, recs[:3], recs[3:6], recs[6:])); err != nil {
+		t.Fatalf("exportSpooled: %v", err)
 	}
 	var want []string
 	for _, r := range recs {
@@ -281,11 +273,11 @@ func TestExportOldestFirst(t *testing.T) {
 	}
 }
 
-func TestExportOldestFirstEdges(t *testing.T) {
+func TestExportSpooledEdges(t *testing.T) {
 	t.Run("no records", func(t *testing.T) {
 		var buf bytes.Buffer
-		if err := exportOldestFirst(&buf, pagesOf(nil, nil)); err != nil {
-			t.Fatalf("exportOldestFirst: %v", err)
+		if err := exportSpooled(&buf, exportPagesOf(nil, nil)); err != nil {
+			t.Fatalf("exportSpooled: %v", err)
 		}
 		if buf.Len() != 0 {
 			t.Errorf("output = %q, want nothing", buf.String())
@@ -294,7 +286,7 @@ func TestExportOldestFirstEdges(t *testing.T) {
 	t.Run("error on a later page prints nothing", func(t *testing.T) {
 		boom := errors.New("boom")
 		var buf bytes.Buffer
-		err := exportOldestFirst(&buf, pagesOf(boom, []*tollgatev1.DecisionRecord{record(1, "u1", "A", "t", "i", tollgatev1.Effect_EFFECT_ALLOW)}))
+		err := exportSpooled(&buf, exportPagesOf(boom, []*tollgatev1.DecisionRecord{record(1, "u1", "A", "t", "i", tollgatev1.Effect_EFFECT_ALLOW)}))
 		if !errors.Is(err, boom) {
 			t.Errorf("error = %v, want boom", err)
 		}

@@ -270,6 +270,9 @@ func TestAuditAgainstServer(t *testing.T) {
 		if got := ndjsonIDs(t, out); !slices.Equal(got, ids) {
 			t.Errorf("export = %v, want oldest first %v", got, ids)
 		}
+		if out := ctlOK(t, addr, "", "audit", "export", "--chain", "default"); !slices.Equal(ndjsonIDs(t, out), ids) {
+			t.Errorf("export of the whole chain = %v, want %v", ndjsonIDs(t, out), ids)
+		}
 		if out := ctlOK(t, addr, "", "audit", "export", "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)); out != "" {
 			t.Errorf("export of the future = %q, want nothing", out)
 		}

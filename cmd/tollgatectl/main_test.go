@@ -85,7 +85,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"audit", "get", "-h"}, []string{"Usage: tollgatectl audit get ID", `"facts"`}},
 		{[]string{"audit", "verify", "-h"}, []string{"Usage: tollgatectl audit verify [--chain ID]", "1 if it does not"}},
 		{[]string{"audit", "replay", "-h"}, []string{"Usage: tollgatectl audit replay [--json] ID", "0 whether or not the result is identical"}},
-		{[]string{"audit", "export", "-h"}, []string{"Usage: tollgatectl audit export --since TIME [--until TIME]", "OLDEST FIRST"}},
+		{[]string{"audit", "export", "-h"}, []string{"Usage: tollgatectl audit export [--since TIME] [--until TIME] [--chain ID]", "COMMIT ORDER"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			got := runCmd(t, nil, "", tc.args...)
@@ -144,7 +144,6 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"audit", "get", ""}, "tollgatectl: audit get: decision ID must not be empty (see 'tollgatectl audit get -h')"},
 		{[]string{"audit", "replay"}, "tollgatectl: audit replay: want one decision ID, got 0 arguments (see 'tollgatectl audit replay -h')"},
 		{[]string{"audit", "verify", "chain-a"}, `tollgatectl: audit verify: unexpected argument "chain-a" (flags go before arguments) (see 'tollgatectl audit verify -h')`},
-		{[]string{"audit", "export"}, "tollgatectl: audit export: --since is required (see 'tollgatectl audit export -h')"},
 		{[]string{"audit", "export", "--since", "2026-03-02T10:00:00Z", "--until", "2026-03-02T10:00:00Z"}, "tollgatectl: audit export: --until must be after --since (see 'tollgatectl audit export -h')"},
 		{[]string{"audit", "export", "--since", "now"}, `tollgatectl: audit export: --since: want an RFC 3339 time such as 2026-03-02T09:30:00Z, got "now" (see 'tollgatectl audit export -h')`},
 	} {
