@@ -13,6 +13,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -118,6 +119,7 @@ type App struct {
 	grpcLis  net.Listener
 	httpLis  net.Listener
 	registry *prometheus.Registry
+	dataLock *flock.Flock // held from New until Close
 }
 
 // New loads the master data and the policy bundle, builds the services and binds both listeners, so the
@@ -133,6 +135,15 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	if a.dataLock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	built := false
+	defer func() {
+		if !built {
+			a.unlockDataDir()
+		}
+	}()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	metrics, err := api.NewMetrics(a.registry)
@@ -195,6 +206,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		a.closeAudit()
 		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
+	built = true
 	return a, nil
 }
 
@@ -230,6 +242,18 @@ func (a *App) closeAudit() {
 			a.log.Error().Err(err).Msg("close audit store")
 		}
 	}
+	a.unlockDataDir()
+}
+
+// unlockDataDir releases the data directory's lock, last, once nothing writes there any more.
+func (a *App) unlockDataDir() {
+	if a.dataLock == nil {
+		return
+	}
+	if err := a.dataLock.Unlock(); err != nil {
+		a.log.Error().Err(err).Msg("unlock data dir")
+	}
+	a.dataLock = nil
 }
 
 func (a *App) loadMasterdata(metrics *api.Metrics) error {
