@@ -1,0 +1,269 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/server/api"
+	"github.com/tollgate/tollgate/server/app"
+	"github.com/tollgate/tollgate/server/audit"
+	"github.com/tollgate/tollgate/server/audit/audittest"
+	"github.com/tollgate/tollgate/server/audit/sqlite"
+)
+
+// seedLog appends n sealed decision records (audittest.Decision's shape: a request with attributes,
+// reasons, facts) to chain "seed" of the audit log in dataDir, in batches, straight through the store:
+// a log of realistic size in seconds rather than the minutes n decisions take.
+func seedLog(tb testing.TB, dataDir string, n int) {
+	tb.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, dataDir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer store.Close()
+	head := audit.Head{ChainID: "seed"}
+	const batch = 1000
+	for start := 0; start < n; start += batch {
+		recs := make([]*audit.Record, 0, batch)
+		for i := start; i < min(start+batch, n); i++ {
+			r := audittest.Decision(i)
+			r.DecisionId = fmt.Sprintf("seed-%07d", i)
+			recs = append(recs, r)
+		}
+		sealed, next := audittest.Sealed(tb, head, recs...)
+		if err := store.Append(ctx, head, audittest.Entries(tb, sealed...)); err != nil {
+			tb.Fatal(err)
+		}
+		head = next
+	}
+}
+
+// TestExportUnderLoad pages ExportDecisions with small pages while deciders append to the log
+// continuously: every record up to the last one exported appears exactly once, in seq order, with no
+// gap, and the export saw records committed while it ran. Paging ListDecisions by time instead can skip
+// a record committed after a later-evaluated one was listed.
+func TestExportUnderLoad(t *testing.T) {
+	start := time.Now()
+	srv := startServer(t, app.Config{}) // sync: an answered decision is committed
+	ctx := context.Background()
+	reqs := benchRequests()
+
+	stop := make(chan struct{})
+	var deciders sync.WaitGroup
+	var decided atomic.Int64
+	for w := range 8 {
+		deciders.Go(func() {
+			for i := w; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := srv.Client.Decide(ctx, reqs[i%len(reqs)]); err != nil {
+					t.Error(err)
+					return
+				}
+				decided.Add(1)
+			}
+		})
+	}
+	stopDeciders := sync.OnceFunc(func() {
+		close(stop)
+		deciders.Wait()
+	})
+	defer stopDeciders()
+	for decided.Load() < 500 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := decided.Load()
+
+	var seqs []uint64
+	pages := 0
+	for page, err := range srv.Client.ExportPages(ctx, &tollgatev1.ExportDecisionsRequest{From: timestamppb.New(start), PageSize: 5}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, r := range page.GetRecords() {
+			if r.GetChainId() != "default" {
+				t.Fatalf("record %s of chain %q", r.GetDecisionId(), r.GetChainId())
+			}
+			seqs = append(seqs, r.GetSeq())
+		}
+		if pages == 300 {
+			// Deciders faster than the export would keep it going forever; from here it reads to the
+			// end of a chain that no longer grows.
+			stopDeciders()
+		}
+	}
+	stopDeciders()
+
+	for i, s := range seqs {
+		if s != uint64(i)+1 {
+			t.Fatalf("exported seq %d at position %d, want %d: a record was skipped or repeated (around: %v)", s, i, i+1, seqs[max(0, i-3):min(len(seqs), i+3)])
+		}
+	}
+	if int64(len(seqs)) <= before {
+		t.Errorf("exported %d records, no more than the %d decided before the export began: it saw none committed while it ran", len(seqs), before)
+	}
+	v, err := srv.Client.VerifyLog(ctx, "default")
+	if err != nil || !v.GetOk() || v.GetRecordsChecked() < uint64(len(seqs)) {
+		t.Errorf("verify = %v, %v; want ok with at least the %d exported records", v, err, len(seqs))
+	}
+	t.Logf("%d records in %d pages; %d decided before the export, %d in all", len(seqs), pages, before, decided.Load())
+}
+
+// TestDecideWhileVerifiesRun: with a log of 10,000 records and 8 VerifyLog calls in flight, a
+// decision that reads the log for its idempotency key is answered before any of the verifies ends.
+// Before the decision path had connections of its own, four verifies held every read connection and
+// the decision waited for one of them to finish.
+func TestDecideWhileVerifiesRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seeds a 10,000-record log")
+	}
+	dir := t.TempDir()
+	seedLog(t, dir, 10_000)
+	srv := startServer(t, app.Config{DataDir: dir})
+	ctx := context.Background()
+
+	verified := make(chan error, 8)
+	var firstVerifyEnded atomic.Int64 // unix nanos
+	for range 8 {
+		go func() {
+			v, err := srv.Client.VerifyLog(ctx, "")
+			firstVerifyEnded.CompareAndSwap(0, time.Now().UnixNano())
+			if err == nil && (!v.GetOk() || v.GetRecordsChecked() < 10_000) {
+				err = fmt.Errorf("verify = %v", v)
+			}
+			verified <- err
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // let the verifies reach the server and start walking
+
+	req := poSubmit("u_buyer1", "100.00")
+	req.IdempotencyKey = "while-verifying"
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second) // generous: the order below is the test
+	defer cancel()
+	resp, err := srv.Client.Decide(dctx, req)
+	decided := time.Now().UnixNano()
+	if err != nil {
+		t.Fatalf("Decide while 8 verifies run: %v", err)
+	}
+	if resp.GetEffect() != tollgatev1.Effect_EFFECT_ALLOW {
+		t.Errorf("effect = %v, want ALLOW", resp.GetEffect())
+	}
+	if ended := firstVerifyEnded.Load(); ended != 0 && ended < decided {
+		t.Errorf("the decision was answered %v after the first verify ended: it waited for the verifies", time.Duration(decided-ended))
+	}
+	for range 8 {
+		if err := <-verified; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// BenchmarkDecideBesideAuditReads measures sync-mode decisions over gRPC on a 30,000-record log, first
+// alone and then with 8 callers running VerifyLog over the whole log in a loop and one paging
+// ExportDecisions through it in a loop, the same number of decisions each time. Metrics: p99 and p50
+// latency of one decision alone and beside the reads (µs), p99-ratio (beside / alone), and how many
+// verifies and exported records the readers completed beside (to show they ran).
+//
+// Run: go test -run '^$' -bench BenchmarkDecideBesideAuditReads -benchtime 4000x ./test/e2e/
+func BenchmarkDecideBesideAuditReads(b *testing.B) {
+	dir := b.TempDir()
+	seedLog(b, dir, 30_000)
+	srv := startServer(b, app.Config{DataDir: dir})
+	reqs := benchRequests()
+	ctx := context.Background()
+	decide := func(ctx context.Context, req *tollgatev1.DecideRequest) (*tollgatev1.DecideResponse, error) {
+		return srv.Client.Decide(ctx, req)
+	}
+
+	alone := decideLatencies(b, decide, reqs, b.N)
+
+	readCtx, stopReads := context.WithCancel(ctx)
+	var readers sync.WaitGroup
+	var verifies, exported atomic.Int64
+	for range 8 {
+		readers.Go(func() {
+			for readCtx.Err() == nil {
+				if _, err := srv.Client.VerifyLog(readCtx, ""); err == nil {
+					verifies.Add(1)
+				}
+			}
+		})
+	}
+	readers.Go(func() {
+		for readCtx.Err() == nil {
+			for page, err := range srv.Client.ExportPages(readCtx, &tollgatev1.ExportDecisionsRequest{}) {
+				if err != nil {
+					break
+				}
+				exported.Add(int64(len(page.GetRecords())))
+			}
+		}
+	})
+	time.Sleep(200 * time.Millisecond) // the readers are walking the log
+	b.ReportAllocs()
+	b.ResetTimer()
+	beside := decideLatencies(b, decide, reqs, b.N)
+	b.StopTimer()
+	stopReads()
+	readers.Wait()
+
+	p := func(lat []time.Duration, q float64) float64 {
+		return float64(lat[int(q*float64(len(lat)-1))].Microseconds())
+	}
+	b.ReportMetric(p(alone, 0.99), "alone-p99-µs")
+	b.ReportMetric(p(beside, 0.99), "beside-p99-µs")
+	b.ReportMetric(p(alone, 0.50), "alone-p50-µs")
+	b.ReportMetric(p(beside, 0.50), "beside-p50-µs")
+	b.ReportMetric(p(beside, 0.99)/p(alone, 0.99), "p99-ratio")
+	b.ReportMetric(float64(verifies.Load()), "verifies")
+	b.ReportMetric(float64(exported.Load()), "exported")
+	b.Logf("N=%d, long reads at once: %d", b.N, api.DefaultMaxLongAuditReads)
+}
+
+// decideLatencies makes n decisions from benchCallers goroutines and returns their latencies, sorted.
+func decideLatencies(b *testing.B, decide func(context.Context, *tollgatev1.DecideRequest) (*tollgatev1.DecideResponse, error), reqs []*tollgatev1.DecideRequest, n int) []time.Duration {
+	b.Helper()
+	var next atomic.Int64
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, n)
+	var wg sync.WaitGroup
+	for range benchCallers {
+		wg.Go(func() {
+			mine := make([]time.Duration, 0, n/benchCallers+1)
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					break
+				}
+				t0 := time.Now()
+				if _, err := decide(context.Background(), reqs[int(i)%len(reqs)]); err != nil {
+					b.Error(err)
+					break
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(lat) == 0 {
+		b.Fatal("no decisions made")
+	}
+	slices.Sort(lat)
+	return lat
+}
