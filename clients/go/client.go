@@ -5,6 +5,7 @@
 // REQUIRE_APPROVAL with the approver roles). ERP middleware feeds master data
 // with [Client.ApplyMasterData]. Auditors read, verify and replay the
 // decision log with [Client.ListDecisions], [Client.DecisionPages],
+// [Client.ExportDecisions], [Client.ExportPages],
 // [Client.GetDecision], [Client.VerifyLog] and [Client.ReplayDecision].
 //
 // The JSON helpers ([ParseDecideRequestJSON], [FormatDecideResponseJSON],

@@ -11,7 +11,7 @@
 //	tollgatectl [global flags] audit get ID
 //	tollgatectl [global flags] audit verify [--chain ID]
 //	tollgatectl [global flags] audit replay [--json] ID
-//	tollgatectl [global flags] audit export --since TIME [--until TIME]
+//	tollgatectl [global flags] audit export [--since TIME] [--until TIME] [--chain ID]
 //
 // Run `tollgatectl -h` for the flags and exit statuses.
 package main
