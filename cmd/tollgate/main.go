@@ -17,7 +17,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/tollgate/tollgate/server/api"
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/audit"
 )
@@ -74,7 +73,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.EvalTimeout, "eval-timeout", 250*time.Millisecond, "bound on one policy evaluation")
 	fs.IntVar(&cfg.MaxEvaluations, "max-evaluations", 0, "policy evaluations running at once, the rest wait in arrival order (0: one per CPU)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "bound on draining in-flight calls at shutdown")
-	fs.IntVar(&cfg.Limits.MaxLongAuditReads, "max-long-audit-reads", api.DefaultMaxLongAuditReads, "audit calls that read much of the log (verify, export, impact) running at once; more wait, and get ResourceExhausted if their deadline passes first")
+	fs.IntVar(&cfg.Limits.MaxLongAuditReads, "max-long-audit-reads", 0, "audit calls that read much of the log (verify, export, impact) running at once; more wait, and get ResourceExhausted if their deadline passes first (0: half the CPUs, 1 or 2)")
 	auditMode := fs.String("audit-mode", string(audit.ModeSync), "audit log mode: sync (answer after the record is durable) or async (answer once queued)")
 	fs.StringVar(&cfg.Audit.ChainID, "audit-chain", "default", "this replica's audit hash chain id")
 	mask := fs.String("audit-mask", "", "comma-separated request paths masked in the audit log, e.g. resource.attributes.bank_account")

@@ -1,5 +1,7 @@
 package api
 
+import "runtime"
+
 // Limits bounds what one caller can make the service do. Zero values take the defaults below.
 type Limits struct {
 	// MaxBatch is the most requests one DecideBatch may carry. Default 100.
@@ -18,7 +20,9 @@ type Limits struct {
 	MaxApplyEvents int
 	// MaxLongAuditReads bounds the audit calls that read much of the log
 	// (VerifyLog, ExportDecisions pages, ImpactAnalysis) running at once,
-	// across all callers; more wait their turn in arrival order. Default 2.
+	// across all callers; more wait their turn in arrival order. Default
+	// half the CPUs (GOMAXPROCS), at least 1 and at most 2: see
+	// EffectiveMaxLongAuditReads.
 	MaxLongAuditReads int
 }
 
@@ -31,9 +35,6 @@ const (
 	DefaultMaxContext      = 32
 	DefaultMaxStringBytes  = 4 << 10
 	DefaultMaxApplyEvents  = 10000
-	// DefaultMaxLongAuditReads leaves half of the store's audit read pool (sqlite.AuditReadConns, 4)
-	// to short reads such as GetDecision and ListDecisions.
-	DefaultMaxLongAuditReads = 2
 )
 
 func (l Limits) withDefaults() Limits {
@@ -49,6 +50,17 @@ func (l Limits) withDefaults() Limits {
 	set(&l.MaxContext, DefaultMaxContext)
 	set(&l.MaxStringBytes, DefaultMaxStringBytes)
 	set(&l.MaxApplyEvents, DefaultMaxApplyEvents)
-	set(&l.MaxLongAuditReads, DefaultMaxLongAuditReads)
+	l.MaxLongAuditReads = l.EffectiveMaxLongAuditReads()
 	return l
+}
+
+// EffectiveMaxLongAuditReads returns MaxLongAuditReads, or its default when it is not positive: half
+// the CPUs, at least 1 and at most 2. A long read is CPU-bound (every record is decoded and, for a
+// verify, hashed), so on a small machine each one takes a core from decisions; and at most 2 leaves
+// half of the store's audit read pool (sqlite.AuditReadConns, 4) to short reads such as GetDecision.
+func (l Limits) EffectiveMaxLongAuditReads() int {
+	if l.MaxLongAuditReads > 0 {
+		return l.MaxLongAuditReads
+	}
+	return min(2, max(1, runtime.GOMAXPROCS(0)/2))
 }
