@@ -141,9 +141,8 @@ const CheckpointInterval = time.Second
 
 // Sizes of the read pools (see Connections in the package doc).
 const (
-	// DecisionReadConns serves the decision path's reads: idempotency
-	// lookups are single-row index reads, so two keep a burst of retries
-	// from queueing behind one another.
+	// DecisionReadConns serves the decision path's reads, single-row
+	// index lookups that hold a connection for microseconds.
 	DecisionReadConns = 2
 	// AuditReadConns serves auditors' reads.
 	AuditReadConns = 4
