@@ -851,10 +851,20 @@ func (s *Store) Export(ctx context.Context, q audit.ExportQuery) ([]*audit.Recor
 // Long walks (Chain under Verify, Export) are CPU-bound: every record is decoded and, for a verify,
 // hashed, and the allocation drives the garbage collector, whose assists decisions pay too. Each walk
 // is paced to half of one core: every paceEvery records it sleeps as long as it worked since its last
-// rest (time waiting for a CPU counts as work, so it backs off further on a busy machine). With 8
-// looping verifies and an export beside a decision load on 2 shared vCPUs, decision p99 went from
-// 1.5-2.0x of the same load alone (yielding only) to 0.8-0.9x, for a verify of 30,000 records taking
-// 4.9 s instead of 1.6 s (BenchmarkDecideBesideAuditReads in test/e2e, one run each).
+// rest (time waiting for a CPU counts as work, so it backs off further on a busy machine).
+//
+// Measured with 8 looping verifies and a looping export beside sync-mode decisions over gRPC, on a
+// 30,000-record log, 2 shared vCPUs with other builds running (so expect wide spread), decision p99
+// beside the readers over p99 alone, closed loop / half load:
+//
+//	walks paced (this), 1 long read at a time    0.89/0.81  1.05/0.72  1.50/4.67  1.33/1.41
+//	walks only yield every 8 records, 1 at once  1.53/1.99
+//	neither, 2 long reads at once (closed loop)  4.70
+//
+//	go test -run '^$' -bench BenchmarkDecideBesideAuditReads -benchtime 4000x ./test/e2e/
+//
+// The 4.67 is one run whose p99 beside was a single 157 ms stall. The price: one verify of the
+// 30,000 records takes 4.1-4.9 s paced, 1.6 s flat out.
 const paceEvery = 32
 
 // pacer keeps a walk to half of one core; see paceEvery.
