@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,7 +38,8 @@ import (
 type Config struct {
 	// Addr is the gRPC listen address. Default 127.0.0.1:7070; use port 0 for any free port.
 	Addr string
-	// HTTPAddr serves /metrics and /healthz. Default 127.0.0.1:7071.
+	// HTTPAddr serves /metrics and /healthz, over TLS with TLSCert when it is given, else plaintext,
+	// which like Addr is allowed only on loopback or with Insecure. Default 127.0.0.1:7071.
 	HTTPAddr string
 	// DataDir holds the service's files (the audit log). Default ./tollgate-data; created if missing.
 	DataDir string
@@ -64,7 +66,7 @@ type Config struct {
 	// CallersFile configures callers, roles and rate limits (auth.Config as JSON). Without it every RPC
 	// is open, which the service allows only on loopback.
 	CallersFile string
-	// Insecure allows plaintext on a non-loopback address. It logs a warning at every start.
+	// Insecure allows plaintext on a non-loopback Addr or HTTPAddr. It logs a warning at every start.
 	Insecure bool
 	// DecisionTimeout is the server-side deadline of each decision call. Default api.DefaultDecisionTimeout.
 	DecisionTimeout time.Duration
@@ -126,7 +128,7 @@ type App struct {
 func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	cfg = cfg.withDefaults()
 	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
-	serverOpts, err := a.security()
+	serverOpts, httpTLS, err := a.security()
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +196,9 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		a.grpcLis.Close()
 		a.closeAudit()
 		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	if httpTLS != nil {
+		a.httpLis = tls.NewListener(a.httpLis, httpTLS)
 	}
 	return a, nil
 }
