@@ -4,8 +4,11 @@ package security_test
 
 import (
 	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,6 +121,20 @@ func (s *secureServer) as(t testing.TB, cert string, opts ...tollgate.Option) *t
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// stranger issues a client certificate from the server's CA that no caller is configured with, and
+// returns its name for as.
+func (s *secureServer) stranger(t testing.TB) string {
+	t.Helper()
+	const name = "stranger"
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: name}, URIs: []*url.URL{devcerts.ClientID(name)}}
+	if err := devcerts.IssueClient(s.certs, name, tmpl); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func codeOf(err error) codes.Code { return status.Code(err) }
 
 func decideReq(actorType tollgatev1.ActorType, actorID string) *tollgatev1.DecideRequest {
 	attrs, _ := structpb.NewStruct(map[string]any{"amount": "100.00", "currency": "USD", "category": "MRO", "site_id": "DC1", "supplier_id": "S1"})
