@@ -66,7 +66,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var cfg app.Config
 	fs.StringVar(&cfg.Addr, "addr", app.DefaultAddr, "gRPC listen address")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", app.DefaultHTTPAddr, "HTTP listen address for /metrics and /healthz")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", app.DefaultHTTPAddr, "HTTP listen address for /metrics and /healthz; TLS with --tls-cert, else plaintext, allowed only on loopback unless --insecure")
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "directory for the service's files (audit log)")
 	fs.StringVar(&cfg.BundleDir, "bundle", "", "policy bundle directory (default: the pack embedded in the binary)")
 	fs.StringVar(&cfg.MasterdataDir, "masterdata", "", "directory of NDJSON change-event files to load at start (default: embedded demo data)")
@@ -80,7 +80,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "server private key (PEM)")
 	fs.StringVar(&cfg.ClientCA, "client-ca", "", "CA bundle (PEM) for client certificates (mTLS)")
 	fs.StringVar(&cfg.CallersFile, "callers", "", "callers file (JSON): identities, roles, rate limits; reloaded on SIGHUP. Without it every RPC is open, on loopback only")
-	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext on a non-loopback address (logs a warning at every start)")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext on a non-loopback --addr or --http-addr (logs a warning at every start)")
 	fs.DurationVar(&cfg.DecisionTimeout, "decision-timeout", 5*time.Second, "server-side deadline of each decision call")
 	bundleFlags := registerBundleFlags(fs)
 	logFormat := fs.String("log-format", "json", "log format: json or console")
@@ -113,7 +113,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	return a.Run(ctx)
 }
 
-// reloadOnHangup re-reads the callers file on SIGHUP, so tokens rotate without a restart.
+// reloadOnHangup re-reads the callers file on SIGHUP, so tokens rotate without a restart; rate-limit
+// buckets keep their levels.
 func reloadOnHangup(ctx context.Context, a *app.App, log zerolog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -76,11 +76,7 @@ func startSecure(t testing.TB, edit func(*auth.Config)) *secureServer {
 	}
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, app.Config{
-		Addr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(),
-		TLSCert: filepath.Join(certs, "server.crt"), TLSKey: filepath.Join(certs, "server.key"),
-		ClientCA: filepath.Join(certs, "ca.crt"), CallersFile: filepath.Join(certs, "callers.json"),
-	}, zerolog.New(io.MultiWriter(logs)))
+	a, err := app.New(ctx, secureConfig(t, certs), zerolog.New(io.MultiWriter(logs)))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -93,6 +89,25 @@ func startSecure(t testing.TB, edit func(*auth.Config)) *secureServer {
 		a.Close()
 	})
 	return &secureServer{app: a, certs: certs, token: strings.TrimSpace(string(token)), logs: logs}
+}
+
+// secureConfig configures the service on loopback with the TLS material and callers file in certs.
+func secureConfig(t testing.TB, certs string) app.Config {
+	return app.Config{
+		Addr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(),
+		TLSCert: filepath.Join(certs, "server.crt"), TLSKey: filepath.Join(certs, "server.key"),
+		ClientCA: filepath.Join(certs, "ca.crt"), CallersFile: filepath.Join(certs, "callers.json"),
+	}
+}
+
+// startWith builds (without running) a service from the material in certs, closed at the end of the test.
+func startWith(t testing.TB, certs string) (*app.App, error) {
+	t.Helper()
+	a, err := app.New(context.Background(), secureConfig(t, certs), zerolog.Nop())
+	if err == nil {
+		t.Cleanup(func() { a.Close() })
+	}
+	return a, err
 }
 
 func writeCallers(t testing.TB, path string, cfg *auth.Config) {
