@@ -66,7 +66,8 @@ func CallerFrom(ctx context.Context) (*auth.Caller, bool) {
 	return c, ok
 }
 
-// Guard authenticates, authorizes and rate-limits every call, and bounds decision time.
+// Guard authenticates, authorizes and rate-limits every call, and bounds decision time. A call pays from
+// the caller's bucket of the role class that authorized it; a DecideBatch pays one token per decision.
 type Guard struct {
 	auth            *auth.Authenticator
 	decisionTimeout time.Duration

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	stdlog "log"
 	"net"
 	"net/http"
 	"os"
@@ -186,7 +187,9 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
 	mux.HandleFunc("/healthz", a.serveHealth)
-	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// The server's own errors (a plaintext request to the TLS port, say) go to the service log as JSON.
+	httpLog := stdlog.New(a.log.With().Str("listener", "http").Logger(), "", 0)
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: httpLog}
 
 	if a.grpcLis, err = net.Listen("tcp", cfg.Addr); err != nil {
 		a.closeAudit()
