@@ -23,13 +23,21 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "tollgate: %v\n", err)
-		}
-		os.Exit(exitCode(err))
+	code := status(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// status runs the command and returns the process exit status: 0 on success
+// and for -h/--help on any command (the flag package has printed its usage),
+// otherwise the error's status after one line on stderr.
+func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := run(ctx, args, stdout, stderr)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
+	fmt.Fprintf(stderr, "tollgate: %v\n", err)
+	return exitCode(err)
 }
 
 const usage = `usage: tollgate <command> [flags]

@@ -101,6 +101,30 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestHelpEveryCommand walks the whole command tree, so a command added later
+// is covered too: -h, --help and -help print its usage on stdout and exit 0.
+func TestHelpEveryCommand(t *testing.T) {
+	var walk func(cmd *command, path []string)
+	walk = func(cmd *command, path []string) {
+		for _, flag := range []string{"-h", "--help", "-help"} {
+			args := append(append([]string(nil), path[1:]...), flag)
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				got := runCmd(t, nil, "", args...)
+				if got.code != exitOK || got.stderr != "" {
+					t.Errorf("exit status %d, stderr %q; want 0 and nothing", got.code, got.stderr)
+				}
+				if want := "Usage: " + strings.Join(path, " "); !strings.HasPrefix(got.stdout, want) {
+					t.Errorf("stdout does not start with %q:\n%s", want, got.stdout)
+				}
+			})
+		}
+		for _, sub := range cmd.subs {
+			walk(sub, append(append([]string(nil), path...), sub.name))
+		}
+	}
+	walk(rootCommand(), []string{"tollgatectl"})
+}
+
 func TestHelpEnvDefaults(t *testing.T) {
 	got := runCmd(t, map[string]string{"TOLLGATE_ADDR": "tollgate.internal:7443", "TOLLGATE_TOKEN": "s3cret"}, "", "-h")
 	if !strings.Contains(got.stdout, `(default "tollgate.internal:7443")`) {
