@@ -201,8 +201,12 @@ func stripComment(line string) string {
 }
 
 // outcomeRE finds what an expected-output block is checked by: effects, reason
-// codes, gRPC status names and bundle refusal reasons.
-var outcomeRE = regexp.MustCompile(`"(effect|code)":\s*"([A-Za-z0-9_.]+)"|\b(InvalidArgument|NotFound|AlreadyExists|PermissionDenied|ResourceExhausted|FailedPrecondition|Unavailable|Unauthenticated|DeadlineExceeded)\b|\b(refused_[a-z_]+)\b`)
+// codes, gRPC status names, bundle refusal reasons and the positions of input
+// errors ("line 9, column 1").
+var outcomeRE = regexp.MustCompile(`"(effect|code)":\s*"([A-Za-z0-9_.]+)"` +
+	`|\b(InvalidArgument|NotFound|AlreadyExists|PermissionDenied|ResourceExhausted|FailedPrecondition|Unavailable|Unauthenticated|DeadlineExceeded)\b` +
+	`|\b(refused_[a-z_]+)\b` +
+	`|\b((?:line [0-9]+, )?column [0-9]+)\b`)
 
 // outcomes lists the checked facts of text in order.
 func outcomes(text string) []string {
@@ -213,8 +217,10 @@ func outcomes(text string) []string {
 			out = append(out, m[1]+" "+m[2])
 		case m[3] != "":
 			out = append(out, "status "+m[3])
-		default:
+		case m[4] != "":
 			out = append(out, "refusal "+m[4])
+		default:
+			out = append(out, "position "+m[5])
 		}
 	}
 	return out

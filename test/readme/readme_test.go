@@ -420,6 +420,9 @@ func TestParseReadme(t *testing.T) {
 	if miss := missingOutcome(`"effect": "DENY", "code": "A" ... PermissionDenied`, `{"effect":"DENY","reasons":[{"code": "A"}]} rpc PermissionDenied`); miss != "" {
 		t.Errorf("missingOutcome found %q missing from a matching output", miss)
 	}
+	if miss := missingOutcome("invalid JSON at line 9, column 1: x", "invalid JSON at line 9, column 2: x"); miss != "position line 9, column 1" {
+		t.Errorf("missingOutcome = %q, want the position", miss)
+	}
 	if miss := missingOutcome(`"code": "A" "code": "B"`, `"code": "B" "code": "A"`); miss != `code B` {
 		t.Errorf("missingOutcome = %q, want the out-of-order code B", miss)
 	}
