@@ -28,7 +28,8 @@
 // Expected output is checked loosely: when a ```json or plain ``` block
 // follows a ```sh block (or a transcript command is followed by output lines),
 // the effects ("effect": "ALLOW"), reason codes ("code": "PO_TIER_2_APPROVAL"),
-// gRPC status names (PermissionDenied), refusal reasons (refused_tests) and
-// input error positions ("line 9, column 1") it shows must appear in the
-// command's output in the same order. Ids, times and digests are not compared.
+// replay flags ("replay": true), gRPC status names (PermissionDenied), refusal
+// reasons (refused_tests) and input error positions ("line 9, column 1") it
+// shows must appear in the command's output in the same order. Ids, times and
+// digests are not compared.
 package readme

@@ -201,9 +201,9 @@ func stripComment(line string) string {
 }
 
 // outcomeRE finds what an expected-output block is checked by: effects, reason
-// codes, gRPC status names, bundle refusal reasons and the positions of input
+// codes, replay flags, gRPC status names, bundle refusal reasons and the positions of input
 // errors ("line 9, column 1").
-var outcomeRE = regexp.MustCompile(`"(effect|code)":\s*"([A-Za-z0-9_.]+)"` +
+var outcomeRE = regexp.MustCompile(`"(effect|code|replay)":\s*"?([A-Za-z0-9_.]+)"?` +
 	`|\b(InvalidArgument|NotFound|AlreadyExists|PermissionDenied|ResourceExhausted|FailedPrecondition|Unavailable|Unauthenticated|DeadlineExceeded)\b` +
 	`|\b(refused_[a-z_]+)\b` +
 	`|\b((?:line [0-9]+, )?column [0-9]+)\b`)
