@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -102,7 +103,7 @@ func newRunner(t *testing.T, root string) *runner {
 	t.Helper()
 	r := &runner{dir: t.TempDir(), logDir: t.TempDir()}
 	copyTree(t, root, r.dir)
-	r.addr, r.httpAddr = freeAddr(t), freeAddr(t)
+	r.pickPorts(t)
 
 	editor := filepath.Join(r.logDir, "editor")
 	if err := os.WriteFile(editor, []byte(editorScript), 0o755); err != nil {
@@ -115,10 +116,7 @@ func newRunner(t *testing.T, root string) *runner {
 		}
 		r.env = append(r.env, kv)
 	}
-	r.env = append(r.env,
-		"TOLLGATE_ADDR="+r.addr,
-		"EDITOR="+editor,
-	)
+	r.env = append(r.env, "EDITOR="+editor)
 	t.Cleanup(func() {
 		if r.srv != nil {
 			if err := r.srv.stop(); err != nil {
@@ -202,17 +200,37 @@ func (r *runner) startServer(t *testing.T, b *block) {
 		}
 		r.srv = nil
 	}
-	// Later flags win, so these replace the README's defaults and nothing else.
-	command += fmt.Sprintf(" --addr %s --http-addr %s", r.addr, r.httpAddr)
-	p, err := startProcess(command, r.dir, r.env, filepath.Join(r.logDir, fmt.Sprintf("server-%d.log", b.line)))
-	if err != nil {
-		t.Fatalf("README.md:%d: %v", b.line, err)
+	// A free port can be taken by another test between picking and binding
+	// it; then the server exits at once and the next attempt picks again.
+	for attempt := 1; ; attempt++ {
+		// Later flags win, so these replace the README's defaults and nothing else.
+		withPorts := command + fmt.Sprintf(" --addr %s --http-addr %s", r.addr, r.httpAddr)
+		p, err := startProcess(withPorts, r.dir, r.env, filepath.Join(r.logDir, fmt.Sprintf("server-%d-%d.log", b.line, attempt)))
+		if err != nil {
+			t.Fatalf("README.md:%d: %v", b.line, err)
+		}
+		r.srv = p
+		err = p.waitListening(r.addr, startTimeout)
+		if err == nil {
+			t.Logf("README.md:%d: server running: %s", b.line, withPorts)
+			return
+		}
+		if attempt < 3 && strings.Contains(p.log(), "address already in use") {
+			_ = p.stop()
+			r.srv = nil
+			r.pickPorts(t)
+			continue
+		}
+		t.Fatalf("README.md:%d: server %q: %v%s", b.line, withPorts, err, r.serverLog())
 	}
-	r.srv = p
-	if err := p.waitListening(r.addr, startTimeout); err != nil {
-		t.Fatalf("README.md:%d: server %q: %v%s", b.line, command, err, r.serverLog())
-	}
-	t.Logf("README.md:%d: server running: %s", b.line, command)
+}
+
+// pickPorts chooses free loopback ports for the next server and points
+// tollgatectl at it.
+func (r *runner) pickPorts(t *testing.T) {
+	r.addr, r.httpAddr = freeAddr(t), freeAddr(t)
+	r.env = append(slices.DeleteFunc(r.env, func(kv string) bool { return strings.HasPrefix(kv, "TOLLGATE_ADDR=") }),
+		"TOLLGATE_ADDR="+r.addr)
 }
 
 func (r *runner) serverLog() string {
@@ -265,7 +283,13 @@ func (p *process) waitListening(addr string, timeout time.Duration) error {
 		}
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
-			return nil
+			// Still running: the listener is this process's, not another's.
+			select {
+			case <-p.done:
+				return fmt.Errorf("exited after %s accepted a connection: %v", addr, p.err)
+			case <-time.After(200 * time.Millisecond):
+				return nil
+			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
