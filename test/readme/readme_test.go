@@ -39,8 +39,8 @@ esac
 `
 
 const (
-	blockTimeout = 3 * time.Minute // a cold build of bin/ is the slowest block
-	startTimeout = 3 * time.Minute // go run may build first
+	blockTimeout = 5 * time.Minute // a build of bin/ with a cold build cache is the slowest block
+	startTimeout = 5 * time.Minute // go run builds first
 	stopTimeout  = 30 * time.Second
 )
 
