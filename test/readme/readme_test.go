@@ -93,7 +93,7 @@ func TestReadme(t *testing.T) {
 type runner struct {
 	dir      string
 	env      []string
-	addr     string // gRPC address every server block listens on
+	addr     string // where the next server block listens, and TOLLGATE_ADDR
 	httpAddr string
 	logDir   string
 	srv      *process
@@ -103,7 +103,6 @@ func newRunner(t *testing.T, root string) *runner {
 	t.Helper()
 	r := &runner{dir: t.TempDir(), logDir: t.TempDir()}
 	copyTree(t, root, r.dir)
-	r.pickPorts(t)
 
 	editor := filepath.Join(r.logDir, "editor")
 	if err := os.WriteFile(editor, []byte(editorScript), 0o755); err != nil {
@@ -117,6 +116,7 @@ func newRunner(t *testing.T, root string) *runner {
 		r.env = append(r.env, kv)
 	}
 	r.env = append(r.env, "EDITOR="+editor)
+	r.pickPorts(t)
 	t.Cleanup(func() {
 		if r.srv != nil {
 			if err := r.srv.stop(); err != nil {
