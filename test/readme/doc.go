@@ -15,6 +15,9 @@
 //	                                   connections
 //	<!-- readme-test: exit N -->       the block must end with exit status N
 //
+// An unmarked block that starts a server (`tollgate serve` without -h) is an
+// error, named by its line, rather than a block that waits for its timeout.
+//
 // A block whose lines start with "$ " is a transcript: only the "$ " lines run,
 // each on its own, and each must exit with the block's status (0 unless an
 // exit marker says otherwise); the other lines are the output it shows.

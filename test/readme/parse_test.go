@@ -96,6 +96,14 @@ func parseReadme(readme string) ([]*block, error) {
 	if open != nil {
 		return nil, fmt.Errorf("README.md:%d: block is not closed", open.line)
 	}
+	for _, b := range blocks {
+		if b.kind == script {
+			if cmd := serveCommand(b.text); cmd != "" {
+				return nil, fmt.Errorf("README.md:%d: %q runs until it is stopped: give it a block of its own "+
+					"marked <!-- readme-test: server -->, or skip it with a reason", b.line, cmd)
+			}
+		}
+	}
 	if marker != "" {
 		return nil, fmt.Errorf("README.md:%d: readme-test marker is not directly before a ```sh block", markerL)
 	}
@@ -123,6 +131,24 @@ func applyMarker(b *block, marker string, line int) error {
 		return nil
 	}
 	return fmt.Errorf("README.md:%d: unknown readme-test marker %q (want skip REASON, server or exit N)", line, marker)
+}
+
+// serveRE finds a command that starts the service rather than asking it for
+// help: such a command would hold an ordinary block until its timeout.
+var (
+	serveRE = regexp.MustCompile(`(?m)^(?:\$ )?\s*((?:go run \./cmd/tollgate|\S*\btollgate) serve\b.*)$`)
+	helpRE  = regexp.MustCompile(`\s(-h|--?help)\b`)
+)
+
+// serveCommand returns the first line of text that starts a server, or "".
+func serveCommand(text string) string {
+	for _, m := range serveRE.FindAllStringSubmatch(text, -1) {
+		cmd := strings.TrimSpace(stripComment(m[1]))
+		if !helpRE.MatchString(cmd) {
+			return cmd
+		}
+	}
+	return ""
 }
 
 // step is one command of a transcript block and the output shown after it.

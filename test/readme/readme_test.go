@@ -435,10 +435,16 @@ func TestParseReadme(t *testing.T) {
 		"<!-- readme-test: server -->\n```json\n{}\n```\n",
 		"<!-- readme-test server -->\n```sh\necho\n```\n",
 		"```sh\necho\n",
+		"```sh\nbin/tollgate dev-certs certs\nbin/tollgate serve --callers certs/callers.json   # then\n```\n",
+		"```sh\n$ go run ./cmd/tollgate serve\n```\n",
 	} {
 		if _, err := parseReadme(bad); err == nil {
 			t.Errorf("parseReadme(%q) = nil error, want one naming the line", bad)
 		}
+	}
+
+	if _, err := parseReadme("```sh\nbin/tollgate serve -h\nbin/tollgatectl decide -f r.json\n```\n"); err != nil {
+		t.Errorf("parseReadme refused serve -h, which exits at once: %v", err)
 	}
 
 	if miss := missingOutcome(`"effect": "DENY", "code": "A" ... PermissionDenied`, `{"effect":"DENY","reasons":[{"code": "A"}]} rpc PermissionDenied`); miss != "" {
