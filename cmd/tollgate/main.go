@@ -76,7 +76,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.Addr, "addr", app.DefaultAddr, "gRPC listen address")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", app.DefaultHTTPAddr, "HTTP listen address for /metrics and /healthz; TLS with --tls-cert, else plaintext, allowed only on loopback unless --insecure")
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "directory for the service's files (audit log)")
-	fs.StringVar(&cfg.BundleDir, "bundle", "", "policy bundle directory (default: the pack embedded in the binary)")
+	fs.StringVar(&cfg.BundleDir, "bundle", "", "policy bundle directory (watched) or bundle archive (.tar.gz) (default: the bundle active before a restart, else the pack embedded in the binary)")
 	fs.StringVar(&cfg.MasterdataDir, "masterdata", "", "directory of NDJSON change-event files to load at start (default: embedded demo data)")
 	fs.DurationVar(&cfg.EvalTimeout, "eval-timeout", 250*time.Millisecond, "bound on one policy evaluation")
 	fs.IntVar(&cfg.MaxEvaluations, "max-evaluations", 0, "policy evaluations running at once, the rest wait in arrival order (0: one per CPU)")
@@ -90,7 +90,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.CallersFile, "callers", "", "callers file (JSON): identities, roles, rate limits; reloaded on SIGHUP. Without it every RPC is open, on loopback only")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext on a non-loopback --addr or --http-addr (logs a warning at every start)")
 	fs.DurationVar(&cfg.DecisionTimeout, "decision-timeout", 5*time.Second, "server-side deadline of each decision call")
-	bundleFlags := registerBundleFlags(fs)
+	bundleFlags := registerBundleFlags(fs, &cfg)
 	logFormat := fs.String("log-format", "json", "log format: json or console")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
