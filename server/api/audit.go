@@ -24,6 +24,7 @@ type AuditServer struct {
 	engine *engine.Engine
 	limits Limits
 	log    zerolog.Logger
+	impact ImpactConfig // see WithImpact
 
 	mu       sync.Mutex
 	compiled map[string]*engine.Compiled // replay bundles by revision
@@ -164,7 +165,7 @@ func (s *AuditServer) compiledFor(ctx context.Context, revision string) (*engine
 	if err != nil {
 		return nil, fmt.Errorf("stored bundle %q: %w", revision, err)
 	}
-	if c, err = engine.Compile(ctx, b); err != nil {
+	if c, err = s.engine.Compile(ctx, b); err != nil {
 		return nil, fmt.Errorf("stored bundle %q: %w", revision, err)
 	}
 	if c.Revision() != revision {

@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,7 +46,8 @@ type Config struct {
 	HTTPAddr string
 	// DataDir holds the service's files (the audit log). Default ./tollgate-data; created if missing.
 	DataDir string
-	// BundleDir is a policy bundle directory; "" uses the pack embedded in the binary.
+	// BundleDir is a policy bundle directory (watched) or bundle archive (.tar.gz); "" restores the
+	// bundle active before the restart, or uses the pack embedded in the binary (see activateBundle).
 	BundleDir string
 	// MasterdataDir is a directory of NDJSON change-event files loaded at start; "" loads the embedded
 	// demo data.
@@ -76,6 +79,14 @@ type Config struct {
 	// Audit configures the decision log writer: mode (sync, the default, or async), chain id, masked
 	// request paths, batching. Its Registry is set by the app.
 	Audit audit.Config
+	// AllowBuiltins names unsafe OPA built-ins (engine.UnsafeBuiltins: network and host access) bundles
+	// may call; none by default.
+	AllowBuiltins []string
+	// AllowUnsignedBundles accepts pushed and fetched bundles without a verification key on a
+	// non-loopback address; without it they are refused there.
+	AllowUnsignedBundles bool
+	// ImpactTimeout is the server-side deadline of one impact analysis. Default api.DefaultImpactTimeout.
+	ImpactTimeout time.Duration
 	// Bundles configures the policy bundle gate and its sources (bundle server URL and polling,
 	// signature verification, required tests). Its Dir is BundleDir and its Registry is set by the app.
 	Bundles bundles.Config
@@ -151,7 +162,11 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		return nil, err
 	}
 
-	eng, err := engine.New(engine.Config{EvalTimeout: cfg.EvalTimeout, MaxConcurrent: cfg.MaxEvaluations}, md, log)
+	caps, err := engine.NewCapabilities(cfg.AllowBuiltins)
+	if err != nil {
+		return nil, fmt.Errorf("allowed built-ins: %w", err)
+	}
+	eng, err := engine.New(engine.Config{EvalTimeout: cfg.EvalTimeout, MaxConcurrent: cfg.MaxEvaluations, Capabilities: caps}, md, log)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +183,8 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	}
 	bundleCfg := cfg.Bundles
 	bundleCfg.Dir, bundleCfg.Registry = cfg.BundleDir, a.registry
+	bundleCfg.StateFile = filepath.Join(cfg.DataDir, bundles.StateFileName)
+	bundleCfg.RefuseUnverified = !cfg.AllowUnsignedBundles && !isLoopback(cfg.Addr)
 	if a.bundles, err = bundles.New(bundleCfg, eng, a.store, log); err != nil {
 		a.closeAudit()
 		return nil, err
@@ -180,7 +197,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	a.grpc, a.health = api.NewServer(api.Services{
 		Decisions:  api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log),
 		MasterData: api.NewMasterDataServer(md, cfg.Limits, metrics, log),
-		Audit:      api.NewAuditServer(a.store, eng, cfg.Limits, log),
+		Audit:      api.NewAuditServer(a.store, eng, cfg.Limits, log).WithImpact(api.ImpactConfig{Gate: a.bundles, Timeout: cfg.ImpactTimeout}),
 	}, api.NewGuard(a.auth, cfg.DecisionTimeout, log), log, serverOpts...)
 	tollgatev1.RegisterPolicyServiceServer(a.grpc, api.NewPolicyServer(a.bundles, log))
 
@@ -206,20 +223,37 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	return a, nil
 }
 
-// activateBundle runs the startup bundle (BundleDir, else the embedded pack) through the activation
-// gate: verified, compiled, its Rego tests passed, kept in the audit log under its revision (so every
-// decision it makes can be replayed), and only then activated. The service does not start without it.
+// activateBundle runs the startup bundle through the activation gate: verified, compiled, its Rego
+// tests passed, kept in the audit log under its revision (so every decision it makes can be replayed),
+// and only then activated. The service does not start without it. The startup bundle is
+//
+//   - BundleDir when given: the operator's explicit choice wins;
+//   - else the bundle that was active before the restart when it was pushed, fetched or read from a
+//     path (the gate's state file in DataDir names it; it is reactivated from the audit log), so a
+//     restart does not silently roll a policy change back;
+//   - else the pack embedded in the binary, the one this binary ships (an upgrade rolls it forward).
 func (a *App) activateBundle(ctx context.Context) error {
-	var c bundles.Candidate
-	if a.cfg.BundleDir != "" {
-		c = a.bundles.OfferDir(ctx, a.cfg.BundleDir)
-	} else {
-		c = a.bundles.OfferEmbedded(ctx, policies.FS)
-	}
+	c, why := a.startupCandidate(ctx)
 	if !c.Outcome.Accepted() {
-		return fmt.Errorf("activate bundle %s from %s: %s: %s", c.Revision, c.Source, c.Outcome, c.Reason)
+		err := fmt.Errorf("activate bundle %s from %s: %s: %s", c.Revision, c.Source, c.Outcome, c.Reason)
+		if strings.HasPrefix(c.Source, "restore") {
+			err = fmt.Errorf("%w (start with --bundle to choose the bundle, or remove %s to start on the embedded pack)",
+				err, filepath.Join(a.cfg.DataDir, bundles.StateFileName))
+		}
+		return err
 	}
+	a.log.Info().Str("bundle_revision", c.Revision).Str("source", c.Source).Str("why", why).Msg("startup bundle")
 	return nil
+}
+
+func (a *App) startupCandidate(ctx context.Context) (bundles.Candidate, string) {
+	if a.cfg.BundleDir != "" {
+		return a.bundles.OfferPath(ctx, a.cfg.BundleDir), "--bundle given"
+	}
+	if c, ok := a.bundles.OfferRestored(ctx); ok {
+		return c, "active before the restart, named by " + bundles.StateFileName
+	}
+	return a.bundles.OfferEmbedded(ctx, policies.FS), "the binary's embedded pack: no pushed or fetched bundle was active before"
 }
 
 // closeAudit stops the bundle sources (an activation keeps its bundle in the store), drains the
