@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -67,4 +68,31 @@ func TestEvaluateRecordedReproducesDecision(t *testing.T) {
 	if missing.Failure != engine.CodePolicyError || !strings.Contains(missing.Reasons[0].Message, "failed") {
 		t.Errorf("replay with an unrecorded read = %+v, want POLICY_ERROR", outcomeOf(missing))
 	}
+}
+
+// TestEvaluateRecordedWaitsInTheQueue: a re-evaluation (replay, impact analysis) takes its turn among
+// live decisions instead of running beside them: with one evaluator busy it does not start, and gives
+// up with EVALUATION_TIMEOUT when its ctx ends first.
+func TestEvaluateRecordedWaitsInTheQueue(t *testing.T) {
+	const hold = 300 * time.Millisecond
+	eng, _, logs := newEngine(t, "slow", engine.Config{EvalTimeout: hold, MaxConcurrent: 1})
+	active, _ := eng.Active()
+	busy := make(chan struct{})
+	go func() {
+		defer close(busy)
+		eng.Decide(context.Background(), request("PO.SUBMIT", nil))
+	}()
+	time.Sleep(hold / 3) // the live decision holds the only evaluator
+
+	ctx, cancel := context.WithTimeout(context.Background(), hold/3)
+	defer cancel()
+	start := time.Now()
+	res := eng.EvaluateRecorded(ctx, active, request("PO.SUBMIT", nil), time.Now(), nil)
+	if res.Failure != engine.CodeEvaluationTimeout || !strings.Contains(logs.String(), "before its evaluation could start") {
+		t.Fatalf("re-evaluation behind a busy evaluator: %+v, want EVALUATION_TIMEOUT before it started", outcomeOf(res))
+	}
+	if took := time.Since(start); took > hold/2 {
+		t.Errorf("gave up after %s, want about %s", took, hold/3)
+	}
+	<-busy
 }
