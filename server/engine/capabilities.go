@@ -8,20 +8,17 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// unsafeBuiltins are the OPA built-ins a bundle may not call unless the operator allows them: each
-// reaches beyond the bundle and its input. A bundle is code from whoever can push, fetch-serve or
-// analyse it (impact analysis compiles a candidate sent by an auditor), so by default it gets nothing
-// that talks to the network (http.send, net.lookup_ip_addr) or reads the host's configuration and
-// environment (opa.runtime). The net.cidr_* built-ins stay: they compute on their arguments only.
-var unsafeBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime"}
-
-// UnsafeBuiltins returns the names of the built-ins left out of the default capabilities, sorted. The
-// caller owns the slice.
+// UnsafeBuiltins returns the names of the OPA built-ins a bundle may not call unless the operator
+// allows them, sorted; the caller owns the slice. Each reaches beyond the bundle and its input. A bundle
+// is code from whoever can push it, serve it or send it to impact analysis (an auditor), so by default
+// it gets nothing that talks to the network (http.send, net.lookup_ip_addr) or reads the host's
+// configuration and environment (opa.runtime). The net.cidr_* built-ins stay: they compute on their
+// arguments only.
 func UnsafeBuiltins() []string {
-	names := slices.Clone(unsafeBuiltins)
-	slices.Sort(names)
-	return names
+	return []string{"http.send", "net.lookup_ip_addr", "opa.runtime"}
 }
+
+func unsafeBuiltin(name string) bool { return slices.Contains(UnsafeBuiltins(), name) }
 
 // Capabilities is the set of built-ins bundles are compiled and evaluated under: OPA's built-ins for
 // this version without the unsafe ones (UnsafeBuiltins) except those allowed, plus Tollgate's
@@ -41,7 +38,7 @@ func NewCapabilities(allow []string) (*Capabilities, error) {
 		if name == "" {
 			continue
 		}
-		if !slices.Contains(unsafeBuiltins, name) {
+		if !unsafeBuiltin(name) {
 			return nil, fmt.Errorf("built-in %q is not one that can be allowed (want one of %s)", name, strings.Join(UnsafeBuiltins(), ", "))
 		}
 		if !slices.Contains(c.allowed, name) {
@@ -63,7 +60,7 @@ func (c *Capabilities) Allowed() []string { return slices.Clone(c.allowed) }
 func (c *Capabilities) AST() *ast.Capabilities {
 	caps := ast.CapabilitiesForThisVersion()
 	caps.Builtins = slices.DeleteFunc(caps.Builtins, func(b *ast.Builtin) bool {
-		return slices.Contains(unsafeBuiltins, b.Name) && !slices.Contains(c.allowed, b.Name)
+		return unsafeBuiltin(b.Name) && !slices.Contains(c.allowed, b.Name)
 	})
 	for _, b := range TesterBuiltins() {
 		caps.Builtins = append(caps.Builtins, b.Decl)
