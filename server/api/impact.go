@@ -46,9 +46,9 @@ type ImpactConfig struct {
 	Gate Gate
 	// Timeout is the server-side deadline of one call. Default DefaultImpactTimeout.
 	Timeout time.Duration
-	// Workers is how many of the call's evaluations wait in the engine's queue at once. Default half the
-	// CPUs (at least one), so live decisions, queued in the same arrival order, find an evaluator free
-	// at least as often as the analysis does.
+	// Workers is how many of the call's evaluations wait for or hold an engine evaluator at once.
+	// Default half the CPUs (at least one), so the analysis leaves the other half of the CPUs to live
+	// decisions, which evaluators take first anyway.
 	Workers int
 }
 
@@ -78,8 +78,8 @@ const notComparable = "not comparable"
 // or when the record cannot be evaluated; those are counted apart, not as changes.
 //
 // A refused candidate is InvalidArgument on bundle, with the gate's reason; its Rego tests are not run.
-// Evaluations wait in the engine's queue beside live decisions, ImpactConfig.Workers at a time, and the
-// call ends with DeadlineExceeded after ImpactConfig.Timeout.
+// Evaluations wait for the engine's evaluators beside live decisions, which go first, ImpactConfig.Workers
+// at a time, and the call ends with DeadlineExceeded after ImpactConfig.Timeout.
 func (s *AuditServer) ImpactAnalysis(ctx context.Context, req *tollgatev1.ImpactAnalysisRequest) (*tollgatev1.ImpactAnalysisResponse, error) {
 	if len(req.GetBundle()) == 0 {
 		return nil, toStatus(s.log, badField("bundle", "is required"))

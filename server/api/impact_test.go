@@ -260,8 +260,8 @@ func TestImpactAnalysisRefusesWhatTheGateRefuses(t *testing.T) {
 //
 //	go test -run XXX -bench BenchmarkLiveDecisionsDuringImpact -benchtime 1x ./server/api/
 //
-// Impact evaluations share the engine's evaluation queue with live decisions, ImpactConfig.Workers
-// (half the CPUs) at a time.
+// Impact evaluations share the engine's evaluators with live decisions, which go first,
+// ImpactConfig.Workers (half the CPUs) at a time.
 func BenchmarkLiveDecisionsDuringImpact(b *testing.B) {
 	const n = 10_000
 	// The deadline is generous: the point is the live latency, not how long the analysis takes on a

@@ -18,6 +18,6 @@
 // Every failure on the decision path is a DENY with a reason code (POLICY_ERROR, POLICY_UNDEFINED,
 // EVALUATION_TIMEOUT) and a log line; Decide never returns an error. Built-in errors are evaluation
 // errors (strict built-in errors), so a POLICY_ERROR, not an undefined expression. Live decisions and
-// re-evaluations of recorded ones (EvaluateRecorded: replay, impact analysis) take turns in one
-// evaluation queue. The engine knows nothing of gRPC.
+// re-evaluations of recorded ones (EvaluateRecorded: replay, impact analysis) share one pool of
+// evaluators, live decisions first. The engine knows nothing of gRPC.
 package engine

@@ -99,7 +99,12 @@ type Engine struct {
 	// waits in the channel's queue of senders, which Go serves first come, first served. Long-lived
 	// evaluators also keep the deep stacks OPA's evaluation grows, instead of every gRPC handler
 	// goroutine growing its own.
-	queue     chan *evaluation
+	queue chan *evaluation
+	// recorded hands re-evaluations of recorded decisions (replay, impact analysis) to the same
+	// evaluators, which take them only when no live decision is waiting in queue: an analysis of
+	// thousands of records shares the evaluators without making a live decision wait its turn behind
+	// them.
+	recorded  chan *evaluation
 	quit      chan struct{}
 	closeOnce sync.Once
 }
@@ -152,7 +157,7 @@ func New(cfg Config, md Snapshotter, log zerolog.Logger) (*Engine, error) {
 		cfg.Capabilities = safeCapabilities()
 	}
 	e := &Engine{cfg: cfg, md: md, log: log.With().Str("component", "engine").Logger(),
-		queue: make(chan *evaluation), quit: make(chan struct{})}
+		queue: make(chan *evaluation), recorded: make(chan *evaluation), quit: make(chan struct{})}
 	for range cfg.MaxConcurrent {
 		go e.evaluator()
 	}
@@ -165,11 +170,20 @@ func (e *Engine) Close() {
 	e.closeOnce.Do(func() { close(e.quit) })
 }
 
-// evaluator runs queued decisions one at a time until Close.
+// evaluator runs queued decisions one at a time until Close, a waiting live decision before a waiting
+// re-evaluation.
 func (e *Engine) evaluator() {
 	for {
 		select {
 		case ev := <-e.queue:
+			ev.done <- e.evaluate(ev)
+			continue
+		default:
+		}
+		select {
+		case ev := <-e.queue:
+			ev.done <- e.evaluate(ev)
+		case ev := <-e.recorded:
 			ev.done <- e.evaluate(ev)
 		case <-e.quit:
 			return
@@ -283,8 +297,12 @@ func (e *Engine) submit(ev *evaluation, refuse func(req *Request, code, msg stri
 	default:
 	}
 	ev.done = make(chan *Result, 1)
+	queue := e.queue
+	if ev.recorded != nil {
+		queue = e.recorded
+	}
 	select {
-	case e.queue <- ev:
+	case queue <- ev:
 		return <-ev.done
 	case <-ev.ctx.Done():
 		return refuse(ev.req, CodeEvaluationTimeout, "the request's deadline passed before its evaluation could start", ev.ctx.Err())

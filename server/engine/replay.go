@@ -70,9 +70,10 @@ func Serialize(b *bundle.Bundle) ([]byte, error) {
 // the result is a POLICY_ERROR DENY rather than a decision on today's data. With the facts and time of
 // a recorded decision it reproduces that decision exactly.
 //
-// It waits its turn in the same queue as live decisions (Config.MaxConcurrent), so replays and impact
-// analyses share the evaluators with live traffic instead of adding to it; one whose ctx ends while it
-// waits is a DENY with EVALUATION_TIMEOUT.
+// It waits its turn for the same evaluators as live decisions (Config.MaxConcurrent), so replays and
+// impact analyses share them with live traffic instead of adding to it, and an evaluator takes it only
+// when no live decision is waiting; one whose ctx ends while it waits is a DENY with
+// EVALUATION_TIMEOUT.
 func (e *Engine) EvaluateRecorded(ctx context.Context, c *Compiled, req *Request, at time.Time, facts builtins.NDBCache) *Result {
 	ev := &evaluation{ctx: ctx, req: req, recorded: &recordedEval{compiled: c, at: at, facts: facts}}
 	return e.submit(ev, func(req *Request, code, msg string, cause error) *Result {

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,4 +96,39 @@ func TestEvaluateRecordedWaitsInTheQueue(t *testing.T) {
 		t.Errorf("gave up after %s, want about %s", took, hold/3)
 	}
 	<-busy
+}
+
+// TestLiveDecisionsGoBeforeReEvaluations: with the only evaluator busy, a live decision that arrives
+// after a waiting re-evaluation is still evaluated first, so an impact analysis cannot put thousands of
+// evaluations between a live decision and its turn.
+func TestLiveDecisionsGoBeforeReEvaluations(t *testing.T) {
+	const hold = 200 * time.Millisecond
+	eng, _, _ := newEngine(t, "slow", engine.Config{EvalTimeout: hold, MaxConcurrent: 1})
+	active, _ := eng.Active()
+	var mu sync.Mutex
+	var order []string
+	finished := func(name string) {
+		mu.Lock()
+		order = append(order, name)
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		eng.Decide(context.Background(), request("PO.SUBMIT", nil))
+		finished("live-1")
+	})
+	time.Sleep(hold / 4)
+	wg.Go(func() {
+		eng.EvaluateRecorded(context.Background(), active, request("PO.SUBMIT", nil), time.Now(), nil)
+		finished("recorded")
+	})
+	time.Sleep(hold / 4)
+	wg.Go(func() {
+		eng.Decide(context.Background(), request("PO.SUBMIT", nil))
+		finished("live-2")
+	})
+	wg.Wait()
+	if got := strings.Join(order, " "); got != "live-1 live-2 recorded" {
+		t.Fatalf("finished in order %q, want the waiting live decision before the re-evaluation", got)
+	}
 }
