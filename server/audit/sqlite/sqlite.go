@@ -229,6 +229,7 @@ type columns struct {
 	actorID, action, resType, resID        string
 	effect                                 int64
 	bundleRevision, workflowID, idempotKey string
+	idempotScope                           string
 	hash                                   []byte
 }
 
@@ -245,7 +246,7 @@ func columnsOf(r *audit.Record) columns {
 		resType: req.GetResource().GetType(), resID: req.GetResource().GetId(),
 		effect: int64(r.GetEffect()), bundleRevision: r.GetBundleRevision(),
 		workflowID: req.GetContext()["workflow_id"], idempotKey: r.GetIdempotencyKey(),
-		hash: r.GetHash(),
+		idempotScope: audit.IdempotencyScope(r), hash: r.GetHash(),
 	}
 }
 
@@ -277,6 +278,8 @@ func (c columns) diff(o columns) string {
 		return "workflow_id"
 	case c.idempotKey != o.idempotKey:
 		return "idempotency_key"
+	case c.idempotScope != o.idempotScope:
+		return "idempotency_scope"
 	case !bytes.Equal(c.hash, o.hash):
 		return "hash"
 	}
@@ -292,9 +295,9 @@ func (s *Store) check() error {
 
 // recordCols are the columns of one records row, in insert order.
 const recordCols = `decision_id, chain_id, seq, kind, evaluated_at, actor_id, action, resource_type, resource_id,
-	effect, bundle_revision, workflow_id, idempotency_key, hash, body`
+	effect, bundle_revision, workflow_id, idempotency_key, idempotency_scope, hash, body`
 
-// insertChunk bounds the rows of one multi-row INSERT: 15 parameters a row
+// insertChunk bounds the rows of one multi-row INSERT: 16 parameters a row
 // stays far below SQLite's 32766 host parameters.
 const insertChunk = 64
 
@@ -313,7 +316,7 @@ func insertSQL(n int) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 	}
 	return b.String()
 }
@@ -330,7 +333,11 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 	}
 	for i, e := range entries {
 		r := e.Record
-		if r.GetChainId() != prev.ChainID || r.GetSeq() != prev.Seq+uint64(i)+1 || r.GetDecisionId() == "" {
+		want := prev.Seq + uint64(i) + 1
+		if i == 0 && r.GetKind() == tollgatev1.RecordKind_RECORD_KIND_CHAIN_BREAK && r.GetSeq() > prev.Seq {
+			want = r.GetSeq() // see audit.Store.Append
+		}
+		if r.GetChainId() != prev.ChainID || r.GetSeq() != want || r.GetDecisionId() == "" || (i > 0 && r.GetSeq() != entries[i-1].Record.GetSeq()+1) {
 			return fmt.Errorf("append record %q (chain %q seq %d) after %q seq %d: %w",
 				r.GetDecisionId(), r.GetChainId(), r.GetSeq(), prev.ChainID, prev.Seq, audit.ErrInvalidArgument)
 		}
@@ -350,13 +357,13 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 	var ops []op
 	for start := 0; start < len(entries); start += insertChunk {
 		chunk := entries[start:min(start+insertChunk, len(entries))]
-		args := make([]any, 0, 15*len(chunk))
+		args := make([]any, 0, 16*len(chunk))
 		var reasons []any
 		for _, e := range chunk {
 			c := columnsOf(e.Record)
 			args = append(args, c.decisionID, c.chainID, c.seq, c.kind, c.evaluatedAt,
 				c.actorID, c.action, c.resType, c.resID, c.effect, c.bundleRevision, c.workflowID, c.idempotKey,
-				c.hash, string(e.Body))
+				c.idempotScope, c.hash, string(e.Body))
 			for _, reason := range e.Record.GetReasons() {
 				if reason.GetCode() != "" {
 					reasons = append(reasons, reason.GetCode(), c.decisionID)
@@ -477,11 +484,12 @@ func (s *Store) Get(ctx context.Context, decisionID string) (*audit.Record, erro
 }
 
 // FindByIdempotencyKey implements audit.Store.
-func (s *Store) FindByIdempotencyKey(ctx context.Context, key string) (*audit.Record, error) {
+func (s *Store) FindByIdempotencyKey(ctx context.Context, scope, key string) (*audit.Record, error) {
 	if key == "" {
 		return nil, audit.ErrNotFound
 	}
-	return s.one(ctx, "SELECT body, hash FROM records WHERE idempotency_key = ? AND kind = ?", key, int64(tollgatev1.RecordKind_RECORD_KIND_DECISION))
+	return s.one(ctx, "SELECT body, hash FROM records WHERE idempotency_scope = ? AND idempotency_key = ? AND kind = ?",
+		scope, key, int64(tollgatev1.RecordKind_RECORD_KIND_DECISION))
 }
 
 func (s *Store) one(ctx context.Context, query string, args ...any) (*audit.Record, error) {
@@ -655,7 +663,7 @@ func (s *Store) Chain(ctx context.Context, chainID string, fromSeq uint64, fn fu
 		return err
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT decision_id, chain_id, seq, kind, evaluated_at, actor_id, action,
-		resource_type, resource_id, effect, bundle_revision, workflow_id, idempotency_key, hash, body
+		resource_type, resource_id, effect, bundle_revision, workflow_id, idempotency_key, idempotency_scope, hash, body
 		FROM records WHERE chain_id = ? AND seq >= ? ORDER BY seq`, chainID, fromSeq)
 	if err != nil {
 		return fmt.Errorf("read audit chain %s: %w", chainID, err)
@@ -665,7 +673,7 @@ func (s *Store) Chain(ctx context.Context, chainID string, fromSeq uint64, fn fu
 		var c columns
 		var body string
 		if err := rows.Scan(&c.decisionID, &c.chainID, &c.seq, &c.kind, &c.evaluatedAt, &c.actorID, &c.action,
-			&c.resType, &c.resID, &c.effect, &c.bundleRevision, &c.workflowID, &c.idempotKey, &c.hash, &body); err != nil {
+			&c.resType, &c.resID, &c.effect, &c.bundleRevision, &c.workflowID, &c.idempotKey, &c.idempotScope, &c.hash, &body); err != nil {
 			return fmt.Errorf("read audit chain %s: %w", chainID, err)
 		}
 		r, err := decode(body, c.hash)
