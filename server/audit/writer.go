@@ -3,8 +3,8 @@ package audit
 import (
 	"bytes"
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -159,7 +159,7 @@ type Writer struct {
 	// holdUntil (unix ns) keeps Healthy false after a refused record even
 	// when the next commit succeeds at once, so a health check sees it.
 	holdUntil atomic.Int64
-	head      Head // owned by the committer goroutine after NewWriter
+	head      Head       // owned by the committer goroutine after NewWriter
 	deadMu    sync.Mutex // serializes appends to DeadLetterFile
 }
 
@@ -631,6 +631,7 @@ func (w *Writer) commitItems(batch []*item) {
 	if len(live) == 0 {
 		return
 	}
+	resealed := false
 	for {
 		err := w.appendBatch(live)
 		if err == nil || w.committedAnyway(live, err) {
@@ -648,6 +649,12 @@ func (w *Writer) commitItems(batch []*item) {
 		case refused(err):
 			w.refuse(live[0], err)
 			return
+		case errors.Is(err, ErrHeadMismatch) && !resealed:
+			// committedAnyway moved the head to the stored one: reseal
+			// after it once, at once, so a head moved by an ambiguous
+			// commit or another writer does not fail these callers.
+			resealed = true
+			continue
 		case w.cfg.Mode == ModeSync:
 			w.settle(live, err)
 			return
@@ -717,14 +724,14 @@ func (w *Writer) committedAnyway(live []*item, err error) bool {
 // mode; in async mode, where the caller was answered, the record goes to
 // the dead-letter file and health drops (see the Writer's failure policy).
 func (w *Writer) refuse(it *item, err error) {
-	w.met.rejected.Inc()
 	w.log.Error().Err(err).Str("chain", w.cfg.ChainID).Str("decision_id", it.rec.GetDecisionId()).
 		Str("mode", string(w.cfg.Mode)).Msg("audit record refused by the store")
 	if w.cfg.Mode == ModeAsync {
-		w.deadLetter(it.rec, err)
 		w.holdUntil.Store(time.Now().Add(w.cfg.RetryInterval).UnixNano())
 		w.healthy.Store(false)
+		w.deadLetter(it.rec, err)
 	}
+	w.met.rejected.Inc()
 	if !errors.Is(err, ErrUnavailable) {
 		err = fmt.Errorf("append audit record %s: %w: %w", it.rec.GetDecisionId(), ErrUnavailable, err)
 	}

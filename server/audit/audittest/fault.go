@@ -27,6 +27,8 @@ import (
 //   - BlockAppends / BlockFind(key): calls wait until the returned release
 //     func is called or their ctx ends (a store stalled by a lock or a slow
 //     disk).
+//   - FailHead(n, err): the next n Head calls return err (the writer cannot
+//     tell at once whether an ambiguous commit went through).
 //   - FailPing(err): Ping returns err until FailPing(nil).
 //
 // Heal clears every fault and releases every block.
@@ -40,6 +42,8 @@ type FaultStore struct {
 	commitFailErr error
 	rejects       map[string]error
 	pingErr       error
+	failHeads     int
+	failHeadErr   error
 	appendGate    chan struct{} // closed when appends may proceed; nil: not blocked
 	findGates     map[string]chan struct{}
 	appends       int
@@ -78,6 +82,26 @@ func (f *FaultStore) ClearRejects() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	clear(f.rejects)
+}
+
+// FailHead makes the next n Head calls return err.
+func (f *FaultStore) FailHead(n int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failHeads, f.failHeadErr = n, err
+}
+
+// Head implements audit.Store, failing while FailHead is armed.
+func (f *FaultStore) Head(ctx context.Context, chainID string) (audit.Head, error) {
+	f.mu.Lock()
+	if f.failHeads > 0 {
+		f.failHeads--
+		err := f.failHeadErr
+		f.mu.Unlock()
+		return audit.Head{}, err
+	}
+	f.mu.Unlock()
+	return f.Store.Head(ctx, chainID)
 }
 
 // FailPing makes Ping return err; nil lets Ping through again.
@@ -132,7 +156,7 @@ func (f *FaultStore) BlockFind(key string) (release func()) {
 func (f *FaultStore) Heal() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.failAppends, f.commitFail, f.pingErr = 0, 0, nil
+	f.failAppends, f.commitFail, f.failHeads, f.pingErr = 0, 0, 0, nil
 	clear(f.rejects)
 	if f.appendGate != nil {
 		close(f.appendGate)
