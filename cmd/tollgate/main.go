@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/audit"
+	"github.com/tollgate/tollgate/server/audit/sqlite"
 )
 
 func main() {
@@ -83,6 +85,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "bound on draining in-flight calls at shutdown")
 	auditMode := fs.String("audit-mode", string(audit.ModeSync), "audit log mode: sync (answer after the record is durable) or async (answer once queued)")
 	fs.StringVar(&cfg.Audit.ChainID, "audit-chain", "default", "this replica's audit hash chain id")
+	fs.BoolVar(&cfg.Audit.AcceptChainBreak, "audit-accept-chain-break", false, "start even if the audit chain's stored tail does not verify (rows deleted or rewritten): writes a chain-break record naming what was found and who accepted it, then continues the chain")
 	mask := fs.String("audit-mask", "", "comma-separated request paths masked in the audit log, e.g. resource.attributes.bank_account")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM); without it gRPC is plaintext, allowed only on loopback")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "server private key (PEM)")
@@ -113,6 +116,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	a, err := app.New(ctx, cfg, log)
+	var brk *audit.ChainBreakError
+	if errors.As(err, &brk) {
+		return fmt.Errorf("serve: %w; investigate %s first, then start with --audit-accept-chain-break to record the break in the log and continue", err, filepath.Join(cfg.DataDir, sqlite.FileName))
+	}
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

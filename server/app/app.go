@@ -77,7 +77,8 @@ type Config struct {
 	// MaxConcurrentStreams bounds concurrent calls per client connection. Default 256.
 	MaxConcurrentStreams uint32
 	// Audit configures the decision log writer: mode (sync, the default, or async), chain id, masked
-	// request paths, batching. Its Registry is set by the app.
+	// request paths, batching, whether to accept a broken chain tail (AcceptChainBreak). Its Registry
+	// is set by the app; its DeadLetterFile defaults to DataDir/audit-rejected.ndjson.
 	Audit audit.Config
 	// AllowBuiltins names unsafe OPA built-ins (engine.UnsafeBuiltins: network and host access) bundles
 	// may call; none by default.
@@ -87,6 +88,9 @@ type Config struct {
 	AllowUnsignedBundles bool
 	// ImpactTimeout is the server-side deadline of one impact analysis. Default api.DefaultImpactTimeout.
 	ImpactTimeout time.Duration
+	// WrapAuditStore, for tests only, wraps the audit store the decision writer and the health check
+	// use, e.g. in an audittest.FaultStore to make it fail on purpose. Nil in production.
+	WrapAuditStore func(audit.Store) audit.Store
 	// Bundles configures the policy bundle gate and its sources (bundle server URL and polling,
 	// signature verification, required tests). Its Dir is BundleDir and its Registry is set by the app.
 	Bundles bundles.Config
@@ -98,6 +102,9 @@ const (
 	DefaultHTTPAddr        = "127.0.0.1:7071"
 	DefaultDataDir         = "tollgate-data"
 	DefaultShutdownTimeout = 10 * time.Second
+	// DeadLetterFileName is the file under DataDir where async mode keeps answered records the audit
+	// store refused (audit.Config.DeadLetterFile).
+	DeadLetterFileName = "audit-rejected.ndjson"
 )
 
 func (c Config) withDefaults() Config {
@@ -177,7 +184,14 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	}
 	auditCfg := cfg.Audit
 	auditCfg.Registry = a.registry
-	if a.writer, err = audit.NewWriter(auditCfg, a.store, log); err != nil {
+	if auditCfg.DeadLetterFile == "" {
+		auditCfg.DeadLetterFile = filepath.Join(cfg.DataDir, DeadLetterFileName)
+	}
+	var writerStore audit.Store = a.store
+	if cfg.WrapAuditStore != nil {
+		writerStore = cfg.WrapAuditStore(a.store)
+	}
+	if a.writer, err = audit.NewWriter(auditCfg, writerStore, log); err != nil {
 		a.store.Close()
 		return nil, fmt.Errorf("start audit writer: %w", err)
 	}
