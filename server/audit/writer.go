@@ -127,7 +127,7 @@ func (c *Config) setDefaults() error {
 //     it is appended to DeadLetterFile with the error, logged at error
 //     level with its decision id, counted in
 //     tollgate_audit_rejected_records_total, and Healthy reports false for
-//     at least RetryInterval and until a later commit succeeds.
+//     at least RetryInterval and until a later commit or probe succeeds.
 //   - Close with a failing store (async): the queue is retried ten times
 //     RetryInterval apart, then what is left goes to DeadLetterFile too.
 //
@@ -241,7 +241,7 @@ func NewWriter(cfg Config, store Store, log zerolog.Logger) (*Writer, error) {
 	w.met, err = newMetrics(cfg.Registry, cfg.ChainID,
 		func() float64 { return float64(len(w.queue)) },
 		func() float64 {
-			if w.healthy.Load() {
+			if w.Healthy() {
 				return 1
 			}
 			return 0

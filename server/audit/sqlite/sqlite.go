@@ -333,11 +333,14 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 	}
 	for i, e := range entries {
 		r := e.Record
-		want := prev.Seq + uint64(i) + 1
-		if i == 0 && r.GetKind() == tollgatev1.RecordKind_RECORD_KIND_CHAIN_BREAK && r.GetSeq() > prev.Seq {
-			want = r.GetSeq() // see audit.Store.Append
+		want := prev.Seq + 1
+		switch {
+		case i > 0:
+			want = entries[i-1].Record.GetSeq() + 1
+		case r.GetKind() == tollgatev1.RecordKind_RECORD_KIND_CHAIN_BREAK && r.GetSeq() > prev.Seq:
+			want = r.GetSeq() // may jump past rows beyond the head: see audit.Store.Append
 		}
-		if r.GetChainId() != prev.ChainID || r.GetSeq() != want || r.GetDecisionId() == "" || (i > 0 && r.GetSeq() != entries[i-1].Record.GetSeq()+1) {
+		if r.GetChainId() != prev.ChainID || r.GetSeq() != want || r.GetDecisionId() == "" {
 			return fmt.Errorf("append record %q (chain %q seq %d) after %q seq %d: %w",
 				r.GetDecisionId(), r.GetChainId(), r.GetSeq(), prev.ChainID, prev.Seq, audit.ErrInvalidArgument)
 		}
