@@ -268,8 +268,9 @@ func (w *Writer) Mode() Mode { return w.cfg.Mode }
 // rec.idempotency_key is set, it is computed with PayloadHash from the
 // unmasked request.
 //
-// Idempotency: if a decision with rec's idempotency_key is stored or queued,
-// Write does not log rec. With an equal payload_hash it logs a
+// Idempotency: if a decision with rec's idempotency_key in rec's scope
+// (IdempotencyScope: the caller's name) is stored or queued, Write does not
+// log rec. With an equal payload_hash it logs a
 // RECORD_KIND_REPLAY marker (rec's decision_id, replay_of the original) and
 // returns the marker and the original; with another payload_hash it returns
 // a *ConflictError. This holds across concurrent Writes and restarts.
@@ -622,7 +623,11 @@ func (w *Writer) commitItems(batch []*item) {
 	for _, it := range batch {
 		if it.origin != nil {
 			if err := w.failure(it.origin); err != nil {
-				w.refuse(it, err)
+				if w.cfg.Mode == ModeAsync {
+					w.refuse(it, err) // answered with a decision that is not stored: keep the marker
+				} else {
+					w.finish(it, err)
+				}
 				continue
 			}
 		}
@@ -817,7 +822,8 @@ func (w *Writer) appendBatch(live []*item) error {
 	for i, it := range live {
 		body, err := sealPrepared(it.rec, it.prep, seq+1, hash)
 		if err != nil {
-			return err
+			// The record itself cannot be encoded: retrying cannot help.
+			return fmt.Errorf("seal audit record %s: %w: %w", it.rec.GetDecisionId(), ErrInvalidArgument, err)
 		}
 		seq, hash = it.rec.Seq, it.rec.Hash
 		entries[i] = Entry{Record: it.rec, Body: body}
