@@ -118,6 +118,9 @@ func (s *AuditServer) ReplayDecision(ctx context.Context, req *tollgatev1.Replay
 	if err != nil {
 		return nil, toStatus(s.log, fmt.Errorf("decision %s: %w", req.GetDecisionId(), err))
 	}
+	if rec.GetKind() == tollgatev1.RecordKind_RECORD_KIND_CHAIN_BREAK {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is a chain-break record, not a decision: there is nothing to replay", rec.GetDecisionId())
+	}
 	if rec.GetKind() == tollgatev1.RecordKind_RECORD_KIND_REPLAY {
 		// A replay marker repeats an earlier answer; the decision to replay is the original.
 		if rec, err = s.store.Get(ctx, rec.GetReplayOf()); err != nil {

@@ -133,3 +133,35 @@ func TestChainBreakAtStart(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyAllChainsPastAcceptedBreak: an accepted break in one chain does not stop Verify of every
+// chain from finding damage in another, and is reported when nothing else is wrong.
+func TestVerifyAllChainsPastAcceptedBreak(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	for _, chain := range []string{"a", "b"} {
+		w := newWriter(t, audit.Config{ChainID: chain}, s)
+		for i := 0; i < 4; i++ {
+			r := audittest.Decision(i)
+			r.DecisionId = chain + r.DecisionId
+			if _, _, err := w.Write(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.Close()
+	}
+	db := rawDB(t, s)
+	exec(t, db, "DELETE FROM record_reasons WHERE decision_id = 'ad003'")
+	exec(t, db, "DELETE FROM records WHERE decision_id = 'ad003'")
+	newWriter(t, audit.Config{ChainID: "a", AcceptChainBreak: true}, s).Close()
+
+	rep := verify(t, s, "")
+	if rep.Problem != audit.ProblemAcceptedBreak || rep.ChainID != "a" || rep.RecordsChecked != 3+1+4 {
+		t.Errorf("Verify(all) = %+v; want chain a's accepted break, 8 records checked", rep)
+	}
+	exec(t, db, `UPDATE records SET body = json_set(body, '$.caller', 'mallory') WHERE decision_id = 'bd002'`)
+	rep = verify(t, s, "")
+	if rep.Problem != audit.ProblemHashMismatch || rep.ChainID != "b" || rep.FirstBadDecisionID != "bd002" {
+		t.Errorf("Verify(all) = %+v; want chain b's hash mismatch at bd002", rep)
+	}
+}

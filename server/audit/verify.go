@@ -73,7 +73,9 @@ func (r Report) Message() string {
 // (seq, decision id), who accepted it and when, the seqs left unverified
 // and how many records after it verify. Any other problem wins over it. An empty
 // chainID verifies every chain and returns the first failing chain's report
-// (or an OK report counting all records). The error is for store failures
+// (or an OK report counting all records); a chain whose only fault is an
+// accepted break does not stop the others from being verified, and is
+// reported only if none fails otherwise. The error is for store failures
 // only; a chain that does not verify is a Report with OK false.
 //
 // Verify cannot detect a rewrite that recomputes every later hash and the
@@ -87,16 +89,24 @@ func Verify(ctx context.Context, store Store, chainID string) (Report, error) {
 		return Report{}, fmt.Errorf("list audit chains: %w", err)
 	}
 	total := Report{OK: true}
+	var firstBreak *Report
 	for _, c := range chains {
 		r, err := verifyChain(ctx, store, c)
 		if err != nil {
 			return Report{}, err
 		}
-		if !r.OK {
+		if !r.OK && r.Problem != ProblemAcceptedBreak {
 			r.RecordsChecked += total.RecordsChecked
 			return r, nil
 		}
+		if !r.OK && firstBreak == nil {
+			firstBreak = &r // reported once every other chain verified
+		}
 		total.RecordsChecked += r.RecordsChecked
+	}
+	if firstBreak != nil {
+		firstBreak.RecordsChecked = total.RecordsChecked
+		return *firstBreak, nil
 	}
 	return total, nil
 }

@@ -99,6 +99,9 @@ func TestTruncatedTail(t *testing.T) {
 	if out, _, _ := s.ctl(t, "audit", "list", "--limit", "1"); !strings.Contains(out, breakID) || !strings.Contains(out, "CHAIN_BREAK") {
 		t.Errorf("audit list does not show the break record first:\n%s", out)
 	}
+	if out, errOut, code := s.ctl(t, "audit", "replay", breakID); code != 1 || !strings.Contains(errOut, "is a chain-break record, not a decision") {
+		t.Errorf("audit replay of the break record: exit %d, want 1 saying it is no decision:\n%s%s", code, out, errOut)
+	}
 
 	// Decisions continue after the break; verify reports the accepted break, not an intact chain.
 	more := decideN(t, s, 3)
