@@ -611,14 +611,10 @@ func (w *Writer) worthWaiting(n int) bool {
 	return n > 1 || w.lastBatch > 1
 }
 
-// commit seals and appends a batch under the Writer's failure policy.
+// commit seals and appends a batch under the Writer's failure policy,
+// splitting it around records the store refuses. Replay markers whose
+// original failed fail with it.
 func (w *Writer) commit(batch []*item) {
-	w.commitItems(batch)
-}
-
-// commitItems commits live, splitting it around records the store refuses.
-// Replay markers whose original failed fail with it.
-func (w *Writer) commitItems(batch []*item) {
 	live := make([]*item, 0, len(batch))
 	for _, it := range batch {
 		if it.origin != nil {
@@ -648,8 +644,8 @@ func (w *Writer) commitItems(batch []*item) {
 			// One bad record must not fail its batch-mates: bisect until it
 			// stands alone. The halves commit in order, so the chain keeps
 			// the batch's order less the refused records.
-			w.commitItems(live[:len(live)/2])
-			w.commitItems(live[len(live)/2:])
+			w.commit(live[:len(live)/2])
+			w.commit(live[len(live)/2:])
 			return
 		case refused(err):
 			w.refuse(live[0], err)
@@ -801,7 +797,7 @@ func (w *Writer) retriesAfterClose(live []*item) {
 			return
 		}
 		if refused(err) {
-			w.commitItems(live)
+			w.commit(live)
 			return
 		}
 		time.Sleep(w.cfg.RetryInterval)
@@ -834,7 +830,7 @@ func (w *Writer) appendBatch(live []*item) error {
 	if err != nil {
 		w.met.commitFailures.Inc()
 		if refused(err) {
-			// A bad record, not a bad store: commitItems isolates it.
+			// A bad record, not a bad store: commit isolates it.
 			return err
 		}
 		if w.healthy.Swap(false) {
