@@ -1,5 +1,6 @@
 // Package audittest is the conformance suite every audit.Store backend
-// passes, plus helpers to build sealed records for tests.
+// passes, helpers to build sealed records for tests, and FaultStore, a
+// Store that fails on purpose for tests of failure handling.
 package audittest
 
 import (

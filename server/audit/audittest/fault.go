@@ -239,7 +239,8 @@ func (f *FaultStore) Ping(ctx context.Context) error {
 	return f.Store.Ping(ctx)
 }
 
-// Stored reports which of ids the wrapped store holds, in the order given.
+// Stored splits ids into those s holds and those it does not (by Get), in
+// the order given.
 func Stored(ctx context.Context, s audit.Store, ids ...string) (stored, missing []string) {
 	for _, id := range ids {
 		if _, err := s.Get(ctx, id); err == nil {
