@@ -491,9 +491,15 @@ func (s *Store) FindByIdempotencyKey(ctx context.Context, scope, key string) (*a
 	if key == "" {
 		return nil, audit.ErrNotFound
 	}
-	return s.one(ctx, "SELECT body, hash FROM records WHERE idempotency_scope = ? AND idempotency_key = ? AND kind = ?",
-		scope, key, int64(tollgatev1.RecordKind_RECORD_KIND_DECISION))
+	return s.one(ctx, findByKeySQL, scope, key)
 }
+
+// findByKeySQL looks a decision up by (scope, key). The literal kind = 1 and
+// idempotency_key <> '' let SQLite see that the partial unique index
+// records_idempotency covers the query; with a bound kind it could not
+// (plan_idempotency_test.go checks the plan).
+const findByKeySQL = `SELECT body, hash FROM records
+	WHERE idempotency_scope = ? AND idempotency_key = ? AND idempotency_key <> '' AND kind = 1`
 
 func (s *Store) one(ctx context.Context, query string, args ...any) (*audit.Record, error) {
 	if err := s.check(); err != nil {
