@@ -495,7 +495,7 @@ func (s *Store) FindByIdempotencyKey(ctx context.Context, scope, key string) (*a
 }
 
 // findByKeySQL looks a decision up by (scope, key). The literal kind = 1 and
-// idempotency_key <> '' let SQLite see that the partial unique index
+// idempotency_key <> ” let SQLite see that the partial unique index
 // records_idempotency covers the query; with a bound kind it could not
 // (plan_idempotency_test.go checks the plan).
 const findByKeySQL = `SELECT body, hash FROM records
