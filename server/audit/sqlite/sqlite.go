@@ -494,10 +494,10 @@ func (s *Store) FindByIdempotencyKey(ctx context.Context, scope, key string) (*a
 	return s.one(ctx, findByKeySQL, scope, key)
 }
 
-// findByKeySQL looks a decision up by (scope, key). The literal kind = 1 and
-// idempotency_key <> ” let SQLite see that the partial unique index
-// records_idempotency covers the query; with a bound kind it could not
-// (plan_idempotency_test.go checks the plan).
+// findByKeySQL looks a decision up by (scope, key). Spelling the partial
+// unique index's own conditions (kind 1, a non-empty key) as literals lets
+// SQLite see that records_idempotency covers the query; with a bound kind it
+// scanned the table (plan_idempotency_test.go checks the plan).
 const findByKeySQL = `SELECT body, hash FROM records
 	WHERE idempotency_scope = ? AND idempotency_key = ? AND idempotency_key <> '' AND kind = 1`
 
