@@ -132,7 +132,8 @@ func (s *AuditServer) ImpactAnalysis(ctx context.Context, req *tollgatev1.Impact
 }
 
 // listDecisions calls fn with the newest decision records, newest first, until last have been seen or
-// the log ends. Replay markers are skipped: they repeat an earlier decision.
+// the log ends. Replay markers are skipped: they repeat an earlier decision; so are chain-break
+// records, which are no decision at all.
 func (s *AuditServer) listDecisions(ctx context.Context, last int, fn func(i int, rec *audit.Record)) (int, error) {
 	n := 0
 	f := audit.Filter{PageSize: audit.MaxPageSize}
@@ -142,7 +143,7 @@ func (s *AuditServer) listDecisions(ctx context.Context, last int, fn func(i int
 			return n, fmt.Errorf("list decisions: %w", err)
 		}
 		for _, rec := range page.Records {
-			if rec.GetKind() == tollgatev1.RecordKind_RECORD_KIND_REPLAY {
+			if k := rec.GetKind(); k == tollgatev1.RecordKind_RECORD_KIND_REPLAY || k == tollgatev1.RecordKind_RECORD_KIND_CHAIN_BREAK {
 				continue
 			}
 			fn(n, rec)
