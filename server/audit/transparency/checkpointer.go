@@ -201,26 +201,14 @@ func (c *Checkpointer) checkpoint(ctx context.Context, chain string) error {
 	if err != nil {
 		return fmt.Errorf("read tree size of chain %s: %w", chain, err)
 	}
-	switch {
-	case size == prev.Size:
+	if size == prev.Size {
 		return nil
-	case size < prev.Size:
-		return fmt.Errorf("%w: chain %s has %d leaves, its checkpoint %d", ErrInconsistent, chain, size, prev.Size)
-	}
-	root, err := TreeRoot(ctx, c.hashes, chain, size)
-	if err != nil {
-		return err
 	}
 	// A log must never sign two inconsistent checkpoints: if the stored tree
-	// was rewritten under us, refuse rather than sign the rewrite.
-	if prev.Size > 0 {
-		proof, err := ConsistencyProof(ctx, c.hashes, chain, prev.Size, size)
-		if err != nil {
-			return err
-		}
-		if err := VerifyConsistency(proof, prev.Size, prev.Root, size, root); err != nil {
-			return fmt.Errorf("%w: chain %s at size %d: %v", ErrInconsistent, chain, size, err)
-		}
+	// was truncated or rewritten under us, refuse rather than sign it.
+	root, err := CheckExtends(ctx, c.hashes, chain, size, prev)
+	if err != nil {
+		return err
 	}
 	cp, err := SignCheckpoint(c.cfg.Signer, Origin(c.cfg.OriginPrefix, chain), size, root, c.cfg.Now())
 	if err != nil {

@@ -226,6 +226,31 @@ func VerifyConsistency(proof tlog.TreeProof, oldSize int64, oldRoot tlog.Hash, n
 	return nil
 }
 
+// CheckExtends checks that chainID's tree in s at size leaves extends old, a
+// checkpoint of that chain verified by the caller, and returns the tree's
+// root at size. A tree smaller than old, or one whose first old.Size leaves
+// are not old's (a rewrite), is an error wrapping ErrInconsistent; a
+// failure to read s is returned as is.
+func CheckExtends(ctx context.Context, s HashStore, chainID string, size int64, old Checkpoint) (tlog.Hash, error) {
+	if size < old.Size {
+		return tlog.Hash{}, fmt.Errorf("%w: chain %s has %d leaves, checkpoint %d", ErrInconsistent, chainID, size, old.Size)
+	}
+	root, err := TreeRoot(ctx, s, chainID, size)
+	if err != nil {
+		return tlog.Hash{}, err
+	}
+	var proof tlog.TreeProof
+	if old.Size > 0 && old.Size < size {
+		if proof, err = ConsistencyProof(ctx, s, chainID, old.Size, size); err != nil {
+			return tlog.Hash{}, err
+		}
+	}
+	if err := VerifyConsistency(proof, old.Size, old.Root, size, root); err != nil {
+		return tlog.Hash{}, fmt.Errorf("%w: chain %s at size %d: %v", ErrInconsistent, chainID, size, err)
+	}
+	return root, nil
+}
+
 // MemoryHashStore is a HashStore in memory, for tests and tools. The zero
 // value is not usable; call NewMemoryHashStore. It is safe for concurrent
 // use.
@@ -276,29 +301,15 @@ func (m *MemoryHashStore) ReadHashes(_ context.Context, chainID string, indexes 
 
 // AppendHashes implements HashStore.
 func (m *MemoryHashStore) AppendHashes(_ context.Context, chainID string, oldSize, newSize int64, hashes []tlog.Hash) error {
-	if oldSize < 0 || newSize < oldSize ||
-		int64(len(hashes)) != tlog.StoredHashCount(newSize)-tlog.StoredHashCount(oldSize) {
-		return fmt.Errorf("%w: %d hashes from size %d to %d", ErrInvalidArgument, len(hashes), oldSize, newSize)
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.sizes[chainID] != oldSize {
 		return fmt.Errorf("%w: chain %s has %d leaves, append expects %d", ErrSizeMismatch, chainID, m.sizes[chainID], oldSize)
 	}
+	if newSize < oldSize || int64(len(hashes)) != tlog.StoredHashCount(newSize)-tlog.StoredHashCount(oldSize) {
+		return fmt.Errorf("%w: %d hashes from size %d to %d", ErrInvalidArgument, len(hashes), oldSize, newSize)
+	}
 	m.hashes[chainID] = append(m.hashes[chainID], hashes...)
 	m.sizes[chainID] = newSize
-	return nil
-}
-
-// SetHash overwrites one stored hash, so tests can tamper with a tree the
-// way an administrator of the database could.
-func (m *MemoryHashStore) SetHash(chainID string, index int64, h tlog.Hash) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	stored := m.hashes[chainID]
-	if index < 0 || index >= int64(len(stored)) {
-		return fmt.Errorf("%w: stored hash %d of chain %s", ErrNotFound, index, chainID)
-	}
-	stored[index] = h
 	return nil
 }
