@@ -296,8 +296,10 @@ func (c *Checkpointer) Stats() CheckpointerStats {
 
 // Close runs a last round, so records appended since the previous one are
 // covered, gives every witness one last push of what it has not yet taken,
-// and returns when all of c's goroutines have ended. Waiters in WaitFor get
-// ErrClosed. Close does not close the witnesses; it is idempotent.
+// and returns when all of c's goroutines have ended, so it can take as long
+// as the slowest witness's push (HTTPWitness bounds that by its timeout).
+// Waiters in WaitFor get ErrClosed. Close does not close the witnesses; it is
+// idempotent.
 func (c *Checkpointer) Close() error {
 	c.closeOnce.Do(func() {
 		// The signer stops first so its last checkpoints reach the
