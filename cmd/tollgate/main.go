@@ -48,6 +48,7 @@ commands:
   serve       start the decision service (gRPC on --addr, metrics and health on --http-addr)
   bundle      build, sign, inspect and test policy bundles (tollgate bundle -h)
   dev-certs   write a throwaway CA, server and client certificates, a token and callers.json (DIR)
+  keygen      write an Ed25519 key pair for signing audit checkpoints (tollgate keygen -h)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bundleCommand(ctx, args[1:], stdout, stderr)
 	case "dev-certs":
 		return devCerts(args[1:], stdout, stderr)
+	case "keygen":
+		return keygen(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
