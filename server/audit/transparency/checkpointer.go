@@ -162,11 +162,10 @@ func (c *Checkpointer) run() {
 // since its last checkpoint and queues the checkpoints for the witnesses. It
 // returns the round's errors, joined, which are also logged and counted.
 func (c *Checkpointer) SignNow(ctx context.Context) error {
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	select {
+	case <-c.stop:
 		return ErrClosed
+	default:
 	}
 	return c.round(ctx)
 }
