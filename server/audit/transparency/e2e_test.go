@@ -3,6 +3,7 @@ package transparency_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tollgate/tollgate/server/audit"
@@ -61,6 +62,13 @@ func TestLogEndToEnd(t *testing.T) {
 			t.Errorf("the log does not extend the checkpoint at %d: %v", cp.Size, err)
 		}
 	}
+	var notes [][]byte
+	for _, cp := range cps {
+		notes = append(notes, cp.Note)
+	}
+	if err := transparency.VerifyCheckpoints(ctx, hs, chain, n, notes, v, origin); err != nil {
+		t.Errorf("VerifyCheckpoints on the honest log: %v", err)
+	}
 	// Receipts against the checkpoint at 512 for records on both sides of
 	// where the attacker will strike.
 	cp512 := cps[5]
@@ -98,6 +106,10 @@ func TestLogEndToEnd(t *testing.T) {
 				t.Errorf("checkpoint at %d, after the rewrite: err = %v, want ErrInconsistent", cp.Size, err)
 			}
 		}
+		err := transparency.VerifyCheckpoints(ctx, fs, chain, n, notes, v, origin)
+		if !errors.Is(err, transparency.ErrInconsistent) || !strings.Contains(err.Error(), "checkpoint 6 ") {
+			t.Errorf("VerifyCheckpoints on the rewritten log: err = %v, want ErrInconsistent at checkpoint 6 (size 512)", err)
+		}
 		// The receipt the caller holds for seq 500 no longer matches the log.
 		leaf, _ := transparency.HashFromBytes(recs[499].Hash)
 		p, err := transparency.InclusionProof(ctx, fs, chain, 499, n)
@@ -109,6 +121,14 @@ func TestLogEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("checkpoint by another key", func(t *testing.T) {
+		forged := append([][]byte{}, notes...)
+		forged[3] = sign(t, otherSigner(t), origin, cps[3].Size, cps[3].Root).Note
+		if err := transparency.VerifyCheckpoints(ctx, hs, chain, n, forged, v, origin); !errors.Is(err, transparency.ErrBadSignature) {
+			t.Errorf("err = %v, want ErrBadSignature", err)
+		}
+	})
+
 	t.Run("truncated tail", func(t *testing.T) {
 		ts := rebuild(recs[:900])
 		for _, cp := range cps {
@@ -116,6 +136,9 @@ func TestLogEndToEnd(t *testing.T) {
 			if cp.Size > 900 && !errors.Is(err, transparency.ErrInconsistent) {
 				t.Errorf("checkpoint at %d against 900 leaves: err = %v, want ErrInconsistent", cp.Size, err)
 			}
+		}
+		if err := transparency.VerifyCheckpoints(ctx, ts, chain, 900, notes, v, origin); !errors.Is(err, transparency.ErrInconsistent) {
+			t.Errorf("VerifyCheckpoints on the truncated log: err = %v, want ErrInconsistent", err)
 		}
 		// Regrowing to the old size with other records does not help.
 		more := make([]*audit.Record, 100)

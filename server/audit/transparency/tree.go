@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -311,5 +312,41 @@ func (m *MemoryHashStore) AppendHashes(_ context.Context, chainID string, oldSiz
 	}
 	m.hashes[chainID] = append(m.hashes[chainID], hashes...)
 	m.sizes[chainID] = newSize
+	return nil
+}
+
+// VerifyCheckpoints checks signed checkpoint notes of chainID (as stored or
+// kept by witnesses) against its tree in s at size: each must carry v's
+// signature for origin and state a prefix of that tree. Checkpoints that
+// all extend into one tree are consistent with each other, so this is what
+// an audit of the stored checkpoints needs. To judge the stored tree hashes
+// too, pass as s the tree recomputed from the records (a MemoryHashStore
+// filled by Append while reading them) and compare its root with the stored
+// one. It stops at the first failure,
+// wrapping ErrMalformed, ErrBadSignature, ErrOriginMismatch or
+// ErrInconsistent with the checkpoint's position in notes.
+func VerifyCheckpoints(ctx context.Context, s HashStore, chainID string, size int64, notes [][]byte, v note.Verifier, origin string) error {
+	root, err := TreeRoot(ctx, s, chainID, size)
+	if err != nil {
+		return err
+	}
+	for i, n := range notes {
+		cp, err := VerifyCheckpoint(n, v, origin)
+		if err != nil {
+			return fmt.Errorf("checkpoint %d of chain %s: %w", i+1, chainID, err)
+		}
+		if cp.Size > size {
+			return fmt.Errorf("checkpoint %d of chain %s: %w: it has %d leaves, the log %d", i+1, chainID, ErrInconsistent, cp.Size, size)
+		}
+		var proof tlog.TreeProof
+		if cp.Size > 0 && cp.Size < size {
+			if proof, err = ConsistencyProof(ctx, s, chainID, cp.Size, size); err != nil {
+				return err
+			}
+		}
+		if err := VerifyConsistency(proof, cp.Size, cp.Root, size, root); err != nil {
+			return fmt.Errorf("checkpoint %d of chain %s at size %d: %w: %v", i+1, chainID, cp.Size, ErrInconsistent, err)
+		}
+	}
 	return nil
 }
