@@ -54,6 +54,16 @@
 // CheckpointStore and pushes it to every Witness: FileWitness appends it to
 // a file, ideally on another volume; HTTPWitness POSTs it to a URL.
 //
+// # Verifying
+//
+// CheckExtends proves that a tree extends one checkpoint (an auditor's
+// copy, --since-checkpoint); VerifyCheckpoints checks a list of them, as
+// stored or as a witness file holds them (ReadCheckpointFile), against one
+// tree. Checked against a tree recomputed from the records, they detect a
+// deleted tail, a rewritten record and a chain rebuilt with fresh hashes
+// from any record on, even when every table was rewritten to match, as long
+// as a checkpoint signed before the tampering is at hand.
+//
 // # Receipts
 //
 // A Receipt carries a record's leaf index and hash, an inclusion proof and a

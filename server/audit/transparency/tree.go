@@ -15,25 +15,25 @@ import (
 // Errors returned by this package. Test with errors.Is.
 var (
 	// ErrNotFound: no such chain, hash or checkpoint.
-	ErrNotFound = errors.New("transparency: not found")
+	ErrNotFound = errors.New("not found")
 	// ErrSizeMismatch: an append does not continue the stored tree.
-	ErrSizeMismatch = errors.New("transparency: tree size mismatch")
+	ErrSizeMismatch = errors.New("tree size mismatch")
 	// ErrInvalidArgument: a size, index, hash or origin out of range or malformed.
-	ErrInvalidArgument = errors.New("transparency: invalid argument")
+	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrProof: an inclusion or consistency proof does not verify.
-	ErrProof = errors.New("transparency: proof does not verify")
+	ErrProof = errors.New("proof does not verify")
 	// ErrInconsistent: a tree does not extend an earlier checkpoint.
-	ErrInconsistent = errors.New("transparency: tree does not extend the checkpoint")
+	ErrInconsistent = errors.New("tree does not extend the checkpoint")
 	// ErrMalformed: a checkpoint, receipt or witness file does not parse.
-	ErrMalformed = errors.New("transparency: malformed")
+	ErrMalformed = errors.New("malformed")
 	// ErrBadSignature: a checkpoint carries no valid signature by the key.
-	ErrBadSignature = errors.New("transparency: no valid signature by the key")
+	ErrBadSignature = errors.New("no valid signature by the key")
 	// ErrOriginMismatch: a checkpoint is for another log.
-	ErrOriginMismatch = errors.New("transparency: checkpoint origin mismatch")
+	ErrOriginMismatch = errors.New("checkpoint origin mismatch")
 	// ErrRecordMismatch: a record does not match the receipt's leaf.
-	ErrRecordMismatch = errors.New("transparency: record does not match the receipt")
+	ErrRecordMismatch = errors.New("record does not match the receipt")
 	// ErrClosed: the Checkpointer or witness is closed.
-	ErrClosed = errors.New("transparency: closed")
+	ErrClosed = errors.New("checkpointer or witness closed")
 )
 
 // HashStore keeps the stored tree hashes of every chain (see the package doc
