@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -42,6 +43,11 @@ type CheckpointerConfig struct {
 	Witnesses []Witness
 	// Now is the clock for SignedAt; default time.Now.
 	Now func() time.Time
+	// Registry receives the counters of CheckpointerStats as
+	// tollgate_audit_checkpoints_total, tollgate_audit_checkpoint_errors_total,
+	// tollgate_audit_witness_pushes_total and
+	// tollgate_audit_witness_push_errors_total; nil registers none.
+	Registry *prometheus.Registry
 }
 
 func (c *CheckpointerConfig) setDefaults() error {
@@ -131,6 +137,9 @@ func NewCheckpointer(cfg CheckpointerConfig, hashes HashStore, store CheckpointS
 
 		stopWitnesses: make(chan struct{}),
 	}
+	if err := c.register(cfg.Registry); err != nil {
+		return nil, err
+	}
 	for _, w := range cfg.Witnesses {
 		ww := &witnessWorker{c: c, w: w, pending: map[string]Checkpoint{}, wake: make(chan struct{}, 1)}
 		c.workers = append(c.workers, ww)
@@ -140,6 +149,27 @@ func NewCheckpointer(cfg CheckpointerConfig, hashes HashStore, store CheckpointS
 	c.signerWG.Add(1)
 	go c.run()
 	return c, nil
+}
+
+func (c *Checkpointer) register(reg *prometheus.Registry) error {
+	if reg == nil {
+		return nil
+	}
+	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v.Load()) })
+	}
+	for _, col := range []prometheus.Collector{
+		counter("tollgate_audit_checkpoints_total", "Audit checkpoints signed and stored.", &c.signed),
+		counter("tollgate_audit_checkpoint_errors_total", "Failures to checkpoint a chain (reading, a tree not extending the last checkpoint, signing, storing); retried.", &c.errs),
+		counter("tollgate_audit_witness_pushes_total", "Checkpoints accepted by witnesses.", &c.pushed),
+		counter("tollgate_audit_witness_push_errors_total", "Failed pushes of checkpoints to witnesses; retried.", &c.witnessErrs),
+	} {
+		if err := reg.Register(col); err != nil {
+			return fmt.Errorf("register checkpointer metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 func (c *Checkpointer) run() {
@@ -217,6 +247,7 @@ func (c *Checkpointer) checkpoint(ctx context.Context, chain string) error {
 		return fmt.Errorf("store checkpoint of chain %s at size %d: %w", chain, size, err)
 	}
 	c.signed.Add(1)
+	c.log.Debug().Str("chain", chain).Int64("size", size).Msg("signed checkpoint")
 	c.mu.Lock()
 	c.latest[chain] = cp
 	close(c.changed)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -95,10 +96,12 @@ func TestCheckpointerSignsStoresAndWitnesses(t *testing.T) {
 	}
 	appendLeaves(t, hs, "a", leaves("a", 0, 10))
 	appendLeaves(t, hs, "b", leaves("b", 0, 5))
+	reg := prometheus.NewRegistry()
 	c := newCheckpointer(t, transparency.CheckpointerConfig{
 		Interval:  10 * time.Millisecond,
 		Witnesses: []transparency.Witness{fw, hw},
 		Now:       func() time.Time { return testTime },
+		Registry:  reg,
 	}, hs, cs)
 	waitFor(t, c, "a", 10)
 	waitFor(t, c, "b", 5)
@@ -161,6 +164,9 @@ func TestCheckpointerSignsStoresAndWitnesses(t *testing.T) {
 	st := c.Stats()
 	if st.Signed != uint64(len(stored)+1) || st.Errors != 0 || st.WitnessErrors != 0 || st.Pushed < 4 {
 		t.Errorf("stats = %+v", st)
+	}
+	if got := counterValue(t, reg, "tollgate_audit_checkpoints_total"); got != float64(st.Signed) {
+		t.Errorf("tollgate_audit_checkpoints_total = %v, want %d", got, st.Signed)
 	}
 }
 
@@ -329,4 +335,20 @@ func TestNewCheckpointerValidates(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrInvalidArgument", name, err)
 		}
 	}
+}
+
+// counterValue reads a counter from reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return 0
 }
