@@ -213,7 +213,11 @@ func (c *Checkpointer) round(ctx context.Context) error {
 	for _, chain := range chains {
 		if err := c.checkpoint(ctx, chain); err != nil {
 			c.errs.Add(1)
-			c.log.Error().Err(err).Str("chain", chain).Msg("checkpoint chain")
+			msg := "checkpoint chain; retrying next round"
+			if errors.Is(err, ErrInconsistent) {
+				msg = "audit tree does not extend its last checkpoint (truncated or rewritten?); refusing to sign it"
+			}
+			c.log.Error().Err(err).Str("chain", chain).Msg(msg)
 			errs = append(errs, err)
 		}
 	}
