@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -266,25 +267,24 @@ type member struct {
 	val any
 }
 
-// decodeJSON decodes exactly one JSON value.
+// decodeJSON decodes exactly one JSON value. A syntax error or data after the
+// value is placed at the line and column of its first offending character.
 func decodeJSON(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	v, err := decodeValue(dec, "")
 	if err == nil {
-		if _, extra := dec.Token(); extra != io.EOF {
-			err = errors.New("unexpected data after the JSON value")
-			if extra != nil {
-				err = extra
-			}
+		end := dec.InputOffset()
+		if rest := bytes.TrimLeft(data[end:], jsonSpace); len(rest) > 0 {
+			at := int64(len(data) - len(rest))
+			return nil, &FieldError{Msg: "invalid JSON at " + position(data, at) + ": unexpected data after the JSON value"}
 		}
+		return v, nil
 	}
 	var syn *json.SyntaxError
 	switch {
-	case err == nil:
-		return v, nil
 	case errors.As(err, &syn):
-		return nil, &FieldError{Msg: fmt.Sprintf("invalid JSON at %s: %v", position(data, syn.Offset), syn)}
+		return nil, syntaxError(data, syn)
 	case errors.Is(err, io.EOF) && len(bytes.TrimSpace(data)) == 0:
 		return nil, &FieldError{Msg: "empty input, want a JSON value"}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -294,6 +294,23 @@ func decodeJSON(data []byte) (any, error) {
 	default:
 		return nil, &FieldError{Msg: "invalid JSON: " + err.Error()}
 	}
+}
+
+// jsonSpace is the whitespace JSON allows between tokens (RFC 8259 §2).
+const jsonSpace = " \t\r\n"
+
+// syntaxError places a syntax error the decoder found. The decoder's own
+// offsets count only the bytes of some of its tokens, so they are off by the
+// length of whatever came before; a fresh scan of the whole input reports the
+// offset of the offending byte.
+func syntaxError(data []byte, streamErr *json.SyntaxError) *FieldError {
+	var raw json.RawMessage
+	var syn *json.SyntaxError
+	if err := json.Unmarshal(data, &raw); errors.As(err, &syn) && syn.Offset > 0 {
+		// Offset counts the bytes read including the offending one.
+		return &FieldError{Msg: fmt.Sprintf("invalid JSON at %s: %v", position(data, syn.Offset-1), syn)}
+	}
+	return &FieldError{Msg: fmt.Sprintf("invalid JSON: %v", streamErr)}
 }
 
 func decodeValue(dec *json.Decoder, path string) (any, error) {
@@ -343,14 +360,14 @@ func decodeValue(dec *json.Decoder, path string) (any, error) {
 	return tok, nil
 }
 
-// position turns a byte offset into "line L, column C" (or "column C" for a
-// one-line document, such as an NDJSON line).
+// position turns the byte offset of a character into "line L, column C" (or
+// "column C" for a one-line document, such as an NDJSON line). Columns count
+// characters, not bytes, from 1.
 func position(data []byte, offset int64) string {
-	if offset > int64(len(data)) {
-		offset = int64(len(data))
-	}
+	offset = min(max(offset, 0), int64(len(data)))
 	before := data[:offset]
-	col := int64(len(before) - bytes.LastIndexByte(before, '\n'))
+	lineStart := bytes.LastIndexByte(before, '\n') + 1
+	col := utf8.RuneCount(before[lineStart:]) + 1
 	if !bytes.Contains(bytes.TrimRight(data, "\r\n"), []byte("\n")) {
 		return fmt.Sprintf("column %d", col)
 	}

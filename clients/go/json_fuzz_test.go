@@ -34,7 +34,7 @@ func FuzzParseDecideRequestJSON(f *testing.F) {
 		`{"actor":{"type":7}}`,
 		`{"resource":{"attributes":{"amount":1.0e-400}}}`,
 		`{"action":"\ud800"}`,
-		`[]`, `null`, ``, `{} {}`, `{"unknown":1}`,
+		`[]`, `null`, ``, `{} {}`, "{\n} x\n", `{"unknown":1}`,
 	} {
 		f.Add([]byte(seed))
 	}

@@ -154,6 +154,45 @@ func TestParseDecideRequestJSONErrors(t *testing.T) {
 	}
 }
 
+// TestParseJSONErrorPosition pins the line and column of syntax errors and of
+// data after the object: the place a reader's editor shows for the first
+// offending character, in one-line and multi-line documents.
+func TestParseJSONErrorPosition(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		doc  string
+		want string // the whole message
+	}{
+		{"junk after object", `{} x`, "invalid JSON at column 4: unexpected data after the JSON value"},
+		{"second object", `{"action": "PO.SUBMIT"} {}`, "invalid JSON at column 25: unexpected data after the JSON value"},
+		{"string after object", `{}"a"`, "invalid JSON at column 3: unexpected data after the JSON value"},
+		{"number after object", "{}\t\t7", "invalid JSON at column 5: unexpected data after the JSON value"},
+		{"closing brace after object", `{}  }`, "invalid JSON at column 5: unexpected data after the JSON value"},
+		{"trailing newlines are fine one line", "{} x\n\n", "invalid JSON at column 4: unexpected data after the JSON value"},
+		{"junk on a later line", "{\n  \"action\": \"PO.SUBMIT\"\n}\n\n   x", "invalid JSON at line 5, column 4: unexpected data after the JSON value"},
+		{"second object on a later line", "{\n  \"action\": \"PO.SUBMIT\"\n}\n{}\n", "invalid JSON at line 4, column 1: unexpected data after the JSON value"},
+		{"junk after CRLF lines", "{\r\n}\r\n  ]\r\n", "invalid JSON at line 3, column 3: unexpected data after the JSON value"},
+		{"columns count characters", `{"action": "Übergabe→"} x`, "invalid JSON at column 25: unexpected data after the JSON value"},
+		{"bad literal", `{"action": tru}`, "invalid JSON at column 15: invalid character '}' in literal true (expecting 'e')"},
+		{"bad number", `{"action": 1x}`, "invalid JSON at column 13: invalid character 'x' after object key:value pair"},
+		{"bad escape", `{"action": "\x"}`, "invalid JSON at column 14: invalid character 'x' in string escape code"},
+		{"bad literal on line 2", "{\"action\": \"b\",\n \"context\": nul}", "invalid JSON at line 2, column 16: invalid character '}' in literal null (expecting 'l')"},
+		{"missing colon on line 3", "{\n  \"action\": \"PO.SUBMIT\",\n  \"actor\" {}\n}", "invalid JSON at line 3, column 11: invalid character '{' after object key"},
+		{"deep in an array", "{\"resource\": {\"attributes\": {\"a\": [1, 2,\n  3x]}}}", "invalid JSON at line 2, column 4: invalid character 'x' after array element"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tollgate.ParseDecideRequestJSON([]byte(tc.doc))
+			var fe *tollgate.FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("ParseDecideRequestJSON(%q) error = %v, want a *FieldError", tc.doc, err)
+			}
+			if fe.Field != "" || fe.Msg != tc.want {
+				t.Errorf("ParseDecideRequestJSON(%q) error = {%q, %q}, want {\"\", %q}", tc.doc, fe.Field, fe.Msg, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseDecideRequestsJSON(t *testing.T) {
 	doc := `[` + specRequestJSON + `, {"actor": {"id": "agent-alloc", "type": "AI_AGENT"}, "action": "ALLOCATION.CREATE",
 		"ai": {"use_case": "backorder_allocation", "mode": "EXECUTE", "confidence": 0.93,
@@ -349,6 +388,7 @@ func TestParseChangeEventsNDJSONErrors(t *testing.T) {
 		{"version overflow", `{"event_id": "e3", "version": 18446744073709551616}`, "version", "out of range"},
 		{"record not an object", `{"event_id": "e3", "record": "x"}`, "record", "want a JSON object"},
 		{"syntax", `{"event_id": "e3",, }`, "", "invalid JSON at column 19"},
+		{"trailing data", `{"event_id": "e3"} {}`, "", "invalid JSON at column 20: unexpected data after the JSON value"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			input := good + "\n\n" + tc.bad + "\n" + good + "\n"

@@ -13,6 +13,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 
+	"github.com/tollgate/tollgate/server/api"
+	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 )
@@ -20,12 +22,15 @@ import (
 const bundleUsage = `usage: tollgate bundle <command> [flags]
 
 commands:
-  build DIR -o FILE [--revision R]          write the bundle in DIR as an OPA bundle tarball, after compiling it
+  build DIR -o FILE [--revision R] [--allow-builtins B]
+                                            write the bundle in DIR as an OPA bundle tarball, after compiling it
+                                            (an empty directory, or one without a decision rule, is refused)
   sign --key KEY [--key-id ID] [-o OUT] FILE|DIR
                                             sign a bundle tarball (RS256, OPA's .signatures.json); default OUT is FILE;
                                             a DIR gets DIR/.signatures.json
-  inspect FILE                              print revision, roots, files, whether it is signed, and its SHA-256
-  test DIR|FILE                             run the bundle's Rego tests with Tollgate's builtins; exit 1 on failure
+  inspect FILE                              print the manifest and effective revision (the one the service reports),
+                                            roots, files, whether it is signed, and the file's SHA-256
+  test DIR|FILE [--allow-builtins B]        run the bundle's Rego tests with Tollgate's builtins; exit 1 on failure
 `
 
 // exitError carries a process exit status other than the default 2 (e.g. 1 for failing tests).
@@ -58,7 +63,7 @@ func bundleCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	case "sign":
 		return bundleSign(args[1:], stdout, stderr)
 	case "inspect":
-		return bundleInspect(args[1:], stdout, stderr)
+		return bundleInspect(ctx, args[1:], stdout, stderr)
 	case "test":
 		return bundleTest(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
@@ -94,9 +99,14 @@ func bundleBuild(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.SetOutput(stderr)
 	out := fs.String("o", "bundle.tar.gz", "output `FILE`")
 	revision := fs.String("revision", "", "set the manifest revision to `R` (default: keep the directory's .manifest revision)")
+	allow := fs.String("allow-builtins", "", "comma-separated unsafe `BUILTINS` the bundle may call, as serve --allow-builtins")
 	dir, err := parseOne(fs, args, "DIR")
 	if err != nil {
 		return err
+	}
+	caps, err := capabilities(*allow)
+	if err != nil {
+		return fmt.Errorf("bundle build: %w", err)
 	}
 	b, err := bundles.ReadDir(dir, nil)
 	if err != nil {
@@ -105,7 +115,7 @@ func bundleBuild(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *revision != "" {
 		b.Manifest.Revision = *revision
 	}
-	compiled, err := engine.Compile(ctx, b)
+	compiled, err := engine.CompileWith(ctx, b, caps)
 	if err != nil {
 		return fmt.Errorf("bundle build: %w", err)
 	}
@@ -169,7 +179,7 @@ func bundleSign(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func bundleInspect(args []string, stdout, stderr io.Writer) error {
+func bundleInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bundle inspect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file, err := parseOne(fs, args, "FILE")
@@ -180,11 +190,15 @@ func bundleInspect(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bundle inspect: %w", err)
 	}
-	info, err := bundles.Inspect(data)
+	info, err := bundles.Inspect(ctx, data, nil)
 	if err != nil {
 		return fmt.Errorf("bundle inspect: %w", err)
 	}
-	fmt.Fprintf(stdout, "revision: %s\nroots:    %s\nsigned:   %t\nsha256:   %s\nfiles:\n", info.Revision, strings.Join(info.Roots, ", "), info.Signed, info.Digest)
+	if info.EffectiveRevision == "" {
+		info.EffectiveRevision = "none: " + info.CompileError
+	}
+	fmt.Fprintf(stdout, "revision:    %s\neffective:   %s\nroots:       %s\nsigned:      %t\nfile sha256: %s\nfiles:\n",
+		info.Revision, info.EffectiveRevision, strings.Join(info.Roots, ", "), info.Signed, info.Digest)
 	for _, f := range info.Files {
 		fmt.Fprintf(stdout, "  %s\n", f)
 	}
@@ -195,9 +209,14 @@ func bundleTest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("bundle test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on each test")
+	allow := fs.String("allow-builtins", "", "comma-separated unsafe `BUILTINS` the tests may call, as serve --allow-builtins")
 	path, err := parseOne(fs, args, "DIR or FILE")
 	if err != nil {
 		return err
+	}
+	caps, err := capabilities(*allow)
+	if err != nil {
+		return fmt.Errorf("bundle test: %w", err)
 	}
 	var b *bundle.Bundle
 	if fi, statErr := os.Stat(path); statErr == nil && fi.IsDir() {
@@ -210,7 +229,7 @@ func bundleTest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("bundle test: %w", err)
 	}
-	rep, err := bundles.RunTests(ctx, b, *timeout)
+	rep, err := bundles.RunTests(ctx, b, *timeout, caps)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("bundle test: %w", err)}
 	}
@@ -224,6 +243,15 @@ func bundleTest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+// capabilities returns the built-ins bundles may call: the safe set widened by a comma-separated list.
+func capabilities(allow string) (*engine.Capabilities, error) {
+	var names []string
+	if allow != "" {
+		names = strings.Split(allow, ",")
+	}
+	return engine.NewCapabilities(names)
+}
+
 // bundleFlags are serve's flags for the bundle sources and gate.
 type bundleFlags struct {
 	url          string
@@ -233,13 +261,24 @@ type bundleFlags struct {
 	requireTests bool
 }
 
-func registerBundleFlags(fs *flag.FlagSet) *bundleFlags {
+// registerBundleFlags registers serve's policy flags: those of the bundle gate, read back by config,
+// and those bound straight to cfg (built-ins, unsigned bundles, impact analysis).
+func registerBundleFlags(fs *flag.FlagSet, cfg *app.Config) *bundleFlags {
 	f := &bundleFlags{}
 	fs.StringVar(&f.url, "bundle-url", "", "HTTP bundle server `URL` polled with ETag for a new bundle tarball")
 	fs.DurationVar(&f.poll, "bundle-poll-interval", 10*time.Second, "how often --bundle-url is polled")
 	fs.StringVar(&f.keyFile, "bundle-verification-key", "", "RSA public key `FILE` (PEM); when set, unsigned or wrongly signed bundles from --bundle, --bundle-url and PolicyService.Activate are refused")
 	fs.StringVar(&f.keyID, "bundle-key-id", bundles.DefaultKeyID, "key `ID` of --bundle-verification-key")
 	fs.BoolVar(&f.requireTests, "bundle-require-tests", false, "refuse bundles without Rego tests")
+	fs.BoolVar(&cfg.AllowUnsignedBundles, "allow-unsigned-bundles", false, "without --bundle-verification-key, accept pushed (Activate) and --bundle-url bundles on a non-loopback --addr (refused there by default)")
+	fs.Func("allow-builtins", "comma-separated OPA `BUILTINS` bundles may call that reach the network or host ("+strings.Join(engine.UnsafeBuiltins(), ", ")+"); none by default", func(v string) error {
+		if _, err := capabilities(v); err != nil {
+			return err
+		}
+		cfg.AllowBuiltins = strings.Split(v, ",")
+		return nil
+	})
+	fs.DurationVar(&cfg.ImpactTimeout, "impact-timeout", api.DefaultImpactTimeout, "server-side deadline of one impact analysis")
 	return f
 }
 

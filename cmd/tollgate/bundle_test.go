@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -42,17 +43,23 @@ func runTollgate(t *testing.T, args ...string) (string, error) {
 func TestBundleBuildSignInspectTest(t *testing.T) {
 	dir := writeBundleDir(t, true)
 	out := filepath.Join(t.TempDir(), "b.tar.gz")
-	if got, err := runTollgate(t, "bundle", "build", dir, "-o", out, "--revision", "r7"); err != nil || !strings.Contains(got, "effective r7@") {
+	got, err := runTollgate(t, "bundle", "build", dir, "-o", out, "--revision", "r7")
+	effective := regexp.MustCompile(`effective (r7@[0-9a-f]{12})`).FindStringSubmatch(got)
+	if err != nil || effective == nil {
 		t.Fatalf("build: %v\n%s", err, got)
 	}
-	got, err := runTollgate(t, "bundle", "inspect", out)
-	if err != nil || !strings.Contains(got, "revision: r7") || !strings.Contains(got, "signed:   false") || !strings.Contains(got, "main_test.rego") {
+	got, err = runTollgate(t, "bundle", "inspect", out)
+	if err != nil || !strings.Contains(got, "revision:    r7\n") || !strings.Contains(got, "effective:   "+effective[1]+"\n") ||
+		!strings.Contains(got, "signed:      false") || !strings.Contains(got, "main_test.rego") {
 		t.Fatalf("inspect unsigned: %v\n%s", err, got)
 	}
 	if got, err := runTollgate(t, "bundle", "sign", "--key", "../../bundles/dev-keys/bundle-signing.key", out); err != nil {
 		t.Fatalf("sign: %v\n%s", err, got)
 	}
-	if got, err := runTollgate(t, "bundle", "inspect", out); err != nil || !strings.Contains(got, "signed:   true") {
+	// Signing changes the file, not the policy: the effective revision the service reports stays.
+	got, err = runTollgate(t, "bundle", "inspect", out)
+	if err != nil || !strings.Contains(got, "signed:      true") || !strings.Contains(got, "effective:   "+effective[1]+"\n") ||
+		!strings.Contains(got, "file sha256: ") {
 		t.Fatalf("inspect signed: %v\n%s", err, got)
 	}
 	pub, err := os.ReadFile("../../bundles/dev-keys/bundle-signing.pub")
@@ -74,6 +81,25 @@ func TestBundleBuildSignInspectTest(t *testing.T) {
 		if got, err := runTollgate(t, "bundle", "test", target); err != nil || !strings.Contains(got, "1 passed, 0 failed") {
 			t.Errorf("test %s: %v\n%s", target, err, got)
 		}
+	}
+}
+
+// TestBundleBuildRefusesNoPolicy: an empty directory, or one whose Rego defines no
+// data.tollgate.decision, is not a bundle the service could decide with.
+func TestBundleBuildRefusesNoPolicy(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "b.tar.gz")
+	if got, err := runTollgate(t, "bundle", "build", t.TempDir(), "-o", out); err == nil || !strings.Contains(got+err.Error(), "no Rego modules") {
+		t.Fatalf("build of an empty dir: %v\n%s", err, got)
+	}
+	wrong := t.TempDir()
+	if err := os.WriteFile(filepath.Join(wrong, "main.rego"), []byte("package tollgate\n\nallow := true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := runTollgate(t, "bundle", "build", wrong, "-o", out); err == nil || !strings.Contains(err.Error(), "defines no rule data.tollgate.decision") {
+		t.Fatalf("build without a decision rule: %v\n%s", err, got)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a refused build wrote its output")
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -19,17 +20,26 @@ import (
 
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/audit"
+	"github.com/tollgate/tollgate/server/audit/sqlite"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "tollgate: %v\n", err)
-		}
-		os.Exit(exitCode(err))
+	code := status(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// status runs the command and returns the process exit status: 0 on success
+// and for -h/--help on any command (the flag package has printed its usage),
+// otherwise the error's status after one line on stderr.
+func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := run(ctx, args, stdout, stderr)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
+	fmt.Fprintf(stderr, "tollgate: %v\n", err)
+	return exitCode(err)
 }
 
 const usage = `usage: tollgate <command> [flags]
@@ -38,6 +48,7 @@ commands:
   serve       start the decision service (gRPC on --addr, metrics and health on --http-addr)
   bundle      build, sign, inspect and test policy bundles (tollgate bundle -h)
   dev-certs   write a throwaway CA, server and client certificates, a token and callers.json (DIR)
+  keygen      write an Ed25519 key pair for signing audit checkpoints (tollgate keygen -h)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bundleCommand(ctx, args[1:], stdout, stderr)
 	case "dev-certs":
 		return devCerts(args[1:], stdout, stderr)
+	case "keygen":
+		return keygen(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -66,9 +79,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var cfg app.Config
 	fs.StringVar(&cfg.Addr, "addr", app.DefaultAddr, "gRPC listen address")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", app.DefaultHTTPAddr, "HTTP listen address for /metrics and /healthz")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", app.DefaultHTTPAddr, "HTTP listen address for /metrics and /healthz; TLS with --tls-cert, else plaintext, allowed only on loopback unless --insecure")
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "directory for the service's files (audit log)")
-	fs.StringVar(&cfg.BundleDir, "bundle", "", "policy bundle directory (default: the pack embedded in the binary)")
+	fs.StringVar(&cfg.BundleDir, "bundle", "", "policy bundle directory (watched) or bundle archive (.tar.gz) (default: the bundle active before a restart, else the pack embedded in the binary)")
 	fs.StringVar(&cfg.MasterdataDir, "masterdata", "", "directory of NDJSON change-event files to load at start (default: embedded demo data)")
 	fs.DurationVar(&cfg.EvalTimeout, "eval-timeout", 250*time.Millisecond, "bound on one policy evaluation")
 	fs.IntVar(&cfg.MaxEvaluations, "max-evaluations", 0, "policy evaluations running at once, the rest wait in arrival order (0: one per CPU)")
@@ -76,14 +89,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.Limits.MaxLongAuditReads, "max-long-audit-reads", 0, "audit calls that read much of the log (verify, export, impact) running at once; more wait, and get ResourceExhausted if their deadline passes first (0: half the CPUs, 1 or 2)")
 	auditMode := fs.String("audit-mode", string(audit.ModeSync), "audit log mode: sync (answer after the record is durable) or async (answer once queued)")
 	fs.StringVar(&cfg.Audit.ChainID, "audit-chain", "default", "this replica's audit hash chain id")
+	fs.BoolVar(&cfg.Audit.AcceptChainBreak, "audit-accept-chain-break", false, "start even if the audit chain's stored tail does not verify (rows deleted or rewritten): writes a chain-break record naming what was found and who accepted it, then continues the chain")
 	mask := fs.String("audit-mask", "", "comma-separated request paths masked in the audit log, e.g. resource.attributes.bank_account")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM); without it gRPC is plaintext, allowed only on loopback")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "server private key (PEM)")
 	fs.StringVar(&cfg.ClientCA, "client-ca", "", "CA bundle (PEM) for client certificates (mTLS)")
 	fs.StringVar(&cfg.CallersFile, "callers", "", "callers file (JSON): identities, roles, rate limits; reloaded on SIGHUP. Without it every RPC is open, on loopback only")
-	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext on a non-loopback address (logs a warning at every start)")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext on a non-loopback --addr or --http-addr (logs a warning at every start)")
 	fs.DurationVar(&cfg.DecisionTimeout, "decision-timeout", 5*time.Second, "server-side deadline of each decision call")
-	bundleFlags := registerBundleFlags(fs)
+	bundleFlags := registerBundleFlags(fs, &cfg)
 	logFormat := fs.String("log-format", "json", "log format: json or console")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -106,6 +120,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	a, err := app.New(ctx, cfg, log)
+	var brk *audit.ChainBreakError
+	if errors.As(err, &brk) {
+		return fmt.Errorf("serve: %w; investigate %s first, then start with --audit-accept-chain-break to record the break in the log and continue", err, filepath.Join(cfg.DataDir, sqlite.FileName))
+	}
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -114,7 +132,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	return a.Run(ctx)
 }
 
-// reloadOnHangup re-reads the callers file on SIGHUP, so tokens rotate without a restart.
+// reloadOnHangup re-reads the callers file on SIGHUP, so tokens rotate without a restart; rate-limit
+// buckets keep their levels.
 func reloadOnHangup(ctx context.Context, a *app.App, log zerolog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

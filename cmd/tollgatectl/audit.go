@@ -131,7 +131,9 @@ func auditListCommand() *command {
 at a time (--limit records; the server's default is 50). The table shows the
 time (UTC), decision id, actor, action, resource, effect and primary reason;
 a replay marker (an idempotent retry answered with an earlier decision) shows
-"replay of ID" after its reason. When there are more records the last line is
+"replay of ID" after its reason; a chain-break record (written when the
+service was started on a damaged log with --audit-accept-chain-break) shows
+CHAIN_BREAK as its effect and who accepted what as its reason. When there are more records the last line is
 "next page: --page-token TOKEN": repeat the command with that flag and the
 same filters. --all follows the pages to the end instead.
 
@@ -234,9 +236,14 @@ func (t *recordTable) add(recs []*tollgatev1.DecisionRecord) {
 		if r.GetKind() == tollgatev1.RecordKind_RECORD_KIND_REPLAY {
 			reason = strings.TrimSpace(reason + " (replay of " + r.GetReplayOf() + ")")
 		}
+		effect := effectName(r.GetEffect())
+		if cb := r.GetChainBreak(); r.GetKind() == tollgatev1.RecordKind_RECORD_KIND_CHAIN_BREAK {
+			// Not a decision: an operator accepted a broken chain tail at start.
+			effect, reason = "CHAIN_BREAK", oneLine("accepted by "+cb.GetAcceptedBy()+": "+cb.GetProblem())
+		}
 		fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			formatTime(r.GetEvaluatedAt()), r.GetDecisionId(), dash(req.GetActor().GetId()), dash(req.GetAction()),
-			dash(resource), effectName(r.GetEffect()), dash(reason))
+			dash(resource), effect, dash(reason))
 	}
 }
 

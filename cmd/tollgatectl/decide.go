@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"strings"
 
 	tollgate "github.com/tollgate/tollgate/clients/go"
 )
@@ -11,13 +12,16 @@ import (
 func decideCommand() *command {
 	return &command{
 		name:    "decide",
-		args:    "-f FILE",
+		args:    "-f FILE [--id]",
 		summary: "ask for one decision",
 		help: `Reads one request in the JSON form of policy-pack.md §2 and prints the
-decision as JSON ("effect": "ALLOW" | "DENY" | "REQUIRE_APPROVAL"). The exit
-status is 0 whatever the effect: it reports the call, not the decision.`,
+decision as JSON ("effect": "ALLOW" | "DENY" | "REQUIRE_APPROVAL"), or with
+--id only its decision id, for a script: id=$(tollgatectl decide --id -f FILE).
+The exit status is 0 whatever the effect: it reports the call, not the
+decision.`,
 		setup: func(fs *flag.FlagSet) runFunc {
 			file := fs.String("f", "", "request JSON `FILE` (- for stdin)")
+			idOnly := fs.Bool("id", false, "print only the decision id")
 			return func(ctx context.Context, a *app, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
@@ -42,6 +46,9 @@ status is 0 whatever the effect: it reports the call, not the decision.`,
 				if err != nil {
 					return err
 				}
+				if *idOnly {
+					return a.write([]byte(resp.GetDecisionId()))
+				}
 				out, err := tollgate.FormatDecideResponseJSON(resp)
 				if err != nil {
 					return err
@@ -55,12 +62,14 @@ status is 0 whatever the effect: it reports the call, not the decision.`,
 func decideBatchCommand() *command {
 	return &command{
 		name:    "decide-batch",
-		args:    "-f FILE",
+		args:    "-f FILE [--id]",
 		summary: "ask for several independent decisions in one call",
 		help: `Reads a JSON array of requests and prints a JSON array of decisions in the
-same order. The server caps a batch at 100 requests.`,
+same order, or with --id only their decision ids, one a line in the same
+order. The server caps a batch at 100 requests.`,
 		setup: func(fs *flag.FlagSet) runFunc {
 			file := fs.String("f", "", "JSON array `FILE` of requests (- for stdin)")
+			idOnly := fs.Bool("id", false, "print only the decision ids, one a line")
 			return func(ctx context.Context, a *app, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
@@ -87,6 +96,13 @@ same order. The server caps a batch at 100 requests.`,
 				resps, err := c.DecideBatch(ctx, reqs)
 				if err != nil {
 					return err
+				}
+				if *idOnly {
+					ids := make([]string, len(resps))
+					for i, resp := range resps {
+						ids[i] = resp.GetDecisionId()
+					}
+					return a.write([]byte(strings.Join(ids, "\n")))
 				}
 				out, err := tollgate.FormatDecideResponsesJSON(resps)
 				if err != nil {

@@ -361,3 +361,27 @@ func TestMasterDataApplyBatches(t *testing.T) {
 		t.Errorf("apply --json again: exit %d, revision %q, results (-want +got):\n%s", again.code, resp.Revision, diff)
 	}
 }
+
+// TestDecideIDOnly checks that --id prints exactly the decision id, the one
+// the log holds, so a script can capture it (id=$(tollgatectl decide --id -f F)).
+func TestDecideIDOnly(t *testing.T) {
+	addr, _ := startServer(t)
+	out := ctlOK(t, addr, poRequest("u_buyer1", "8000.00", "wf-id"), "decide", "--id", "-f", "-")
+	id, ok := strings.CutSuffix(out, "\n")
+	if !ok || !regexp.MustCompile(`^[0-9A-HJKMNP-TV-Z]{26}$`).MatchString(id) {
+		t.Fatalf("decide --id printed %q, want one ULID and a newline", out)
+	}
+	if rec := ctlOK(t, addr, "", "audit", "get", id); !strings.Contains(rec, `"decision_id": "`+id+`"`) {
+		t.Errorf("audit get %s does not show that decision:\n%s", id, rec)
+	}
+
+	batch := "[" + poRequest("u_buyer1", "100.00", "wf-id") + "," + poRequest("u_buyer1", "12abc", "wf-id") + "]"
+	out = ctlOK(t, addr, batch, "decide-batch", "--id", "-f", "-")
+	ids := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(ids) != 2 || ids[0] == ids[1] || !regexp.MustCompile(`^[0-9A-HJKMNP-TV-Z]{26}$`).MatchString(ids[1]) {
+		t.Fatalf("decide-batch --id printed %q, want two ULIDs, one a line", out)
+	}
+	if rec := ctlOK(t, addr, "", "audit", "get", ids[1]); !strings.Contains(rec, `"INVALID_AMOUNT_FORMAT"`) {
+		t.Errorf("the second id is not the second request's decision:\n%s", rec)
+	}
+}

@@ -2,8 +2,8 @@
 // decision service: it asks for decisions, feeds and inspects master data,
 // and reads, verifies, replays and exports the decision log.
 //
-//	tollgatectl [global flags] decide -f request.json
-//	tollgatectl [global flags] decide-batch -f requests.json
+//	tollgatectl [global flags] decide -f request.json [--id]
+//	tollgatectl [global flags] decide-batch -f requests.json [--id]
 //	tollgatectl [global flags] masterdata apply -f events.ndjson [--batch N] [--json]
 //	tollgatectl [global flags] masterdata get KIND KEY
 //	tollgatectl [global flags] masterdata status [--json]

@@ -101,6 +101,30 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestHelpEveryCommand walks the whole command tree, so a command added later
+// is covered too: -h, --help and -help print its usage on stdout and exit 0.
+func TestHelpEveryCommand(t *testing.T) {
+	var walk func(cmd *command, path []string)
+	walk = func(cmd *command, path []string) {
+		for _, flag := range []string{"-h", "--help", "-help"} {
+			args := append(append([]string(nil), path[1:]...), flag)
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				got := runCmd(t, nil, "", args...)
+				if got.code != exitOK || got.stderr != "" {
+					t.Errorf("exit status %d, stderr %q; want 0 and nothing", got.code, got.stderr)
+				}
+				if want := "Usage: " + strings.Join(path, " "); !strings.HasPrefix(got.stdout, want) {
+					t.Errorf("stdout does not start with %q:\n%s", want, got.stdout)
+				}
+			})
+		}
+		for _, sub := range cmd.subs {
+			walk(sub, append(append([]string(nil), path...), sub.name))
+		}
+	}
+	walk(rootCommand(), []string{"tollgatectl"})
+}
+
 func TestHelpEnvDefaults(t *testing.T) {
 	got := runCmd(t, map[string]string{"TOLLGATE_ADDR": "tollgate.internal:7443", "TOLLGATE_TOKEN": "s3cret"}, "", "-h")
 	if !strings.Contains(got.stdout, `(default "tollgate.internal:7443")`) {
@@ -175,6 +199,12 @@ func TestInputErrors(t *testing.T) {
 			"tollgatectl: decide: stdin: actr: unknown field"},
 		{"syntax error on stdin", "{\n\"action\": \"PO.SUBMIT\"\n\"actor\": {}}", []string{"decide", "-f", "-"},
 			"tollgatectl: decide: stdin: invalid JSON at line 3, column 1: invalid character '\"' after object key:value pair"},
+		{"two requests on stdin", goodRequest + "\n" + goodRequest, []string{"decide", "-f", "-"},
+			"tollgatectl: decide: stdin: invalid JSON at line 3, column 1: unexpected data after the JSON value"},
+		{"junk after the request", goodRequest + "  x\n", []string{"decide", "-f", "-"},
+			"tollgatectl: decide: stdin: invalid JSON at line 2, column 113: unexpected data after the JSON value"},
+		{"junk after an event", `{"event_id": "e1"} x`, []string{"masterdata", "apply", "-f", "-"},
+			"tollgatectl: masterdata apply: stdin: line 1: invalid JSON at column 20: unexpected data after the JSON value"},
 		{"batch not an array", goodRequest, []string{"decide-batch", "-f", "-"},
 			"tollgatectl: decide-batch: stdin: want a JSON array of requests, got an object"},
 		{"batch element", `[` + goodRequest + `, {"ai": {"mode": "AUTO"}}]`, []string{"decide-batch", "-f", "-"},

@@ -29,6 +29,7 @@ type AuditServer struct {
 	engine *engine.Engine
 	limits Limits
 	log    zerolog.Logger
+	impact ImpactConfig // see WithImpact
 
 	// longReads admits limits.MaxLongAuditReads long reads at a time; see admitLongRead.
 	longReads *semaphore.Weighted
@@ -247,6 +248,9 @@ func (s *AuditServer) ReplayDecision(ctx context.Context, req *tollgatev1.Replay
 	if err != nil {
 		return nil, toStatus(s.log, fmt.Errorf("decision %s: %w", req.GetDecisionId(), err))
 	}
+	if rec.GetKind() == tollgatev1.RecordKind_RECORD_KIND_CHAIN_BREAK {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is a chain-break record, not a decision: there is nothing to replay", rec.GetDecisionId())
+	}
 	if rec.GetKind() == tollgatev1.RecordKind_RECORD_KIND_REPLAY {
 		// A replay marker repeats an earlier answer; the decision to replay is the original.
 		if rec, err = s.store.Get(ctx, rec.GetReplayOf()); err != nil {
@@ -294,7 +298,7 @@ func (s *AuditServer) compiledFor(ctx context.Context, revision string) (*engine
 	if err != nil {
 		return nil, fmt.Errorf("stored bundle %q: %w", revision, err)
 	}
-	if c, err = engine.Compile(ctx, b); err != nil {
+	if c, err = s.engine.Compile(ctx, b); err != nil {
 		return nil, fmt.Errorf("stored bundle %q: %w", revision, err)
 	}
 	if c.Revision() != revision {

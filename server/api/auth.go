@@ -23,13 +23,17 @@ import (
 
 // access says who may call a method. Methods not listed are denied to every configured caller.
 type access struct {
-	public bool     // no credentials needed (health checks)
-	anyone bool     // any authenticated caller
-	roles  []string // callers holding one of these roles
-	agent  bool     // agent:<id> callers, for themselves only
+	public bool // no credentials needed (health checks)
+	// authenticated admits any configured caller (each holds at least one role); the call pays from the
+	// caller's strictest bucket. In open mode it is open like everything else.
+	authenticated bool
+	// roles are the role classes that may call, in the order their buckets pay: a caller holding several
+	// pays from the first it holds.
+	roles []string
+	agent bool // agent:<id> callers, for themselves only; they pay from the agent bucket
 }
 
-// methodAccess is least privilege per RPC (architecture.md, callers and roles).
+// methodAccess is least privilege per RPC (architecture.md, callers and roles; the README's table).
 var methodAccess = map[string]access{
 	tollgatev1.DecisionService_Decide_FullMethodName:      {roles: []string{auth.RoleDecide}, agent: true},
 	tollgatev1.DecisionService_DecideBatch_FullMethodName: {roles: []string{auth.RoleDecide}},
@@ -46,14 +50,14 @@ var methodAccess = map[string]access{
 
 	tollgatev1.AuditService_ExportDecisions_FullMethodName: {roles: []string{auth.RoleAudit}},
 
-	"/tollgate.v1.PolicyService/Status":   {roles: []string{auth.RoleAdmin, auth.RoleAudit}},
-	"/tollgate.v1.PolicyService/Activate": {roles: []string{auth.RoleAdmin}},
+	tollgatev1.PolicyService_Status_FullMethodName:   {roles: []string{auth.RoleAdmin, auth.RoleAudit}},
+	tollgatev1.PolicyService_Activate_FullMethodName: {roles: []string{auth.RoleAdmin}},
 
 	"/grpc.health.v1.Health/Check":                                   {public: true},
 	"/grpc.health.v1.Health/Watch":                                   {public: true},
 	"/grpc.health.v1.Health/List":                                    {public: true},
-	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      {anyone: true},
-	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {anyone: true},
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      {authenticated: true},
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {authenticated: true},
 }
 
 type callerKey struct{}
@@ -64,7 +68,8 @@ func CallerFrom(ctx context.Context) (*auth.Caller, bool) {
 	return c, ok
 }
 
-// Guard authenticates, authorizes and rate-limits every call, and bounds decision time.
+// Guard authenticates, authorizes and rate-limits every call, and bounds decision time. A call pays from
+// the caller's bucket of the role class that authorized it; a DecideBatch pays one token per decision.
 type Guard struct {
 	auth            *auth.Authenticator
 	decisionTimeout time.Duration
@@ -125,19 +130,25 @@ func (g *Guard) admit(ctx context.Context, method string, req any) (context.Cont
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	ctx = context.WithValue(ctx, callerKey{}, caller)
+	var class string
 	if !g.auth.Open() {
 		if !known {
 			g.deny(ctx, method, caller.String(), "method not configured for any role")
 			return nil, status.Errorf(codes.PermissionDenied, "%s may not call %s", caller.Name, method)
 		}
-		if err := authorize(acc, caller, req); err != nil {
+		if class, err = authorize(acc, caller, req); err != nil {
 			g.deny(ctx, method, caller.String(), err.Error())
 			return nil, status.Errorf(codes.PermissionDenied, "%s may not call %s: %v", caller.Name, method, err)
 		}
 	}
-	if ok, wait := caller.Allow(); !ok {
-		st := status.Newf(codes.ResourceExhausted, "rate limit of %s exceeded; retry in %.3fs", caller.Name, wait)
-		if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(wait * float64(time.Second)))}); err == nil {
+	cost := callCost(req)
+	if ok, wait := caller.Spend(class, cost); !ok {
+		if wait <= 0 {
+			return nil, status.Errorf(codes.ResourceExhausted, "a call costing %d tokens exceeds the %s rate-limit burst of %s (%d); send smaller batches",
+				cost, class, caller.Name, caller.Burst(class))
+		}
+		st := status.Newf(codes.ResourceExhausted, "%s rate limit of %s exceeded; retry in %.3fs", class, caller.Name, wait.Seconds())
+		if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
 			st = d
 		}
 		return nil, st.Err()
@@ -145,29 +156,38 @@ func (g *Guard) admit(ctx context.Context, method string, req any) (context.Cont
 	return ctx, nil
 }
 
-// authorize applies a method's access rule to an authenticated caller.
-func authorize(acc access, c *auth.Caller, req any) error {
-	if acc.anyone {
-		return nil
+// callCost is how many rate-limit tokens a call spends: one per decision of a batch, else one.
+func callCost(req any) int {
+	if b, ok := req.(*tollgatev1.DecideBatchRequest); ok {
+		return max(1, len(b.GetRequests()))
+	}
+	return 1
+}
+
+// authorize applies a method's access rule to an authenticated caller and returns the role class whose
+// bucket pays for the call.
+func authorize(acc access, c *auth.Caller, req any) (string, error) {
+	if acc.authenticated {
+		return c.StrictestClass(), nil
 	}
 	for _, r := range acc.roles {
 		if c.Has(r) {
-			return nil
+			return r, nil
 		}
 	}
 	if acc.agent && c.AgentID() != "" {
 		d, ok := req.(*tollgatev1.DecideRequest)
 		switch {
 		case !ok:
-			return errors.New("not a decision request")
+			return "", errors.New("not a decision request")
 		case d.GetActor().GetType() != tollgatev1.ActorType_ACTOR_TYPE_AI_AGENT:
-			return errors.New("an AI agent may only ask with actor.type AI_AGENT")
+			return "", errors.New("an AI agent may only ask with actor.type AI_AGENT")
 		case d.GetActor().GetId() != c.AgentID():
-			return errors.New("an AI agent may only ask for itself (actor.id " + c.AgentID() + ")")
+			return "", errors.New("an AI agent may only ask for itself (actor.id " + c.AgentID() + ")")
 		}
-		return nil
+		return auth.RoleAgent, nil
 	}
-	return errors.New("no role permits it")
+	return "", errors.New("no role permits it")
 }
 
 // deny logs a refused call: who, what and why.

@@ -110,7 +110,9 @@ func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideReque
 }
 
 // decisionRecord is the audit record of one answered decision. The writer masks sensitive request
-// fields before it hashes and stores the record.
+// fields before it hashes and stores the record. Its caller field also scopes the idempotency key
+// (audit.IdempotencyScope): a key is one decision per authenticated caller name, so another caller
+// sending the same key gets its own decision, and a conflict names only the caller's own decision.
 func decisionRecord(ctx context.Context, req *tollgatev1.DecideRequest, resp *tollgatev1.DecideResponse, res *engine.Result, latency time.Duration) (*audit.Record, error) {
 	facts, err := engine.EncodeFacts(res.Facts)
 	if err != nil {

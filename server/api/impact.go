@@ -7,10 +7,13 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/audit"
-	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 )
 
@@ -18,25 +21,65 @@ import (
 const (
 	// DefaultImpactLast is how many records an ImpactAnalysis without last re-evaluates.
 	DefaultImpactLast = 1000
-	// MaxImpactLast bounds last.
+	// MaxImpactLast bounds last: one call analyses at most this many decisions; a larger last is
+	// InvalidArgument.
 	MaxImpactLast = 100_000
+	// DefaultImpactTimeout is the server-side deadline of one ImpactAnalysis when ImpactConfig.Timeout
+	// is zero.
+	DefaultImpactTimeout = 2 * time.Minute
 	// impactExamplesPerChange and maxImpactExamples bound the examples of each kind of change and in all.
 	impactExamplesPerChange = 3
 	maxImpactExamples       = 50
 )
 
+// Gate vets a candidate bundle with the activation gate's checks, activating nothing;
+// *bundles.Manager is the implementation (Manager.Check). A refusal is a *bundles.RefusedError.
+type Gate interface {
+	Check(ctx context.Context, data []byte) (*engine.Compiled, error)
+}
+
+// ImpactConfig configures ImpactAnalysis.
+type ImpactConfig struct {
+	// Gate vets every candidate before anything is evaluated: signature (with a verification key),
+	// compile under the engine's capabilities, decision rule defined. Without a Gate ImpactAnalysis
+	// refuses every call.
+	Gate Gate
+	// Timeout is the server-side deadline of one call. Default DefaultImpactTimeout.
+	Timeout time.Duration
+	// Workers is how many of the call's evaluations wait for or hold an engine evaluator at once.
+	// Default half the CPUs (at least one), so the analysis leaves the other half of the CPUs to live
+	// decisions, which evaluators take first anyway.
+	Workers int
+}
+
+// WithImpact configures ImpactAnalysis and returns s. Call it before s serves.
+func (s *AuditServer) WithImpact(cfg ImpactConfig) *AuditServer {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultImpactTimeout
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	s.impact = cfg
+	return s
+}
+
 // notComparable labels examples of records the candidate could not judge on the recorded facts.
 const notComparable = "not comparable"
 
-// ImpactAnalysis compiles a candidate bundle, without activating it, and re-evaluates the newest last
-// decision records with it, each with its recorded request (normalized as replay does), evaluation time
-// and master-data facts. It reports how many results would change, the from -> to effect matrix, the
-// changed primary reason codes and example records per kind of change.
+// ImpactAnalysis vets a candidate bundle with the activation gate's checks (ImpactConfig.Gate), without
+// activating or keeping it, and re-evaluates the newest last decision records with it, each with its
+// recorded request (normalized as replay does), evaluation time and master-data facts. It reports how
+// many results would change, the from -> to effect matrix, the changed primary reason codes and example
+// records per kind of change.
 //
 // A record is not comparable when the candidate fails closed with POLICY_ERROR where the original did
 // not (typically it read master data the original never read, which the recorded facts cannot answer)
-// or when the record cannot be evaluated; those are counted apart, not as changes. Signatures are not
-// checked: nothing is activated. Records are evaluated on GOMAXPROCS workers.
+// or when the record cannot be evaluated; those are counted apart, not as changes.
+//
+// A refused candidate is InvalidArgument on bundle, with the gate's reason; its Rego tests are not run.
+// Evaluations wait for the engine's evaluators beside live decisions, which go first, ImpactConfig.Workers
+// at a time, and the call ends with DeadlineExceeded after ImpactConfig.Timeout.
 func (s *AuditServer) ImpactAnalysis(ctx context.Context, req *tollgatev1.ImpactAnalysisRequest) (*tollgatev1.ImpactAnalysisResponse, error) {
 	release, err := s.admitLongRead(ctx)
 	if err != nil {
@@ -53,11 +96,12 @@ func (s *AuditServer) ImpactAnalysis(ctx context.Context, req *tollgatev1.Impact
 	case last == 0:
 		last = DefaultImpactLast
 	}
-	b, err := bundles.ReadTarball(req.GetBundle(), nil)
-	if err != nil {
-		return nil, toStatus(s.log, badField("bundle", "%v", err))
+	if s.impact.Gate == nil {
+		return nil, status.Error(codes.FailedPrecondition, "impact analysis has no activation gate to vet candidates with")
 	}
-	candidate, err := engine.Compile(ctx, b)
+	ctx, cancel := context.WithTimeout(ctx, s.impact.Timeout)
+	defer cancel()
+	candidate, err := s.impact.Gate.Check(ctx, req.GetBundle())
 	if err != nil {
 		return nil, toStatus(s.log, badField("bundle", "%v", err))
 	}
@@ -71,7 +115,7 @@ func (s *AuditServer) ImpactAnalysis(ctx context.Context, req *tollgatev1.Impact
 	results := make([]impactResult, last)
 	jobs := make(chan job, 256)
 	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
+	for range s.impact.Workers {
 		wg.Go(func() {
 			for j := range jobs {
 				results[j.i] = s.impactOf(ctx, candidate, j.rec)
@@ -93,7 +137,8 @@ func (s *AuditServer) ImpactAnalysis(ctx context.Context, req *tollgatev1.Impact
 }
 
 // listDecisions calls fn with the newest decision records, newest first, until last have been seen or
-// the log ends. Replay markers are skipped: they repeat an earlier decision.
+// the log ends. Replay markers are skipped: they repeat an earlier decision; so are chain-break
+// records, which are no decision at all.
 func (s *AuditServer) listDecisions(ctx context.Context, last int, fn func(i int, rec *audit.Record)) (int, error) {
 	n := 0
 	f := audit.Filter{PageSize: audit.MaxPageSize}
@@ -103,7 +148,7 @@ func (s *AuditServer) listDecisions(ctx context.Context, last int, fn func(i int
 			return n, fmt.Errorf("list decisions: %w", err)
 		}
 		for _, rec := range page.Records {
-			if rec.GetKind() == tollgatev1.RecordKind_RECORD_KIND_REPLAY {
+			if k := rec.GetKind(); k == tollgatev1.RecordKind_RECORD_KIND_REPLAY || k == tollgatev1.RecordKind_RECORD_KIND_CHAIN_BREAK {
 				continue
 			}
 			fn(n, rec)

@@ -5,12 +5,16 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
+	stdlog "log"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -38,11 +42,13 @@ import (
 type Config struct {
 	// Addr is the gRPC listen address. Default 127.0.0.1:7070; use port 0 for any free port.
 	Addr string
-	// HTTPAddr serves /metrics and /healthz. Default 127.0.0.1:7071.
+	// HTTPAddr serves /metrics and /healthz, over TLS with TLSCert when it is given, else plaintext,
+	// which like Addr is allowed only on loopback or with Insecure. Default 127.0.0.1:7071.
 	HTTPAddr string
 	// DataDir holds the service's files (the audit log). Default ./tollgate-data; created if missing.
 	DataDir string
-	// BundleDir is a policy bundle directory; "" uses the pack embedded in the binary.
+	// BundleDir is a policy bundle directory (watched) or bundle archive (.tar.gz); "" restores the
+	// bundle active before the restart, or uses the pack embedded in the binary (see activateBundle).
 	BundleDir string
 	// MasterdataDir is a directory of NDJSON change-event files loaded at start; "" loads the embedded
 	// demo data.
@@ -65,15 +71,27 @@ type Config struct {
 	// CallersFile configures callers, roles and rate limits (auth.Config as JSON). Without it every RPC
 	// is open, which the service allows only on loopback.
 	CallersFile string
-	// Insecure allows plaintext on a non-loopback address. It logs a warning at every start.
+	// Insecure allows plaintext on a non-loopback Addr or HTTPAddr. It logs a warning at every start.
 	Insecure bool
 	// DecisionTimeout is the server-side deadline of each decision call. Default api.DefaultDecisionTimeout.
 	DecisionTimeout time.Duration
 	// MaxConcurrentStreams bounds concurrent calls per client connection. Default 256.
 	MaxConcurrentStreams uint32
 	// Audit configures the decision log writer: mode (sync, the default, or async), chain id, masked
-	// request paths, batching. Its Registry is set by the app.
+	// request paths, batching, whether to accept a broken chain tail (AcceptChainBreak). Its Registry
+	// is set by the app; its DeadLetterFile defaults to DataDir/audit-rejected.ndjson.
 	Audit audit.Config
+	// AllowBuiltins names unsafe OPA built-ins (engine.UnsafeBuiltins: network and host access) bundles
+	// may call; none by default.
+	AllowBuiltins []string
+	// AllowUnsignedBundles accepts pushed and fetched bundles without a verification key on a
+	// non-loopback address; without it they are refused there.
+	AllowUnsignedBundles bool
+	// ImpactTimeout is the server-side deadline of one impact analysis. Default api.DefaultImpactTimeout.
+	ImpactTimeout time.Duration
+	// WrapAuditStore, for tests only, wraps the audit store the decision writer and the health check
+	// use, e.g. in an audittest.FaultStore to make it fail on purpose. Nil in production.
+	WrapAuditStore func(audit.Store) audit.Store
 	// Bundles configures the policy bundle gate and its sources (bundle server URL and polling,
 	// signature verification, required tests). Its Dir is BundleDir and its Registry is set by the app.
 	Bundles bundles.Config
@@ -85,6 +103,9 @@ const (
 	DefaultHTTPAddr        = "127.0.0.1:7071"
 	DefaultDataDir         = "tollgate-data"
 	DefaultShutdownTimeout = 10 * time.Second
+	// DeadLetterFileName is the file under DataDir where async mode keeps answered records the audit
+	// store refused (audit.Config.DeadLetterFile).
+	DeadLetterFileName = "audit-rejected.ndjson"
 )
 
 func (c Config) withDefaults() Config {
@@ -128,7 +149,7 @@ type App struct {
 func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	cfg = cfg.withDefaults()
 	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
-	serverOpts, err := a.security()
+	serverOpts, httpTLS, err := a.security()
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +180,11 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		return nil, err
 	}
 
-	eng, err := engine.New(engine.Config{EvalTimeout: cfg.EvalTimeout, MaxConcurrent: cfg.MaxEvaluations}, md, log)
+	caps, err := engine.NewCapabilities(cfg.AllowBuiltins)
+	if err != nil {
+		return nil, fmt.Errorf("allowed built-ins: %w", err)
+	}
+	eng, err := engine.New(engine.Config{EvalTimeout: cfg.EvalTimeout, MaxConcurrent: cfg.MaxEvaluations, Capabilities: caps}, md, log)
 	if err != nil {
 		return nil, err
 	}
@@ -170,12 +195,21 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	}
 	auditCfg := cfg.Audit
 	auditCfg.Registry = a.registry
-	if a.writer, err = audit.NewWriter(auditCfg, a.store, log); err != nil {
+	if auditCfg.DeadLetterFile == "" {
+		auditCfg.DeadLetterFile = filepath.Join(cfg.DataDir, DeadLetterFileName)
+	}
+	var writerStore audit.Store = a.store
+	if cfg.WrapAuditStore != nil {
+		writerStore = cfg.WrapAuditStore(a.store)
+	}
+	if a.writer, err = audit.NewWriter(auditCfg, writerStore, log); err != nil {
 		a.store.Close()
 		return nil, fmt.Errorf("start audit writer: %w", err)
 	}
 	bundleCfg := cfg.Bundles
 	bundleCfg.Dir, bundleCfg.Registry = cfg.BundleDir, a.registry
+	bundleCfg.StateFile = filepath.Join(cfg.DataDir, bundles.StateFileName)
+	bundleCfg.RefuseUnverified = !cfg.AllowUnsignedBundles && !isLoopback(cfg.Addr)
 	if a.bundles, err = bundles.New(bundleCfg, eng, a.store, log); err != nil {
 		a.closeAudit()
 		return nil, err
@@ -188,14 +222,16 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	a.grpc, a.health = api.NewServer(api.Services{
 		Decisions:  api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log),
 		MasterData: api.NewMasterDataServer(md, cfg.Limits, metrics, log),
-		Audit:      api.NewAuditServer(a.store, eng, cfg.Limits, log),
+		Audit:      api.NewAuditServer(a.store, eng, cfg.Limits, log).WithImpact(api.ImpactConfig{Gate: a.bundles, Timeout: cfg.ImpactTimeout}),
 	}, api.NewGuard(a.auth, cfg.DecisionTimeout, log), log, serverOpts...)
 	tollgatev1.RegisterPolicyServiceServer(a.grpc, api.NewPolicyServer(a.bundles, log))
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
 	mux.HandleFunc("/healthz", a.serveHealth)
-	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// The server's own errors (a plaintext request to the TLS port, say) go to the service log as JSON.
+	httpLog := stdlog.New(a.log.With().Str("listener", "http").Logger(), "", 0)
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: httpLog}
 
 	if a.grpcLis, err = net.Listen("tcp", cfg.Addr); err != nil {
 		a.closeAudit()
@@ -206,24 +242,44 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		a.closeAudit()
 		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
+	if httpTLS != nil {
+		a.httpLis = tls.NewListener(a.httpLis, httpTLS)
+	}
 	built = true
 	return a, nil
 }
 
-// activateBundle runs the startup bundle (BundleDir, else the embedded pack) through the activation
-// gate: verified, compiled, its Rego tests passed, kept in the audit log under its revision (so every
-// decision it makes can be replayed), and only then activated. The service does not start without it.
+// activateBundle runs the startup bundle through the activation gate: verified, compiled, its Rego
+// tests passed, kept in the audit log under its revision (so every decision it makes can be replayed),
+// and only then activated. The service does not start without it. The startup bundle is
+//
+//   - BundleDir when given: the operator's explicit choice wins;
+//   - else the bundle that was active before the restart when it was pushed, fetched or read from a
+//     path (the gate's state file in DataDir names it; it is reactivated from the audit log), so a
+//     restart does not silently roll a policy change back;
+//   - else the pack embedded in the binary, the one this binary ships (an upgrade rolls it forward).
 func (a *App) activateBundle(ctx context.Context) error {
-	var c bundles.Candidate
-	if a.cfg.BundleDir != "" {
-		c = a.bundles.OfferDir(ctx, a.cfg.BundleDir)
-	} else {
-		c = a.bundles.OfferEmbedded(ctx, policies.FS)
-	}
+	c, why := a.startupCandidate(ctx)
 	if !c.Outcome.Accepted() {
-		return fmt.Errorf("activate bundle %s from %s: %s: %s", c.Revision, c.Source, c.Outcome, c.Reason)
+		err := fmt.Errorf("activate bundle %s from %s: %s: %s", c.Revision, c.Source, c.Outcome, c.Reason)
+		if strings.HasPrefix(c.Source, "restore") {
+			err = fmt.Errorf("%w (start with --bundle to choose the bundle, or remove %s to start on the embedded pack)",
+				err, filepath.Join(a.cfg.DataDir, bundles.StateFileName))
+		}
+		return err
 	}
+	a.log.Info().Str("bundle_revision", c.Revision).Str("source", c.Source).Str("why", why).Msg("startup bundle")
 	return nil
+}
+
+func (a *App) startupCandidate(ctx context.Context) (bundles.Candidate, string) {
+	if a.cfg.BundleDir != "" {
+		return a.bundles.OfferPath(ctx, a.cfg.BundleDir), "--bundle given"
+	}
+	if c, ok := a.bundles.OfferRestored(ctx); ok {
+		return c, "active before the restart, named by " + bundles.StateFileName
+	}
+	return a.bundles.OfferEmbedded(ctx, policies.FS), "the binary's embedded pack: no pushed or fetched bundle was active before"
 }
 
 // closeAudit stops the bundle sources (an activation keeps its bundle in the store), drains the

@@ -16,29 +16,30 @@ import (
 // DefaultMaxConcurrentStreams bounds concurrent calls per client connection.
 const DefaultMaxConcurrentStreams = 256
 
-// security loads the callers and the TLS material and enforces where plaintext and open mode may run:
-// plaintext only on loopback (or with Insecure, warned at every start), open mode (no callers) only on
-// loopback.
-func (a *App) security() ([]grpc.ServerOption, error) {
+// security loads the callers and the TLS material and enforces where plaintext and open mode may run.
+// Both listeners follow one rule: with a TLS certificate both serve TLS with it (the HTTP listener's
+// /metrics and /healthz need no client certificate); without one both are plaintext, allowed only on
+// loopback or with Insecure (warned at every start). Open mode (no callers) runs only on loopback. It
+// returns the gRPC server options and the HTTP listener's TLS configuration (nil for plaintext).
+func (a *App) security() ([]grpc.ServerOption, *tls.Config, error) {
 	cfg := a.cfg
 	var callers *auth.Config
 	if cfg.CallersFile != "" {
 		c, err := auth.LoadConfig(cfg.CallersFile)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		callers = c
 	}
-	authn, err := auth.New(callers)
+	authn, err := auth.New(callers, a.log)
 	if err != nil {
-		return nil, fmt.Errorf("callers file %s: %w", cfg.CallersFile, err)
+		return nil, nil, fmt.Errorf("callers file %s: %w", cfg.CallersFile, err)
 	}
 	a.auth = authn
 
-	loopback := isLoopback(cfg.Addr)
 	if authn.Open() {
-		if !loopback {
-			return nil, fmt.Errorf("no callers configured (--callers): every RPC would be open, which is allowed only on a loopback address, not %s", cfg.Addr)
+		if !isLoopback(cfg.Addr) {
+			return nil, nil, fmt.Errorf("no callers configured (--callers): every RPC would be open, which is allowed only on a loopback address, not %s", cfg.Addr)
 		}
 		a.log.Warn().Str("addr", cfg.Addr).Msg("no callers configured: every RPC is open to anyone who can reach this loopback address")
 	}
@@ -52,17 +53,28 @@ func (a *App) security() ([]grpc.ServerOption, error) {
 	case cfg.TLSCert != "" || cfg.TLSKey != "":
 		tlsCfg, err := serverTLS(cfg)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+		httpTLS := tlsCfg.Clone()
+		httpTLS.NextProtos = []string{"http/1.1"}
+		return opts, httpTLS, nil
 	case cfg.ClientCA != "":
-		return nil, fmt.Errorf("a client CA needs the server's own certificate: give the TLS certificate and key too")
-	case !loopback && !cfg.Insecure:
-		return nil, fmt.Errorf("refusing plaintext on non-loopback address %s: give a TLS certificate and key, or --insecure", cfg.Addr)
-	case !loopback:
-		a.log.Warn().Str("addr", cfg.Addr).Msg("INSECURE: plaintext gRPC on a non-loopback address; credentials and decisions cross the network in clear")
+		return nil, nil, fmt.Errorf("a client CA needs the server's own certificate: give the TLS certificate and key too")
 	}
-	return opts, nil
+	for _, l := range []struct{ flag, addr, what string }{
+		{"--addr", cfg.Addr, "gRPC"},
+		{"--http-addr", cfg.HTTPAddr, "HTTP (/metrics, /healthz)"},
+	} {
+		switch {
+		case isLoopback(l.addr):
+		case !cfg.Insecure:
+			return nil, nil, fmt.Errorf("refusing plaintext on non-loopback address %s (%s): give a TLS certificate and key, or --insecure", l.addr, l.flag)
+		default:
+			a.log.Warn().Str("addr", l.addr).Msg("INSECURE: plaintext " + l.what + " on a non-loopback address; what it serves crosses the network in clear")
+		}
+	}
+	return opts, nil, nil
 }
 
 func serverTLS(cfg Config) (*tls.Config, error) {

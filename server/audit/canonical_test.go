@@ -123,6 +123,16 @@ func testRecords(tb testing.TB) map[string]*audit.Record {
 		Kind:               tollgatev1.RecordKind(99), // unknown: written as a number
 		ReplayOf:           "01JOLD",
 	}
+	// A chain-break record: no request, no effect, its own message.
+	recs["chain break"] = &audit.Record{
+		DecisionId: "chain-break-c1-58", ChainId: "c1", Seq: 58, PrevHash: bytes.Repeat([]byte{3}, 32),
+		Kind: tollgatev1.RecordKind_RECORD_KIND_CHAIN_BREAK, EvaluatedAt: timestamppb.New(audittest.Base()), Caller: "ops@host-1",
+		ChainBreak: &tollgatev1.ChainBreak{
+			Problem: "records after seq 41 are missing: the head names seq 57", AcceptedBy: "ops@host-1",
+			HeadSeq: 57, HeadHash: bytes.Repeat([]byte{1}, 32), LastSeq: 41, LastHash: bytes.Repeat([]byte{2}, 32),
+			FirstBadSeq: 42, FirstBadDecisionId: "01JBAD \"quoted\"",
+		},
+	}
 	return recs
 }
 

@@ -13,6 +13,7 @@ type metrics struct {
 	commitSeconds  prometheus.Histogram
 	commitFailures prometheus.Counter
 	records        prometheus.Counter
+	rejected       prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, chainID string, queueDepth, healthy func() float64) (*metrics, error) {
@@ -34,12 +35,16 @@ func newMetrics(reg *prometheus.Registry, chainID string, queueDepth, healthy fu
 			Name: "tollgate_audit_records_total", Help: "Audit records committed.",
 			ConstLabels: labels,
 		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_audit_rejected_records_total", Help: "Audit records the store refused; in async mode each is in the dead-letter file.",
+			ConstLabels: labels,
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	cs := []prometheus.Collector{
-		m.batchSize, m.commitSeconds, m.commitFailures, m.records,
+		m.batchSize, m.commitSeconds, m.commitFailures, m.records, m.rejected,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_audit_queue_depth", Help: "Audit records queued and not yet committed.",
 			ConstLabels: labels,

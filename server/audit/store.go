@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
@@ -33,8 +34,9 @@ var (
 	ErrClosed = errors.New("audit closed")
 )
 
-// ConflictError reports an idempotency key reused with a different payload.
-// It wraps ErrDuplicate.
+// ConflictError reports an idempotency key reused with a different payload
+// by the same caller (keys are scoped, see IdempotencyScope), so OriginalID
+// is always one of that caller's own decisions. It wraps ErrDuplicate.
 type ConflictError struct {
 	Key        string
 	OriginalID string
@@ -63,6 +65,30 @@ func (e *IntegrityError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrCorrupt) hold.
 func (e *IntegrityError) Unwrap() error { return ErrCorrupt }
+
+// IdempotencyScope returns the scope in which rec's idempotency key is
+// unique: the authenticated caller's name, taken from rec.caller ("name
+// (via)" or "name (via) from addr", via being mtls, token or open), so one
+// caller's certificate and token share keys and in open mode every caller
+// ("anonymous (open)") shares one scope. It is "" for a record without a key
+// or without an authenticated caller. The rule is the text before the first
+// " (mtls)", " (token)" or " (open)"; stores derive their scope column from
+// the stored caller with it (sqlite migration 003 spells it in SQL).
+func IdempotencyScope(rec *Record) string {
+	if rec.GetIdempotencyKey() == "" {
+		return ""
+	}
+	caller, at := rec.GetCaller(), -1
+	for _, via := range []string{" (mtls)", " (token)", " (open)"} {
+		if i := strings.Index(caller, via); i >= 0 && (at < 0 || i < at) {
+			at = i
+		}
+	}
+	if at < 0 {
+		return ""
+	}
+	return caller[:at]
+}
 
 // Head is the last record of a chain as recorded by the store beside the
 // records, in the same transaction. The zero Head (Seq 0) is an empty chain.
@@ -204,8 +230,10 @@ type Store interface {
 	// read to its end as it stood. An unknown chain has no records.
 	Export(ctx context.Context, q ExportQuery) ([]*Record, error)
 	// FindByIdempotencyKey returns the RECORD_KIND_DECISION record stored
-	// with key, or ErrNotFound.
-	FindByIdempotencyKey(ctx context.Context, key string) (*Record, error)
+	// with key in scope (IdempotencyScope of the record), or ErrNotFound.
+	// Append enforces one decision per (scope, key): the same key in two
+	// scopes is two decisions.
+	FindByIdempotencyKey(ctx context.Context, scope, key string) (*Record, error)
 	// PutBundle stores an activated bundle by revision and sets its Digest
 	// from Data (a given Digest must match). Storing the same
 	// revision with the same digest again is a no-op; with another digest

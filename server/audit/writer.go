@@ -3,14 +3,17 @@ package audit
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -59,6 +62,15 @@ type Config struct {
 	// RetryInterval paces store retries in async mode and health probes
 	// while the store is failing. Default 500ms.
 	RetryInterval time.Duration
+	// DeadLetterFile is where async mode keeps answered records the store
+	// refuses (see the Writer's failure policy): one JSON object a line,
+	// appended and fsynced. "" keeps them in the error log only.
+	DeadLetterFile string
+	// AcceptChainBreak lets NewWriter start on a chain whose stored tail does
+	// not verify: it writes a RECORD_KIND_CHAIN_BREAK record naming what was
+	// found and who accepted it, and continues the chain after it. Without
+	// it NewWriter refuses with a *ChainBreakError.
+	AcceptChainBreak bool
 }
 
 func (c *Config) setDefaults() error {
@@ -93,14 +105,34 @@ func (c *Config) setDefaults() error {
 // Writer appends records to one hash chain, many per transaction (group
 // commit). It is safe for concurrent use; Close stops it.
 //
-// Failure policy. In sync mode a failed commit fails every Write in that
-// batch with an error wrapping ErrUnavailable; those records are dropped
-// (their callers were told) and the chain continues from the last committed
-// record, so it stays gap-free. In async mode callers were already answered,
-// so the committer retries the batch every RetryInterval until it commits;
-// meanwhile the queue fills and new Writes get ErrQueueFull. In both modes
+// Failure policy, by what the store's Append returned:
+//
+//   - Any error: the committer first asks the store whether the batch was
+//     committed after all (Head, then Get of the batch's last record): an
+//     ambiguous commit that stored the records with the hashes just sealed
+//     counts as committed, so a retry never meets its own records as
+//     duplicates and nothing is dropped or written twice.
+//   - A store failure (ErrUnavailable, I/O, a lock held elsewhere): in sync
+//     mode every Write of the batch fails with an error wrapping
+//     ErrUnavailable; those records are not stored (their callers were
+//     told, no decision was given) and the chain continues from the last
+//     committed record, gap-free. In async mode callers were already
+//     answered, so the batch is retried every RetryInterval until it
+//     commits; meanwhile the queue fills and new Writes get ErrQueueFull.
+//   - A record the store refuses (ErrInvalidArgument, or ErrDuplicate that
+//     is not our own earlier commit): the batch is split in halves until
+//     the refused records stand alone, so every other record commits. In
+//     sync mode the refused record's Write fails with the store's error. In
+//     async mode its caller was answered, so it is never dropped silently:
+//     it is appended to DeadLetterFile with the error, logged at error
+//     level with its decision id, counted in
+//     tollgate_audit_rejected_records_total, and Healthy reports false for
+//     at least RetryInterval and until a later commit or probe succeeds.
+//   - Close with a failing store (async): the queue is retried ten times
+//     RetryInterval apart, then what is left goes to DeadLetterFile too.
+//
 // Healthy reports false from a failed commit until a commit or a write probe
-// of the store succeeds.
+// of the store (Ping, every RetryInterval) succeeds.
 type Writer struct {
 	cfg    Config
 	store  Store
@@ -116,18 +148,28 @@ type Writer struct {
 	quit                 chan struct{}
 	done                 chan struct{}
 
-	mu       sync.Mutex // guards closed, inflight and idempotency lookups
+	// mu guards closed and inflight; it is never held across a store call,
+	// so no Write or commit waits on the database behind another's lookup.
+	mu       sync.Mutex
 	closed   bool
-	inflight map[string]*pending
+	inflight map[string]*pending // by scopedKey
 	senders  sync.WaitGroup
 
 	healthy atomic.Bool
-	head    Head // owned by the committer goroutine after NewWriter
+	// holdUntil (unix ns) keeps Healthy false after a refused record even
+	// when the next commit succeeds at once, so a health check sees it.
+	holdUntil atomic.Int64
+	head      Head       // owned by the committer goroutine after NewWriter
+	deadMu    sync.Mutex // serializes appends to DeadLetterFile
 }
 
-// pending is a decision with an idempotency key that is queued but not yet
-// committed, so concurrent retries find it before the store does.
+// pending is a decision with an idempotency key that is being looked up,
+// or is queued but not yet committed, so concurrent retries find it before
+// the store does.
 type pending struct {
+	// resolved is closed once the claimer's store lookup is over; until
+	// then rec and snapshot are nil and other claimers of the key wait.
+	resolved chan struct{}
 	rec      *Record // the queued record; read only after it committed
 	snapshot *Record // a copy taken before queueing, safe to read any time
 	// failed is set if the record will not be stored: by Write before
@@ -136,6 +178,9 @@ type pending struct {
 	// queued is closed once Write's attempt to queue rec is over.
 	queued chan struct{}
 }
+
+// scopedKey is the in-flight map's key: an idempotency key within its scope.
+func scopedKey(r *Record) string { return IdempotencyScope(r) + "\x00" + r.GetIdempotencyKey() }
 
 type item struct {
 	rec    *Record
@@ -146,10 +191,15 @@ type item struct {
 }
 
 // NewWriter validates cfg, loads the chain head from store so the chain
-// continues across restarts, and starts the committer. It returns an error
-// if the chain has records beyond its stored head (the head was rolled back:
-// run Verify). A head beyond the last record (a truncated tail) is logged and
-// the chain continues from the head, so Verify keeps reporting the gap.
+// continues across restarts, and starts the committer.
+//
+// It first checks the chain's tail: the stored head must name the last
+// record (same seq and hash), and that record must hash to its stored hash
+// and link to the record before it. A tail that does not (rows deleted or
+// rewritten, a head rolled back) makes NewWriter return a *ChainBreakError
+// naming the problem, unless cfg.AcceptChainBreak is set: then it appends a
+// RECORD_KIND_CHAIN_BREAK record before any decision (see writeChainBreak)
+// and the chain continues after it.
 func NewWriter(cfg Config, store Store, log zerolog.Logger) (*Writer, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -159,22 +209,19 @@ func NewWriter(cfg Config, store Store, log zerolog.Logger) (*Writer, error) {
 		return nil, err
 	}
 	ctx := context.Background()
-	head, err := store.Head(ctx, cfg.ChainID)
+	head, brk, err := checkTail(ctx, store, cfg.ChainID)
 	if err != nil {
-		return nil, fmt.Errorf("load audit chain head %s: %w", cfg.ChainID, err)
+		return nil, err
 	}
-	last, err := store.Last(ctx, cfg.ChainID)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		if head.Seq != 0 {
-			log.Error().Str("chain", cfg.ChainID).Uint64("head_seq", head.Seq).Msg("audit chain has a head but no records: tail truncated")
+	if brk != nil {
+		if !cfg.AcceptChainBreak {
+			return nil, brk
 		}
-	case err != nil:
-		return nil, fmt.Errorf("load last audit record %s: %w", cfg.ChainID, err)
-	case last.GetSeq() > head.Seq:
-		return nil, fmt.Errorf("audit chain %s has records up to seq %d beyond its head %d: %w", cfg.ChainID, last.GetSeq(), head.Seq, ErrHeadMismatch)
-	case last.GetSeq() < head.Seq:
-		log.Error().Str("chain", cfg.ChainID).Uint64("head_seq", head.Seq).Uint64("last_seq", last.GetSeq()).Msg("audit chain tail truncated; continuing from the stored head")
+		if head, err = writeChainBreak(ctx, store, brk, operator(), time.Now()); err != nil {
+			return nil, err
+		}
+		log.Warn().Str("chain", cfg.ChainID).Str("problem", brk.Problem).Uint64("break_seq", head.Seq).
+			Msg("audit chain break accepted: chain-break record written, the chain continues after it")
 	}
 	if head.Seq == 0 {
 		head.Hash = GenesisHash()
@@ -194,7 +241,7 @@ func NewWriter(cfg Config, store Store, log zerolog.Logger) (*Writer, error) {
 	w.met, err = newMetrics(cfg.Registry, cfg.ChainID,
 		func() float64 { return float64(len(w.queue)) },
 		func() float64 {
-			if w.healthy.Load() {
+			if w.Healthy() {
 				return 1
 			}
 			return 0
@@ -206,8 +253,11 @@ func NewWriter(cfg Config, store Store, log zerolog.Logger) (*Writer, error) {
 	return w, nil
 }
 
-// Healthy reports whether the last commit (or store probe) succeeded.
-func (w *Writer) Healthy() bool { return w.healthy.Load() }
+// Healthy reports whether the last commit (or store probe) succeeded, and
+// no record was refused by the store within the last RetryInterval.
+func (w *Writer) Healthy() bool {
+	return w.healthy.Load() && time.Now().UnixNano() >= w.holdUntil.Load()
+}
 
 // Mode returns the writer's logging mode.
 func (w *Writer) Mode() Mode { return w.cfg.Mode }
@@ -218,8 +268,9 @@ func (w *Writer) Mode() Mode { return w.cfg.Mode }
 // rec.idempotency_key is set, it is computed with PayloadHash from the
 // unmasked request.
 //
-// Idempotency: if a decision with rec's idempotency_key is stored or queued,
-// Write does not log rec. With an equal payload_hash it logs a
+// Idempotency: if a decision with rec's idempotency_key in rec's scope
+// (IdempotencyScope: the caller's name) is stored or queued, Write does not
+// log rec. With an equal payload_hash it logs a
 // RECORD_KIND_REPLAY marker (rec's decision_id, replay_of the original) and
 // returns the marker and the original; with another payload_hash it returns
 // a *ConflictError. This holds across concurrent Writes and restarts.
@@ -341,33 +392,65 @@ func shallowCopy(rec *Record) *Record {
 	return r
 }
 
-// claim resolves r's idempotency key. If the key is free it registers r as
-// in flight and returns own; otherwise it returns the queued original or the
-// stored original. It holds w.mu across the store lookup so no commit can
-// move a key from in flight to stored unseen.
+// claim resolves r's idempotency key within its scope. If the key is free
+// it registers r as in flight and returns own; otherwise it returns the
+// queued original or the stored original.
+//
+// The store lookup runs without w.mu: the claimer first registers a
+// placeholder under the lock, so a concurrent claimer of the same key waits
+// for the lookup instead of making a second decision, and the key cannot
+// move from in flight to stored unseen (it is in the map until its record
+// committed). Writes of other keys, and commits, never wait on the lookup.
 func (w *Writer) claim(ctx context.Context, r *Record) (own, queued *pending, stored *Record, err error) {
+	key := scopedKey(r)
+	for {
+		w.mu.Lock()
+		if w.closed {
+			w.mu.Unlock()
+			return nil, nil, nil, ErrClosed
+		}
+		p, ok := w.inflight[key]
+		if !ok {
+			break // the lock is held: register our placeholder below
+		}
+		select {
+		case <-p.resolved:
+			snap := p.snapshot
+			w.mu.Unlock()
+			if !bytes.Equal(snap.PayloadHash, r.PayloadHash) {
+				return nil, nil, nil, &ConflictError{Key: r.IdempotencyKey, OriginalID: snap.DecisionId}
+			}
+			return nil, p, nil, nil
+		default:
+		}
+		w.mu.Unlock()
+		select {
+		case <-p.resolved:
+		case <-ctx.Done():
+			return nil, nil, nil, fmt.Errorf("wait for idempotency key %q: %w: %w", r.IdempotencyKey, ErrQueueFull, ctx.Err())
+		}
+	}
+	p := &pending{resolved: make(chan struct{}), queued: make(chan struct{})}
+	w.inflight[key] = p
+	w.mu.Unlock()
+
+	orig, err := w.store.FindByIdempotencyKey(ctx, IdempotencyScope(r), r.IdempotencyKey)
+
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
-		return nil, nil, nil, ErrClosed
+	defer close(p.resolved)
+	if errors.Is(err, ErrNotFound) {
+		p.rec, p.snapshot = r, proto.Clone(r).(*Record)
+		return p, nil, nil, nil
 	}
-	key := r.IdempotencyKey
-	if p, ok := w.inflight[key]; ok {
-		if !bytes.Equal(p.snapshot.PayloadHash, r.PayloadHash) {
-			return nil, nil, nil, &ConflictError{Key: key, OriginalID: p.snapshot.DecisionId}
-		}
-		return nil, p, nil, nil
-	}
-	orig, err := w.store.FindByIdempotencyKey(ctx, key)
+	// Stored or failed: the key leaves the map, and waiting claimers look
+	// it up themselves.
+	delete(w.inflight, key)
 	switch {
-	case errors.Is(err, ErrNotFound):
-		own = &pending{rec: r, snapshot: proto.Clone(r).(*Record), queued: make(chan struct{})}
-		w.inflight[key] = own
-		return own, nil, nil, nil
 	case err != nil:
-		return nil, nil, nil, fmt.Errorf("look up idempotency key %q: %w: %w", key, ErrUnavailable, err)
+		return nil, nil, nil, fmt.Errorf("look up idempotency key %q: %w: %w", r.IdempotencyKey, ErrUnavailable, err)
 	case !bytes.Equal(orig.PayloadHash, r.PayloadHash):
-		return nil, nil, nil, &ConflictError{Key: key, OriginalID: orig.DecisionId}
+		return nil, nil, nil, &ConflictError{Key: r.IdempotencyKey, OriginalID: orig.DecisionId}
 	}
 	return nil, nil, orig, nil
 }
@@ -423,8 +506,8 @@ func (w *Writer) release(p *pending, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	p.failed = err
-	if w.inflight[p.snapshot.IdempotencyKey] == p {
-		delete(w.inflight, p.snapshot.IdempotencyKey)
+	if k := scopedKey(p.snapshot); w.inflight[k] == p {
+		delete(w.inflight, k)
 	}
 }
 
@@ -528,14 +611,19 @@ func (w *Writer) worthWaiting(n int) bool {
 	return n > 1 || w.lastBatch > 1
 }
 
-// commit seals and appends a batch. Replay markers whose original failed
-// fail with it.
+// commit seals and appends a batch under the Writer's failure policy,
+// splitting it around records the store refuses. Replay markers whose
+// original failed fail with it.
 func (w *Writer) commit(batch []*item) {
-	live := batch[:0]
+	live := make([]*item, 0, len(batch))
 	for _, it := range batch {
 		if it.origin != nil {
 			if err := w.failure(it.origin); err != nil {
-				w.finish(it, err)
+				if w.cfg.Mode == ModeAsync {
+					w.refuse(it, err) // answered with a decision that is not stored: keep the marker
+				} else {
+					w.finish(it, err)
+				}
 				continue
 			}
 		}
@@ -544,43 +632,180 @@ func (w *Writer) commit(batch []*item) {
 	if len(live) == 0 {
 		return
 	}
-	err := w.appendBatch(live)
-	if err != nil && errors.Is(err, ErrDuplicate) && len(live) > 1 {
-		// One bad record must not fail its batch-mates: commit one by one.
-		for _, it := range live {
-			w.settle([]*item{it}, w.appendBatch([]*item{it}))
+	resealed := false
+	for {
+		err := w.appendBatch(live)
+		if err == nil || w.committedAnyway(live, err) {
+			w.settle(live, nil)
+			return
 		}
+		switch {
+		case refused(err) && len(live) > 1:
+			// One bad record must not fail its batch-mates: bisect until it
+			// stands alone. The halves commit in order, so the chain keeps
+			// the batch's order less the refused records.
+			w.commit(live[:len(live)/2])
+			w.commit(live[len(live)/2:])
+			return
+		case refused(err):
+			w.refuse(live[0], err)
+			return
+		case errors.Is(err, ErrHeadMismatch) && !resealed:
+			// committedAnyway moved the head to the stored one: reseal
+			// after it once, at once, so a head moved by an ambiguous
+			// commit or another writer does not fail these callers.
+			resealed = true
+			continue
+		case w.cfg.Mode == ModeSync:
+			w.settle(live, err)
+			return
+		}
+		// Async: the callers were answered; retry until the store takes it.
+		select {
+		case <-w.quit:
+			w.retriesAfterClose(live)
+			return
+		case <-time.After(w.cfg.RetryInterval):
+		}
+	}
+}
+
+// refused reports whether err is the store refusing a record rather than
+// failing: the same records would fail again however often retried.
+func refused(err error) bool {
+	return errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrDuplicate)
+}
+
+// committedAnyway reports whether an append of live that failed with err
+// was committed after all (an ambiguous commit: the transaction committed
+// but the store reported an error), judged by the stored head or, if
+// another writer appended since, by the stored copy of the batch's last
+// record: stored with the hash just sealed, it is this very attempt's
+// record, and appends are all or nothing. If so the head moves on. If not,
+// and err says another writer moved the head, the head is reloaded so the
+// next attempt continues after it. It runs before any reload and reseal, so
+// a retry never meets its own earlier commit as a duplicate.
+func (w *Writer) committedAnyway(live []*item, err error) bool {
+	last := live[len(live)-1].rec
+	if len(last.Hash) == 0 {
+		return false // not sealed: the attempt never reached the store
+	}
+	ctx := context.Background()
+	h, herr := w.store.Head(ctx, w.cfg.ChainID)
+	if herr != nil {
+		return false // cannot tell; the head stays, so a retry reseals alike
+	}
+	mine := h.Seq == last.Seq && bytes.Equal(h.Hash, last.Hash)
+	if !mine && h.Seq > last.Seq {
+		stored, gerr := w.store.Get(ctx, last.DecisionId)
+		mine = gerr == nil && stored.GetSeq() == last.Seq && bytes.Equal(stored.GetHash(), last.Hash)
+	}
+	if !mine {
+		if errors.Is(err, ErrHeadMismatch) {
+			// Someone else appended to this chain: continue after them so
+			// the chain stays linked, and say so.
+			if h.Seq == 0 {
+				h.Hash = GenesisHash()
+			}
+			w.log.Warn().Str("chain", w.cfg.ChainID).Uint64("head_seq", h.Seq).Msg("audit chain head moved by another writer; continuing after it")
+			w.head = h
+		}
+		return false
+	}
+	w.head = h
+	w.met.batchSize.Observe(float64(len(live)))
+	w.met.records.Add(float64(len(live)))
+	w.healthy.Store(true)
+	w.log.Warn().Str("chain", w.cfg.ChainID).Int("records", len(live)).Uint64("last_seq", last.Seq).
+		Msg("audit commit reported an error but was stored: counted as committed")
+	return true
+}
+
+// refuse settles a record the store will not take. Its Write fails in sync
+// mode; in async mode, where the caller was answered, the record goes to
+// the dead-letter file and health drops (see the Writer's failure policy).
+func (w *Writer) refuse(it *item, err error) {
+	w.log.Error().Err(err).Str("chain", w.cfg.ChainID).Str("decision_id", it.rec.GetDecisionId()).
+		Str("mode", string(w.cfg.Mode)).Msg("audit record refused by the store")
+	if w.cfg.Mode == ModeAsync {
+		w.holdUntil.Store(time.Now().Add(w.cfg.RetryInterval).UnixNano())
+		w.healthy.Store(false)
+		w.deadLetter(it.rec, err)
+	}
+	w.met.rejected.Inc()
+	if !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("append audit record %s: %w: %w", it.rec.GetDecisionId(), ErrUnavailable, err)
+	}
+	w.finish(it, err)
+}
+
+// deadLetter appends rec, as answered, with the store's error to
+// DeadLetterFile and fsyncs it. Failing that, the error log carries the
+// whole record, so it is never only in memory.
+func (w *Writer) deadLetter(rec *Record, cause error) {
+	unsealed := proto.Clone(rec).(*Record)
+	unsealed.Seq, unsealed.PrevHash, unsealed.Hash = 0, nil, nil // its seal was never stored
+	body, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(unsealed)
+	if err != nil {
+		w.log.Error().Err(err).Str("decision_id", rec.GetDecisionId()).Msg("encode refused audit record")
 		return
 	}
-	if err != nil && w.cfg.Mode == ModeAsync {
-		for err != nil {
-			select {
-			case <-w.quit:
-				w.retriesAfterClose(live)
-				return
-			case <-time.After(w.cfg.RetryInterval):
-			}
-			err = w.appendBatch(live)
-			if err != nil && errors.Is(err, ErrDuplicate) {
-				break
-			}
+	line, err := json.Marshal(deadLetter{RefusedAt: time.Now().UTC(), Chain: w.cfg.ChainID, Error: cause.Error(), Record: body})
+	if err == nil && w.cfg.DeadLetterFile != "" {
+		err = w.appendDeadLetter(append(line, '\n'))
+		if err == nil {
+			return
 		}
 	}
-	w.settle(live, err)
+	w.log.Error().Err(err).Str("decision_id", rec.GetDecisionId()).RawJSON("record", body).
+		Msg("refused audit record not written to the dead-letter file; this log line is its only copy")
+}
+
+// deadLetter is one line of DeadLetterFile.
+type deadLetter struct {
+	RefusedAt time.Time       `json:"refused_at"`
+	Chain     string          `json:"chain_id"`
+	Error     string          `json:"error"`
+	Record    json.RawMessage `json:"record"`
+}
+
+func (w *Writer) appendDeadLetter(line []byte) error {
+	w.deadMu.Lock()
+	defer w.deadMu.Unlock()
+	f, err := os.OpenFile(w.cfg.DeadLetterFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("open audit dead-letter file: %w", err)
+	}
+	if _, err := f.Write(line); err != nil {
+		f.Close()
+		return fmt.Errorf("write audit dead-letter file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync audit dead-letter file: %w", err)
+	}
+	return f.Close()
 }
 
 // retriesAfterClose retries a failing async batch a bounded number of times
-// once Close was called, then drops it with an error log.
+// once Close was called, then keeps what is left in the dead-letter file.
 func (w *Writer) retriesAfterClose(live []*item) {
 	for i := 0; i < 10; i++ {
-		if err := w.appendBatch(live); err == nil {
+		err := w.appendBatch(live)
+		if err == nil || w.committedAnyway(live, err) {
 			w.settle(live, nil)
+			return
+		}
+		if refused(err) {
+			w.commit(live)
 			return
 		}
 		time.Sleep(w.cfg.RetryInterval)
 	}
-	w.log.Error().Str("chain", w.cfg.ChainID).Int("records", len(live)).Msg("audit writer closed with a failing store; queued records dropped")
-	w.settle(live, ErrUnavailable)
+	w.log.Error().Str("chain", w.cfg.ChainID).Int("records", len(live)).Msg("audit writer closed with a failing store; queued records go to the dead-letter file")
+	for _, it := range live {
+		w.refuse(it, ErrUnavailable)
+	}
 }
 
 // appendBatch seals live from the current head and appends it. On success
@@ -593,7 +818,8 @@ func (w *Writer) appendBatch(live []*item) error {
 	for i, it := range live {
 		body, err := sealPrepared(it.rec, it.prep, seq+1, hash)
 		if err != nil {
-			return err
+			// The record itself cannot be encoded: retrying cannot help.
+			return fmt.Errorf("seal audit record %s: %w: %w", it.rec.GetDecisionId(), ErrInvalidArgument, err)
 		}
 		seq, hash = it.rec.Seq, it.rec.Hash
 		entries[i] = Entry{Record: it.rec, Body: body}
@@ -603,20 +829,9 @@ func (w *Writer) appendBatch(live []*item) error {
 	w.met.commitSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		w.met.commitFailures.Inc()
-		if errors.Is(err, ErrDuplicate) || errors.Is(err, ErrInvalidArgument) {
-			// A bad record, not a bad store.
-			w.log.Error().Err(err).Str("chain", w.cfg.ChainID).Msg("audit record refused by the store")
+		if refused(err) {
+			// A bad record, not a bad store: commit isolates it.
 			return err
-		}
-		if errors.Is(err, ErrHeadMismatch) {
-			// Someone else appended to this chain: continue after them so
-			// the chain stays linked, and say so.
-			if h, herr := w.store.Head(context.Background(), w.cfg.ChainID); herr == nil {
-				if h.Seq == 0 {
-					h.Hash = GenesisHash()
-				}
-				w.head = h
-			}
 		}
 		if w.healthy.Swap(false) {
 			w.log.Error().Err(err).Str("chain", w.cfg.ChainID).Msg("audit commit failed")
@@ -658,8 +873,8 @@ func (w *Writer) finish(it *item, err error) {
 			w.release(it.pend, err)
 		} else {
 			w.mu.Lock()
-			if w.inflight[it.rec.IdempotencyKey] == it.pend {
-				delete(w.inflight, it.rec.IdempotencyKey)
+			if k := scopedKey(it.pend.snapshot); w.inflight[k] == it.pend {
+				delete(w.inflight, k)
 			}
 			w.mu.Unlock()
 		}

@@ -455,43 +455,6 @@ func cmpIgnoreDetail() cmp.Option {
 	return cmp.FilterPath(func(p cmp.Path) bool { return p.String() == "Detail" }, cmp.Ignore())
 }
 
-func TestTruncatedTail(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	s := openStore(t, dir)
-	w := newWriter(t, audit.Config{}, s)
-	for i := 0; i < 10; i++ {
-		if _, _, err := w.Write(ctx, audittest.Decision(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w.Close()
-	db := rawDB(t, s)
-	exec(t, db, "DELETE FROM record_reasons WHERE decision_id IN (SELECT decision_id FROM records WHERE seq > 7)")
-	exec(t, db, "DELETE FROM records WHERE seq > 7")
-	rep := verify(t, s, "test")
-	want := audit.Report{ChainID: "test", RecordsChecked: 7, FirstBadSeq: 8, Problem: audit.ProblemTruncated}
-	if d := cmp.Diff(want, rep, cmpIgnoreDetail()); d != "" {
-		t.Errorf("Verify after truncation (-want +got):\n%s", d)
-	}
-	// A restart continues from the stored head, so the gap stays visible.
-	s.Close()
-	s2 := openStore(t, dir)
-	w2 := newWriter(t, audit.Config{}, s2)
-	stored, _, err := w2.Write(ctx, audittest.Decision(10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stored.Seq != 11 {
-		t.Errorf("first record after restart has seq %d, want 11", stored.Seq)
-	}
-	rep = verify(t, s2, "test")
-	want = audit.Report{ChainID: "test", RecordsChecked: 7, FirstBadSeq: 11, FirstBadDecisionID: "d010", Problem: audit.ProblemSeqGap}
-	if d := cmp.Diff(want, rep, cmpIgnoreDetail()); d != "" {
-		t.Errorf("Verify after restart (-want +got):\n%s", d)
-	}
-}
-
 func TestChainContinuesAcrossReopen(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -713,16 +676,15 @@ func TestSecondWriterOnChainRecovers(t *testing.T) {
 	if _, _, err := a.Write(ctx, audittest.Decision(1)); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := b.Write(ctx, audittest.Decision(2))
-	if !errors.Is(err, audit.ErrUnavailable) || !errors.Is(err, audit.ErrHeadMismatch) {
-		t.Fatalf("stale writer: err = %v, want ErrUnavailable wrapping ErrHeadMismatch", err)
+	// Each stale writer picks up the stored head and continues after it at
+	// once, so the chain stays linked and no caller fails for it.
+	for i, w := range []*audit.Writer{b, a} {
+		stored, _, err := w.Write(ctx, audittest.Decision(2+i))
+		if err != nil || stored.Seq != uint64(2+i) {
+			t.Fatalf("stale writer %d: seq %d, err %v; want seq %d", i, stored.GetSeq(), err, 2+i)
+		}
 	}
-	// The stale writer picked up the stored head and continues after it.
-	stored, _, err := b.Write(ctx, audittest.Decision(2))
-	if err != nil || stored.Seq != 2 {
-		t.Fatalf("stale writer retry: seq %d, err %v; want seq 2", stored.GetSeq(), err)
-	}
-	if rep := verify(t, s, "test"); !rep.OK || rep.RecordsChecked != 2 {
-		t.Errorf("Verify = %+v, want OK with 2", rep)
+	if rep := verify(t, s, "test"); !rep.OK || rep.RecordsChecked != 3 {
+		t.Errorf("Verify = %+v, want OK with 3", rep)
 	}
 }

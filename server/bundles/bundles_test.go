@@ -122,11 +122,21 @@ func TestVerification(t *testing.T) {
 		})
 	}
 
-	info, err := bundles.Inspect(signed)
+	info, err := bundles.Inspect(context.Background(), signed, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := bundles.Info{Revision: "r1", Roots: []string{"tollgate", "params"}, Files: []string{"data.json", "main.rego", "main_test.rego"}, Signed: true, Digest: info.Digest}
+	// The effective revision is the one the service reports: over the content, without the signature.
+	unsigned, err := bundles.ReadTarball(tarball(t, policy("r1", "hello"), ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compiled, err := engine.Compile(context.Background(), unsigned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bundles.Info{Revision: "r1", EffectiveRevision: compiled.Revision(), Roots: []string{"tollgate", "params"},
+		Files: []string{"data.json", "main.rego", "main_test.rego"}, Signed: true, Digest: info.Digest}
 	if diff := cmp.Diff(want, info); diff != "" {
 		t.Errorf("Inspect (-want +got):\n%s", diff)
 	}
@@ -139,21 +149,29 @@ type fixture struct {
 	registry *prometheus.Registry
 }
 
+func nopLog() zerolog.Logger { return zerolog.New(io.Discard) }
+
 func newFixture(t testing.TB, cfg bundles.Config) *fixture {
 	t.Helper()
-	md, err := masterdata.New(masterdata.Config{Prepare: engine.PrepareRecord})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Config{}, md, zerolog.New(io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
 	store, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return newFixtureOver(t, store, cfg)
+}
+
+// newFixtureOver is a fresh engine and manager over an existing store, as after a restart.
+func newFixtureOver(t testing.TB, store *sqlite.Store, cfg bundles.Config) *fixture {
+	t.Helper()
+	md, err := masterdata.New(masterdata.Config{Prepare: engine.PrepareRecord})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Config{}, md, nopLog())
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.Registry = prometheus.NewRegistry()
 	m, err := bundles.New(cfg, eng, store, zerolog.New(io.Discard))
 	if err != nil {
@@ -198,6 +216,12 @@ func TestGate(t *testing.T) {
 	failingTest["main_test.rego"] = "package tollgate.main_test\n\ntest_denies if data.tollgate.decision.effect == \"DENY\"\n"
 	noTests := policy("r4", "x")
 	delete(noTests, "main_test.rego")
+	noDecision := policy("r7", "x")
+	noDecision[".manifest"] = `{"revision": "r7", "roots": ["tollgate", "params", "other"]}`
+	noDecision["main.rego"] = "package other\n\ndecision := {\"effect\": \"ALLOW\", \"reasons\": [{\"code\": \"OK\"}]}\n"
+	noDecision["main_test.rego"] = "package other.main_test\n\ntest_allows if data.other.decision.effect == \"ALLOW\"\n"
+	httpSend := policy("r8", "x")
+	httpSend["main.rego"] += "\nfetched := http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:1/\"})\n"
 
 	for _, tc := range []struct {
 		name   string
@@ -209,6 +233,8 @@ func TestGate(t *testing.T) {
 		{"compile error", tarball(t, compileError, priv), bundles.RefusedCompile, "undefined_var"},
 		{"failing test", tarball(t, failingTest, priv), bundles.RefusedTests, "tollgate.main_test.test_denies: FAIL"},
 		{"no tests", tarball(t, noTests, priv), bundles.RefusedTests, "no rego test"},
+		{"no decision rule", tarball(t, noDecision, priv), bundles.RefusedCompile, "defines no rule data.tollgate.decision"},
+		{"http.send", tarball(t, httpSend, priv), bundles.RefusedCompile, "undefined function http.send"},
 		{"same revision", tarball(t, policy("r1", "hello"), priv), bundles.Unchanged, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -230,10 +256,10 @@ func TestGate(t *testing.T) {
 	for _, c := range st.History {
 		sources = append(sources, c.Source)
 	}
-	if diff := cmp.Diff([]string{"same revision", "no tests", "failing test", "compile error", "unsigned", "test"}, sources); diff != "" {
+	if diff := cmp.Diff([]string{"same revision", "http.send", "no decision rule", "no tests", "failing test", "compile error", "unsigned", "test"}, sources); diff != "" {
 		t.Errorf("history newest first (-want +got):\n%s", diff)
 	}
-	for outcome, want := range map[bundles.Outcome]float64{bundles.Activated: 1, bundles.Unchanged: 1, bundles.RefusedVerification: 1, bundles.RefusedCompile: 1, bundles.RefusedTests: 2} {
+	for outcome, want := range map[bundles.Outcome]float64{bundles.Activated: 1, bundles.Unchanged: 1, bundles.RefusedVerification: 1, bundles.RefusedCompile: 3, bundles.RefusedTests: 2} {
 		if got := candidates(t, f.registry, outcome); got != want {
 			t.Errorf("tollgate_bundle_candidates_total{outcome=%q} = %v, want %v", outcome, got, want)
 		}

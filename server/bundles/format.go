@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/keys"
 	"github.com/open-policy-agent/opa/v1/storage"
@@ -74,11 +75,18 @@ func ReadTarball(data []byte, v *Verifier) (*bundle.Bundle, error) {
 	return &b, nil
 }
 
-// ReadDir reads an OPA bundle from a directory, verifying it with v (nil: no verification).
+// ErrNoPolicy is returned for a bundle directory that holds no Rego module: it cannot decide anything.
+var ErrNoPolicy = errors.New("no Rego modules (.rego files)")
+
+// ReadDir reads an OPA bundle from a directory, verifying it with v (nil: no verification). A directory
+// without a Rego module is refused (ErrNoPolicy): it is an empty or mistaken path, not a policy.
 func ReadDir(dir string, v *Verifier) (*bundle.Bundle, error) {
 	b, err := v.apply(bundle.NewCustomReader(bundle.NewDirectoryLoader(dir)).WithProcessAnnotations(true)).Read()
 	if err != nil {
 		return nil, fmt.Errorf("read bundle %s: %w", dir, err)
+	}
+	if len(b.Modules) == 0 {
+		return nil, fmt.Errorf("read bundle %s: %w", dir, ErrNoPolicy)
 	}
 	// A directory loader names modules by their path on disk; name them by their path in the bundle, as a
 	// tarball does, so the same content gives the same tarball and revision wherever it was read from.
@@ -86,6 +94,23 @@ func ReadDir(dir string, v *Verifier) (*bundle.Bundle, error) {
 		b.Modules[i].URL = b.Modules[i].Path
 	}
 	return &b, nil
+}
+
+// ReadFile reads a bundle archive (tar.gz) from path, verifying it with v (nil: no verification). A
+// file that is not one is refused with an error that says so.
+func ReadFile(path string, v *Verifier) (*bundle.Bundle, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read bundle: %w", err)
+	}
+	if len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		return nil, fmt.Errorf("read bundle %s: neither a directory nor a bundle archive (.tar.gz, as `tollgate bundle build` writes)", path)
+	}
+	b, err := ReadTarball(data, v)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", path, err)
+	}
+	return b, nil
 }
 
 // ReadFS reads an OPA bundle from a file system, verifying it with v (nil: no verification).
@@ -152,26 +177,42 @@ func SignDir(dir, privateKeyPEM, keyID string) error {
 
 // Info describes a bundle tarball for `tollgate bundle inspect`.
 type Info struct {
+	// Revision is the manifest revision.
 	Revision string
-	Roots    []string
-	Files    []string // module and data files, sorted
-	Signed   bool
-	// Digest is the hex SHA-256 of the tarball as given.
+	// EffectiveRevision is the revision the service reports for this bundle once activated: the
+	// manifest revision and a digest of the content without signatures (engine.Compiled.Revision).
+	// "" when the bundle does not compile; CompileError then says why.
+	EffectiveRevision string
+	CompileError      string
+	Roots             []string
+	Files             []string // module and data files, sorted
+	Signed            bool
+	// Digest is the hex SHA-256 of the tarball file as given; it covers the signatures and the archive's
+	// encoding, so it is not the digest in EffectiveRevision.
 	Digest string
 }
 
-// Inspect reads a bundle tarball without verifying it and describes it.
-func Inspect(data []byte) (Info, error) {
+// Inspect reads a bundle tarball without verifying it and describes it, compiling it under caps (nil:
+// the safe set) for its effective revision.
+func Inspect(ctx context.Context, data []byte, caps *engine.Capabilities) (Info, error) {
 	b, err := ReadTarball(data, nil)
 	if err != nil {
 		return Info{}, err
+	}
+	unsigned := *b
+	unsigned.Signatures = bundle.SignaturesConfig{}
+	var effective, compileErr string
+	if c, err := engine.CompileWith(ctx, &unsigned, caps); err != nil {
+		compileErr = err.Error()
+	} else {
+		effective = c.Revision()
 	}
 	sum := sha256.Sum256(data)
 	signed, err := hasSignatures(data)
 	if err != nil {
 		return Info{}, err
 	}
-	info := Info{Revision: b.Manifest.Revision, Signed: signed, Digest: hex.EncodeToString(sum[:])}
+	info := Info{Revision: b.Manifest.Revision, EffectiveRevision: effective, CompileError: compileErr, Signed: signed, Digest: hex.EncodeToString(sum[:])}
 	if b.Manifest.Roots != nil {
 		info.Roots = slices.Clone(*b.Manifest.Roots)
 	}
@@ -213,13 +254,24 @@ type TestReport struct {
 func TestFile(path string) bool { return strings.HasSuffix(path, "_test.rego") }
 
 // RunTests runs b's Rego tests (every test_ rule, conventionally in *_test.rego files) through OPA's
-// tester with the engine's master-data builtins declared, each test bounded by timeout (0: 30s). An
-// error means the tests could not be run at all (e.g. they do not compile); failing tests are in the
-// report.
-func RunTests(ctx context.Context, b *bundle.Bundle, timeout time.Duration) (TestReport, error) {
+// tester with the engine's master-data builtins declared, under caps (nil: the safe set) and with
+// built-in errors fatal, as the engine evaluates, each test bounded by timeout (0: 30s). An error means
+// the tests could not be run at all (e.g. they do not compile, or call a built-in outside caps);
+// failing tests are in the report.
+func RunTests(ctx context.Context, b *bundle.Bundle, timeout time.Duration, caps *engine.Capabilities) (TestReport, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
+	if caps == nil {
+		var err error
+		if caps, err = engine.NewCapabilities(nil); err != nil {
+			return TestReport{}, fmt.Errorf("run bundle tests: %w", err)
+		}
+	}
+	compiler := ast.NewCompiler().
+		WithCapabilities(caps.AST()).
+		WithEnablePrintStatements(true).
+		WithDefaultRegoVersion(ast.RegoV1)
 	store := inmem.New()
 	txn, err := store.NewTransaction(ctx, storage.WriteParams)
 	if err != nil {
@@ -228,6 +280,7 @@ func RunTests(ctx context.Context, b *bundle.Bundle, timeout time.Duration) (Tes
 	defer store.Abort(ctx, txn)
 	ch, err := tester.NewRunner().
 		SetStore(store).
+		SetCompiler(compiler).
 		SetBundles(map[string]*bundle.Bundle{"candidate": b}).
 		AddCustomBuiltins(engine.TesterBuiltins()).
 		RaiseBuiltinErrors(true).

@@ -11,6 +11,13 @@
 // The policy bundle wraps them in one package (data.tollgate.md), so the same policies also run on stock
 // OPA with master data as data.json by swapping that one file.
 //
+// Bundles compile under a Capabilities set: OPA's built-ins without those that reach the network or the
+// host (UnsafeBuiltins) unless the operator allows them, plus the master-data builtins. A bundle must
+// define the decision rule to compile at all (ErrNoDecisionRule).
+//
 // Every failure on the decision path is a DENY with a reason code (POLICY_ERROR, POLICY_UNDEFINED,
-// EVALUATION_TIMEOUT) and a log line; Decide never returns an error. The engine knows nothing of gRPC.
+// EVALUATION_TIMEOUT) and a log line; Decide never returns an error. Built-in errors are evaluation
+// errors (strict built-in errors), so a POLICY_ERROR, not an undefined expression. Live decisions and
+// re-evaluations of recorded ones (EvaluateRecorded: replay, impact analysis) share one pool of
+// evaluators, live decisions first. The engine knows nothing of gRPC.
 package engine

@@ -76,6 +76,9 @@ type Config struct {
 	// decisions wait their turn in arrival order. Default GOMAXPROCS: evaluation is pure CPU, so more at
 	// once only interleaves them, and every one finishes later than in turn.
 	MaxConcurrent int
+	// Capabilities are the built-ins bundles compiled by Engine.Compile may call. Default the safe set
+	// (NewCapabilities(nil)).
+	Capabilities *Capabilities
 }
 
 // DefaultEvalTimeout is the evaluation bound used when Config.EvalTimeout is zero.
@@ -96,7 +99,12 @@ type Engine struct {
 	// waits in the channel's queue of senders, which Go serves first come, first served. Long-lived
 	// evaluators also keep the deep stacks OPA's evaluation grows, instead of every gRPC handler
 	// goroutine growing its own.
-	queue     chan *evaluation
+	queue chan *evaluation
+	// recorded hands re-evaluations of recorded decisions (replay, impact analysis) to the same
+	// evaluators, which take them only when no live decision is waiting in queue: an analysis of
+	// thousands of records shares the evaluators without making a live decision wait its turn behind
+	// them.
+	recorded  chan *evaluation
 	quit      chan struct{}
 	closeOnce sync.Once
 }
@@ -106,6 +114,16 @@ type evaluation struct {
 	ctx  context.Context
 	req  *Request
 	done chan *Result
+	// recorded is set for a re-evaluation of a recorded decision (replay, impact analysis); nil for a
+	// live decision.
+	recorded *recordedEval
+}
+
+// recordedEval is what a re-evaluation runs with instead of the active bundle, the clock and a snapshot.
+type recordedEval struct {
+	compiled *Compiled
+	at       time.Time
+	facts    builtins.NDBCache
 }
 
 // activation is the active compiled bundle; immutable once built.
@@ -135,8 +153,11 @@ func New(cfg Config, md Snapshotter, log zerolog.Logger) (*Engine, error) {
 	if cfg.MaxConcurrent == 0 {
 		cfg.MaxConcurrent = runtime.GOMAXPROCS(0)
 	}
+	if cfg.Capabilities == nil {
+		cfg.Capabilities = safeCapabilities()
+	}
 	e := &Engine{cfg: cfg, md: md, log: log.With().Str("component", "engine").Logger(),
-		queue: make(chan *evaluation), quit: make(chan struct{})}
+		queue: make(chan *evaluation), recorded: make(chan *evaluation), quit: make(chan struct{})}
 	for range cfg.MaxConcurrent {
 		go e.evaluator()
 	}
@@ -149,11 +170,20 @@ func (e *Engine) Close() {
 	e.closeOnce.Do(func() { close(e.quit) })
 }
 
-// evaluator runs queued decisions one at a time until Close.
+// evaluator runs queued decisions one at a time until Close, a waiting live decision before a waiting
+// re-evaluation.
 func (e *Engine) evaluator() {
 	for {
 		select {
 		case ev := <-e.queue:
+			ev.done <- e.evaluate(ev)
+			continue
+		default:
+		}
+		select {
+		case ev := <-e.queue:
+			ev.done <- e.evaluate(ev)
+		case ev := <-e.recorded:
 			ev.done <- e.evaluate(ev)
 		case <-e.quit:
 			return
@@ -169,6 +199,9 @@ func (e *Engine) evaluate(ev *evaluation) (res *Result) {
 			res = e.refuse(ev.req, CodePolicyError, "policy evaluation failed", fmt.Errorf("panic: %v", p))
 		}
 	}()
+	if r := ev.recorded; r != nil {
+		return e.evaluateRecorded(ev.ctx, r.compiled, ev.req, r.at, r.facts)
+	}
 	return e.decideAt(ev.ctx, ev.req, e.cfg.Clock().UTC(), e.md.Snapshot())
 }
 
@@ -182,22 +215,54 @@ func (e *Engine) refuse(req *Request, code, msg string, cause error) *Result {
 	return e.fail(res, req, code, msg, cause)
 }
 
-// Prepare compiles a bundle and prepares its decision query without activating it. It fails when the
-// bundle does not compile or does not define the decision rule.
+// Prepare compiles a bundle under the safe capabilities and prepares its decision query without
+// activating it. It fails when the bundle does not compile, calls a built-in outside the capabilities,
+// or does not define the decision rule.
 func Prepare(ctx context.Context, b *bundle.Bundle) (rego.PreparedEvalQuery, error) {
+	return prepare(ctx, b, safeCapabilities())
+}
+
+// ErrNoDecisionRule is returned for a bundle that compiles but has no rule for DecisionQuery: activated,
+// every decision would be a POLICY_UNDEFINED DENY.
+var ErrNoDecisionRule = errors.New("the bundle defines no rule " + DecisionQuery)
+
+var decisionRef = ast.MustParseRef(DecisionQuery)
+
+func prepare(ctx context.Context, b *bundle.Bundle, caps *Capabilities) (rego.PreparedEvalQuery, error) {
+	// The compiler is ours, not rego's, so the compiled rule tree can be asked for the decision rule: a
+	// query for an undefined rule compiles, and would answer undefined for every input.
+	compiler := ast.NewCompiler().
+		WithCapabilities(caps.AST()).
+		WithDefaultRegoVersion(ast.RegoV1).
+		WithUseTypeCheckAnnotations(true)
 	opts := []func(*rego.Rego){
 		rego.Query(DecisionQuery),
+		rego.Compiler(compiler),
 		rego.ParsedBundle("tollgate", b),
 		rego.StoreReadAST(true),
 		rego.SetRegoVersion(ast.RegoV1),
+		// A built-in error (to_number("x"), json.unmarshal of junk) is an evaluation error, so a DENY
+		// with POLICY_ERROR, not an undefined expression a policy could fall through to an ALLOW.
+		rego.StrictBuiltinErrors(true),
 	}
 	opts = append(opts, regoBuiltins()...)
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		return rego.PreparedEvalQuery{}, fmt.Errorf("compile bundle: %w", err)
 	}
+	if len(compiler.GetRulesForVirtualDocument(decisionRef)) == 0 {
+		return rego.PreparedEvalQuery{}, fmt.Errorf("compile bundle: %w", ErrNoDecisionRule)
+	}
 	return pq, nil
 }
+
+// Compile compiles b under the engine's Config.Capabilities; see CompileWith.
+func (e *Engine) Compile(ctx context.Context, b *bundle.Bundle) (*Compiled, error) {
+	return CompileWith(ctx, b, e.cfg.Capabilities)
+}
+
+// Capabilities returns the built-ins the engine's bundles may call.
+func (e *Engine) Capabilities() *Capabilities { return e.cfg.Capabilities }
 
 // Activate makes c the active bundle atomically: decisions already running finish on the bundle they
 // started with.
@@ -220,19 +285,29 @@ func (e *Engine) Active() (*Compiled, time.Time) {
 // A decision waits for an evaluator (Config.MaxConcurrent) before it reads the clock and the snapshot;
 // one whose ctx ends while it waits is a DENY with EVALUATION_TIMEOUT.
 func (e *Engine) Decide(ctx context.Context, req *Request) *Result {
+	return e.submit(&evaluation{ctx: ctx, req: req}, e.refuse)
+}
+
+// submit queues ev for an evaluator and waits for its result; refuse makes the DENY of one that never
+// started.
+func (e *Engine) submit(ev *evaluation, refuse func(req *Request, code, msg string, cause error) *Result) *Result {
 	select {
 	case <-e.quit:
-		return e.refuse(req, CodePolicyError, "the engine is closed", nil)
+		return refuse(ev.req, CodePolicyError, "the engine is closed", nil)
 	default:
 	}
-	ev := &evaluation{ctx: ctx, req: req, done: make(chan *Result, 1)}
+	ev.done = make(chan *Result, 1)
+	queue := e.queue
+	if ev.recorded != nil {
+		queue = e.recorded
+	}
 	select {
-	case e.queue <- ev:
+	case queue <- ev:
 		return <-ev.done
-	case <-ctx.Done():
-		return e.refuse(req, CodeEvaluationTimeout, "the request's deadline passed before its evaluation could start", ctx.Err())
+	case <-ev.ctx.Done():
+		return refuse(ev.req, CodeEvaluationTimeout, "the request's deadline passed before its evaluation could start", ev.ctx.Err())
 	case <-e.quit:
-		return e.refuse(req, CodePolicyError, "the engine is closed", nil)
+		return refuse(ev.req, CodePolicyError, "the engine is closed", nil)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 )
 
@@ -32,9 +31,19 @@ func (c *Compiled) Revision() string { return c.revision }
 // Data is the bundle serialized in OPA's format, as the audit log keeps it for replay.
 func (c *Compiled) Data() []byte { return c.data }
 
-// Compile compiles b and prepares its decision query. It fails when the bundle does not compile.
+// Compile compiles b under the safe capabilities and prepares its decision query. It fails when the
+// bundle does not compile, calls a built-in outside the safe set or does not define the decision rule
+// (ErrNoDecisionRule).
 func Compile(ctx context.Context, b *bundle.Bundle) (*Compiled, error) {
-	pq, err := Prepare(ctx, b)
+	return CompileWith(ctx, b, safeCapabilities())
+}
+
+// CompileWith is Compile under caps. A nil caps is the safe set.
+func CompileWith(ctx context.Context, b *bundle.Bundle, caps *Capabilities) (*Compiled, error) {
+	if caps == nil {
+		caps = safeCapabilities()
+	}
+	pq, err := prepare(ctx, b, caps)
 	if err != nil {
 		return nil, err
 	}
@@ -60,20 +69,28 @@ func Serialize(b *bundle.Bundle) ([]byte, error) {
 // (a decoded audit record's facts). It reads no live data: a read that was not recorded is an error, so
 // the result is a POLICY_ERROR DENY rather than a decision on today's data. With the facts and time of
 // a recorded decision it reproduces that decision exactly.
+//
+// It waits its turn for the same evaluators as live decisions (Config.MaxConcurrent), so replays and
+// impact analyses share them with live traffic instead of adding to it, and an evaluator takes it only
+// when no live decision is waiting; one whose ctx ends while it waits is a DENY with
+// EVALUATION_TIMEOUT.
 func (e *Engine) EvaluateRecorded(ctx context.Context, c *Compiled, req *Request, at time.Time, facts builtins.NDBCache) *Result {
+	ev := &evaluation{ctx: ctx, req: req, recorded: &recordedEval{compiled: c, at: at, facts: facts}}
+	return e.submit(ev, func(req *Request, code, msg string, cause error) *Result {
+		return e.fail(&Result{EvaluatedAt: at, BundleRevision: c.revision, Facts: facts}, req, code, msg, cause)
+	})
+}
+
+func (e *Engine) evaluateRecorded(ctx context.Context, c *Compiled, req *Request, at time.Time, facts builtins.NDBCache) *Result {
 	res := &Result{EvaluatedAt: at, BundleRevision: c.revision, Facts: facts}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.EvalTimeout)
 	defer cancel()
-	var builtinErrs []topdown.Error
+	// Built-in errors are fatal (StrictBuiltinErrors at prepare), live and here alike.
 	rs, err := c.query.Eval(ctx,
 		rego.EvalParsedInput(req.inputValue()),
 		rego.EvalTime(at),
 		rego.EvalNDBuiltinCache(facts),
-		rego.EvalBuiltinErrorList(&builtinErrs),
 		rego.EvalGenerateJSON(rawTerm),
 	)
-	if err == nil && len(builtinErrs) > 0 {
-		err = &builtinErrs[0]
-	}
 	return e.finish(ctx, res, req, rs, err)
 }

@@ -13,8 +13,13 @@
 //     verifies; the lost records are simply absent.
 //   - a record altered in the file is reported by `tollgatectl audit verify` (exit 1) with its seq and
 //     decision id.
-//   - a truncated tail (last records deleted) leaves a service that starts and decides, and verify
-//     reports the missing records.
+//   - a truncated tail (last records deleted) makes the next start fail, naming the break (chain,
+//     seqs, last decision id); a start with --audit-accept-chain-break writes a chain-break record
+//     that `audit list`, `audit get` and `audit verify` show (who, when, what), and the chain
+//     continues after it.
+//   - health (gRPC health service and /healthz) turns NOT_SERVING when the audit store fails and
+//     SERVING again when it recovers, in sync and async mode (in process, over an
+//     audittest.FaultStore wrapping the real store through app.Config.WrapAuditStore).
 //
 // Run: go test ./test/fault/ (about 30-60 s on 2 cores; the binaries are built once in TestMain).
 package fault

@@ -107,14 +107,14 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// start runs tollgate serve on dataDir with the given audit mode and waits until it logs that it is
-// serving. The process is killed at the end of the test if still running.
-func start(t testing.TB, dataDir, mode string) *service {
+// start runs tollgate serve on dataDir with the given audit mode (and extra flags) and waits until it
+// logs that it is serving. The process is killed at the end of the test if still running.
+func start(t testing.TB, dataDir, mode string, extra ...string) *service {
 	t.Helper()
 	s := &service{addr: freePort(t), logs: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(filepath.Join(binDir, "tollgate"), "serve",
+	s.cmd = exec.Command(filepath.Join(binDir, "tollgate"), append([]string{"serve",
 		"--addr", s.addr, "--http-addr", freePort(t), "--data-dir", dataDir,
-		"--audit-mode", mode, "--log-format", "json", "--log-level", "info")
+		"--audit-mode", mode, "--log-format", "json", "--log-level", "info"}, extra...)...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +162,33 @@ func start(t testing.TB, dataDir, mode string) *service {
 	}
 	s.client = c
 	return s
+}
+
+// startRefused runs tollgate serve on dataDir, expects it to exit with a failure before serving and
+// returns what it wrote to stderr.
+func startRefused(t testing.TB, dataDir string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "tollgate"), "serve",
+		"--addr", freePort(t), "--http-addr", freePort(t), "--data-dir", dataDir, "--log-format", "json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+			t.Fatalf("tollgate serve: %v, want a failed start\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("tollgate serve kept running, want a refused start:\n%s", stderr.String())
+	}
+	return stderr.String()
 }
 
 // kill sends SIGKILL and waits for the process to be gone.

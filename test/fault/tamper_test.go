@@ -54,13 +54,14 @@ func TestVerifyNamesAlteredRecord(t *testing.T) {
 	}
 }
 
-// TestTruncatedTail deletes the last records while the service is stopped: the service starts and
-// decides again, and verify reports the missing records, before and after new decisions.
+// TestTruncatedTail deletes the last records while the service is stopped: the next start is refused,
+// naming the break; a start with --audit-accept-chain-break writes a chain-break record before any
+// decision, auditors see it in list, get and verify, and the chain continues after it.
 func TestTruncatedTail(t *testing.T) {
 	const total, cut = 40, 7
 	dir := t.TempDir()
 	s := start(t, dir, "sync")
-	decideN(t, s, total)
+	ids := decideN(t, s, total)
 	s.stop(t)
 
 	db := openDB(t, dir)
@@ -74,25 +75,55 @@ func TestTruncatedTail(t *testing.T) {
 	}
 	db.Close()
 
-	s = start(t, dir, "sync")
-	firstMissing := total - cut + 1
-	out, _, code := s.ctl(t, "audit", "verify")
-	if code != 1 || !strings.Contains(out, fmt.Sprintf("first bad record: seq %d,", firstMissing)) || !strings.Contains(out, "truncated tail") {
-		t.Errorf("verify of the truncated log: exit %d, want 1 naming seq %d as a truncated tail:\n%s", code, firstMissing, out)
+	lastIntact := total - cut
+	stderr := startRefused(t, dir)
+	want := fmt.Sprintf("audit chain default is broken: records after seq %d are missing: the head names seq %d (stored head seq %d, last record seq %d decision %s)",
+		lastIntact, total, total, lastIntact, ids[lastIntact-1])
+	if !strings.Contains(stderr, want) || !strings.Contains(stderr, "--audit-accept-chain-break") {
+		t.Fatalf("refused start does not name the break (want %q and the flag):\n%s", want, stderr)
 	}
 
-	// Decisions work again; the chain continues after the stored head, so the hole stays visible.
-	ids := decideN(t, s, 3)
-	rec, err := s.client.GetDecision(context.Background(), ids[0])
-	if err != nil {
-		t.Fatal(err)
+	s = start(t, dir, "sync", "--audit-accept-chain-break")
+	breakSeq := total + 1
+	breakID := fmt.Sprintf("chain-break-default-%d", breakSeq)
+	out, errOut, code := s.ctl(t, "audit", "get", breakID)
+	if code != 0 {
+		t.Fatalf("audit get %s: exit %d\n%s%s", breakID, code, out, errOut)
 	}
-	if rec.GetSeq() != total+1 {
-		t.Errorf("first decision after restart has seq %d, want %d (after the stored head)", rec.GetSeq(), total+1)
+	for _, want := range []string{`"kind": "CHAIN_BREAK"`, `"accepted_by": "`, fmt.Sprintf(`"problem": "records after seq %d are missing: the head names seq %d"`, lastIntact, total),
+		fmt.Sprintf(`"head_seq": "%d"`, total), fmt.Sprintf(`"last_seq": "%d"`, lastIntact), fmt.Sprintf(`"seq": "%d"`, breakSeq)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("audit get of the break record lacks %s:\n%s", want, out)
+		}
+	}
+	if out, _, _ := s.ctl(t, "audit", "list", "--limit", "1"); !strings.Contains(out, breakID) || !strings.Contains(out, "CHAIN_BREAK") {
+		t.Errorf("audit list does not show the break record first:\n%s", out)
+	}
+	if out, errOut, code := s.ctl(t, "audit", "replay", breakID); code != 1 || !strings.Contains(errOut, "is a chain-break record, not a decision") {
+		t.Errorf("audit replay of the break record: exit %d, want 1 saying it is no decision:\n%s%s", code, out, errOut)
+	}
+
+	// Decisions continue after the break; verify reports the accepted break, not an intact chain.
+	more := decideN(t, s, 3)
+	rec, err := s.client.GetDecision(context.Background(), more[0])
+	if err != nil || rec.GetSeq() != uint64(breakSeq+1) {
+		t.Errorf("first decision after the break: seq %d, %v; want %d", rec.GetSeq(), err, breakSeq+1)
 	}
 	out, _, code = s.ctl(t, "audit", "verify")
-	want := fmt.Sprintf("first bad record: seq %d, decision %s\n", total+1, ids[0])
-	if code != 1 || !strings.Contains(out, want) || !strings.Contains(out, fmt.Sprintf("seq %d-%d missing", firstMissing, total)) {
-		t.Errorf("verify after new decisions: exit %d, want 1 with %q and the missing range %d-%d:\n%s", code, want, firstMissing, total, out)
+	for _, want := range []string{
+		fmt.Sprintf("first bad record: seq %d, decision %s\n", breakSeq, breakID),
+		"problem: accepted chain break: break record seq " + fmt.Sprint(breakSeq) + " accepted by ",
+		fmt.Sprintf("seq %d-%d not verified", lastIntact+1, total),
+		"the 3 records after it verify",
+	} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("verify after the accepted break: exit %d, want 1 and %q:\n%s", code, want, out)
+		}
+	}
+	// A restart on the accepted break needs no flag and writes no second break.
+	s.stop(t)
+	s = start(t, dir, "sync")
+	if out, _, _ := s.ctl(t, "audit", "verify"); !strings.Contains(out, "the 3 records after it verify") {
+		t.Errorf("verify after a plain restart:\n%s", out)
 	}
 }

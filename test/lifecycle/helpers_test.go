@@ -26,13 +26,14 @@ type server struct {
 	app    *app.App
 	client *tollgate.Client
 	policy tollgatev1.PolicyServiceClient
+	stop   func() error
 }
 
 // startServer starts the real service for one test (see testserver.Start) with a PolicyService client.
 func startServer(t testing.TB, cfg app.Config) *server {
 	t.Helper()
 	srv := testserver.Start(t, cfg)
-	return &server{app: srv.App, client: srv.Client, policy: tollgatev1.NewPolicyServiceClient(srv.Client.Conn())}
+	return &server{app: srv.App, client: srv.Client, policy: tollgatev1.NewPolicyServiceClient(srv.Client.Conn()), stop: srv.Stop}
 }
 
 func (s *server) status(t testing.TB) *tollgatev1.PolicyServiceStatusResponse {

@@ -4,8 +4,11 @@ package security_test
 
 import (
 	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,11 +76,7 @@ func startSecure(t testing.TB, edit func(*auth.Config)) *secureServer {
 	}
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, app.Config{
-		Addr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(),
-		TLSCert: filepath.Join(certs, "server.crt"), TLSKey: filepath.Join(certs, "server.key"),
-		ClientCA: filepath.Join(certs, "ca.crt"), CallersFile: filepath.Join(certs, "callers.json"),
-	}, zerolog.New(io.MultiWriter(logs)))
+	a, err := app.New(ctx, secureConfig(t, certs), zerolog.New(io.MultiWriter(logs)))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -90,6 +89,25 @@ func startSecure(t testing.TB, edit func(*auth.Config)) *secureServer {
 		a.Close()
 	})
 	return &secureServer{app: a, certs: certs, token: strings.TrimSpace(string(token)), logs: logs}
+}
+
+// secureConfig configures the service on loopback with the TLS material and callers file in certs.
+func secureConfig(t testing.TB, certs string) app.Config {
+	return app.Config{
+		Addr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(),
+		TLSCert: filepath.Join(certs, "server.crt"), TLSKey: filepath.Join(certs, "server.key"),
+		ClientCA: filepath.Join(certs, "ca.crt"), CallersFile: filepath.Join(certs, "callers.json"),
+	}
+}
+
+// startWith builds (without running) a service from the material in certs, closed at the end of the test.
+func startWith(t testing.TB, certs string) (*app.App, error) {
+	t.Helper()
+	a, err := app.New(context.Background(), secureConfig(t, certs), zerolog.Nop())
+	if err == nil {
+		t.Cleanup(func() { a.Close() })
+	}
+	return a, err
 }
 
 func writeCallers(t testing.TB, path string, cfg *auth.Config) {
@@ -118,6 +136,20 @@ func (s *secureServer) as(t testing.TB, cert string, opts ...tollgate.Option) *t
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// stranger issues a client certificate from the server's CA that no caller is configured with, and
+// returns its name for as.
+func (s *secureServer) stranger(t testing.TB) string {
+	t.Helper()
+	const name = "stranger"
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: name}, URIs: []*url.URL{devcerts.ClientID(name)}}
+	if err := devcerts.IssueClient(s.certs, name, tmpl); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func codeOf(err error) codes.Code { return status.Code(err) }
 
 func decideReq(actorType tollgatev1.ActorType, actorID string) *tollgatev1.DecideRequest {
 	attrs, _ := structpb.NewStruct(map[string]any{"amount": "100.00", "currency": "USD", "category": "MRO", "site_id": "DC1", "supplier_id": "S1"})

@@ -690,10 +690,14 @@ func (x *GetDecisionResponse) GetRecord() *DecisionRecord {
 
 // VerifyLogRequest selects a chain; an empty chain_id verifies every chain.
 type VerifyLogRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ChainId       string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ChainId string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	// since_checkpoint is a signed checkpoint kept outside the service (a
+	// witness copy, a receipt's checkpoint); verify then also proves that the
+	// current log extends it (a consistency proof). Optional.
+	SinceCheckpoint string `protobuf:"bytes,2,opt,name=since_checkpoint,json=sinceCheckpoint,proto3" json:"since_checkpoint,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *VerifyLogRequest) Reset() {
@@ -733,6 +737,13 @@ func (x *VerifyLogRequest) GetChainId() string {
 	return ""
 }
 
+func (x *VerifyLogRequest) GetSinceCheckpoint() string {
+	if x != nil {
+		return x.SinceCheckpoint
+	}
+	return ""
+}
+
 // VerifyLogResponse reports the first problem found, if any.
 type VerifyLogResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -744,8 +755,15 @@ type VerifyLogResponse struct {
 	FirstBadSeq        uint64 `protobuf:"varint,3,opt,name=first_bad_seq,json=firstBadSeq,proto3" json:"first_bad_seq,omitempty"`
 	FirstBadDecisionId string `protobuf:"bytes,4,opt,name=first_bad_decision_id,json=firstBadDecisionId,proto3" json:"first_bad_decision_id,omitempty"`
 	// problem says why: hash mismatch, broken link, gap in seq, truncated tail.
-	Problem       string `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"`
-	ChainId       string `protobuf:"bytes,6,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	Problem string `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"`
+	ChainId string `protobuf:"bytes,6,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	// checkpoints_checked counts the stored checkpoints proved consistent with
+	// the log (each with the next, the newest with the current tree).
+	CheckpointsChecked uint64 `protobuf:"varint,7,opt,name=checkpoints_checked,json=checkpointsChecked,proto3" json:"checkpoints_checked,omitempty"`
+	// tree_size and root_hash are the Merkle tree the records rebuild, for the
+	// chain verified (unset when several chains were verified).
+	TreeSize      uint64 `protobuf:"varint,8,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	RootHash      []byte `protobuf:"bytes,9,opt,name=root_hash,json=rootHash,proto3" json:"root_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -820,6 +838,27 @@ func (x *VerifyLogResponse) GetChainId() string {
 		return x.ChainId
 	}
 	return ""
+}
+
+func (x *VerifyLogResponse) GetCheckpointsChecked() uint64 {
+	if x != nil {
+		return x.CheckpointsChecked
+	}
+	return 0
+}
+
+func (x *VerifyLogResponse) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+func (x *VerifyLogResponse) GetRootHash() []byte {
+	if x != nil {
+		return x.RootHash
+	}
+	return nil
 }
 
 // ReplayDecisionRequest names the record to re-evaluate.
@@ -1423,6 +1462,324 @@ func (x *ExportDecisionsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// Checkpoint is a signed statement of a chain's Merkle tree: origin, tree
+// size and root hash, in the signed-note format (C2SP tlog-checkpoint).
+type Checkpoint struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ChainId  string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	Origin   string                 `protobuf:"bytes,2,opt,name=origin,proto3" json:"origin,omitempty"`
+	TreeSize uint64                 `protobuf:"varint,3,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	RootHash []byte                 `protobuf:"bytes,4,opt,name=root_hash,json=rootHash,proto3" json:"root_hash,omitempty"`
+	// note is the signed note: the checkpoint text, a blank line and the
+	// signature lines.
+	Note          string                 `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	SignedAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_tollgate_v1_audit_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_audit_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Checkpoint) GetChainId() string {
+	if x != nil {
+		return x.ChainId
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetRootHash() []byte {
+	if x != nil {
+		return x.RootHash
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetSignedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignedAt
+	}
+	return nil
+}
+
+// ListCheckpointsRequest selects a chain's checkpoints.
+type ListCheckpointsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// chain_id is required when the log has more than one chain.
+	ChainId string `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	// page_size defaults to 50; at most 1000.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token is next_page_token of a previous response.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsRequest) Reset() {
+	*x = ListCheckpointsRequest{}
+	mi := &file_tollgate_v1_audit_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsRequest) ProtoMessage() {}
+
+func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_audit_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListCheckpointsRequest) GetChainId() string {
+	if x != nil {
+		return x.ChainId
+	}
+	return ""
+}
+
+func (x *ListCheckpointsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListCheckpointsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListCheckpointsResponse holds one page, newest first.
+type ListCheckpointsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoints   []*Checkpoint          `protobuf:"bytes,1,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsResponse) Reset() {
+	*x = ListCheckpointsResponse{}
+	mi := &file_tollgate_v1_audit_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsResponse) ProtoMessage() {}
+
+func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_audit_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListCheckpointsResponse) GetCheckpoints() []*Checkpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *ListCheckpointsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// GetReceiptRequest names a decision record.
+type GetReceiptRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	DecisionId string                 `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	// wait, when no stored checkpoint covers the record yet, waits for the
+	// next one (bounded by the call's deadline) instead of answering
+	// FAILED_PRECONDITION.
+	Wait          bool `protobuf:"varint,2,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetReceiptRequest) Reset() {
+	*x = GetReceiptRequest{}
+	mi := &file_tollgate_v1_audit_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetReceiptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetReceiptRequest) ProtoMessage() {}
+
+func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_audit_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetReceiptRequest.ProtoReflect.Descriptor instead.
+func (*GetReceiptRequest) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetReceiptRequest) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+func (x *GetReceiptRequest) GetWait() bool {
+	if x != nil {
+		return x.Wait
+	}
+	return false
+}
+
+// GetReceiptResponse holds the receipt.
+type GetReceiptResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// receipt_json is the receipt (format "tollgate-receipt/v1"): decision id,
+	// chain id, leaf index, leaf hash, inclusion proof and the signed
+	// checkpoint; `tollgatectl audit verify-receipt` checks it offline.
+	ReceiptJson string `protobuf:"bytes,1,opt,name=receipt_json,json=receiptJson,proto3" json:"receipt_json,omitempty"`
+	// checkpoint is the checkpoint the receipt is proved against.
+	Checkpoint    *Checkpoint `protobuf:"bytes,2,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetReceiptResponse) Reset() {
+	*x = GetReceiptResponse{}
+	mi := &file_tollgate_v1_audit_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetReceiptResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetReceiptResponse) ProtoMessage() {}
+
+func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_audit_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetReceiptResponse.ProtoReflect.Descriptor instead.
+func (*GetReceiptResponse) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_audit_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetReceiptResponse) GetReceiptJson() string {
+	if x != nil {
+		return x.ReceiptJson
+	}
+	return ""
+}
+
+func (x *GetReceiptResponse) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
 var File_tollgate_v1_audit_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_audit_proto_rawDesc = "" +
@@ -1489,16 +1846,20 @@ const file_tollgate_v1_audit_proto_rawDesc = "" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\"J\n" +
 	"\x13GetDecisionResponse\x123\n" +
-	"\x06record\x18\x01 \x01(\v2\x1b.tollgate.v1.DecisionRecordR\x06record\"-\n" +
+	"\x06record\x18\x01 \x01(\v2\x1b.tollgate.v1.DecisionRecordR\x06record\"X\n" +
 	"\x10VerifyLogRequest\x12\x19\n" +
-	"\bchain_id\x18\x01 \x01(\tR\achainId\"\xd8\x01\n" +
+	"\bchain_id\x18\x01 \x01(\tR\achainId\x12)\n" +
+	"\x10since_checkpoint\x18\x02 \x01(\tR\x0fsinceCheckpoint\"\xc3\x02\n" +
 	"\x11VerifyLogResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12'\n" +
 	"\x0frecords_checked\x18\x02 \x01(\x04R\x0erecordsChecked\x12\"\n" +
 	"\rfirst_bad_seq\x18\x03 \x01(\x04R\vfirstBadSeq\x121\n" +
 	"\x15first_bad_decision_id\x18\x04 \x01(\tR\x12firstBadDecisionId\x12\x18\n" +
 	"\aproblem\x18\x05 \x01(\tR\aproblem\x12\x19\n" +
-	"\bchain_id\x18\x06 \x01(\tR\achainId\"8\n" +
+	"\bchain_id\x18\x06 \x01(\tR\achainId\x12/\n" +
+	"\x13checkpoints_checked\x18\a \x01(\x04R\x12checkpointsChecked\x12\x1b\n" +
+	"\ttree_size\x18\b \x01(\x04R\btreeSize\x12\x1b\n" +
+	"\troot_hash\x18\t \x01(\fR\brootHash\"8\n" +
 	"\x15ReplayDecisionRequest\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\"\xca\x01\n" +
@@ -1541,20 +1902,48 @@ const file_tollgate_v1_audit_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"x\n" +
 	"\x17ExportDecisionsResponse\x125\n" +
 	"\arecords\x18\x01 \x03(\v2\x1b.tollgate.v1.DecisionRecordR\arecords\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*x\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc6\x01\n" +
+	"\n" +
+	"Checkpoint\x12\x19\n" +
+	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x16\n" +
+	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x1b\n" +
+	"\ttree_size\x18\x03 \x01(\x04R\btreeSize\x12\x1b\n" +
+	"\troot_hash\x18\x04 \x01(\fR\brootHash\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\x127\n" +
+	"\tsigned_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\"o\n" +
+	"\x16ListCheckpointsRequest\x12\x19\n" +
+	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"|\n" +
+	"\x17ListCheckpointsResponse\x129\n" +
+	"\vcheckpoints\x18\x01 \x03(\v2\x17.tollgate.v1.CheckpointR\vcheckpoints\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"H\n" +
+	"\x11GetReceiptRequest\x12\x1f\n" +
+	"\vdecision_id\x18\x01 \x01(\tR\n" +
+	"decisionId\x12\x12\n" +
+	"\x04wait\x18\x02 \x01(\bR\x04wait\"p\n" +
+	"\x12GetReceiptResponse\x12!\n" +
+	"\freceipt_json\x18\x01 \x01(\tR\vreceiptJson\x127\n" +
+	"\n" +
+	"checkpoint\x18\x02 \x01(\v2\x17.tollgate.v1.CheckpointR\n" +
+	"checkpoint*x\n" +
 	"\n" +
 	"RecordKind\x12\x1b\n" +
 	"\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14RECORD_KIND_DECISION\x10\x01\x12\x16\n" +
 	"\x12RECORD_KIND_REPLAY\x10\x02\x12\x1b\n" +
-	"\x17RECORD_KIND_CHAIN_BREAK\x10\x032\x98\x04\n" +
+	"\x17RECORD_KIND_CHAIN_BREAK\x10\x032\xc5\x05\n" +
 	"\fAuditService\x12V\n" +
 	"\rListDecisions\x12!.tollgate.v1.ListDecisionsRequest\x1a\".tollgate.v1.ListDecisionsResponse\x12P\n" +
 	"\vGetDecision\x12\x1f.tollgate.v1.GetDecisionRequest\x1a .tollgate.v1.GetDecisionResponse\x12J\n" +
 	"\tVerifyLog\x12\x1d.tollgate.v1.VerifyLogRequest\x1a\x1e.tollgate.v1.VerifyLogResponse\x12Y\n" +
 	"\x0eReplayDecision\x12\".tollgate.v1.ReplayDecisionRequest\x1a#.tollgate.v1.ReplayDecisionResponse\x12Y\n" +
 	"\x0eImpactAnalysis\x12\".tollgate.v1.ImpactAnalysisRequest\x1a#.tollgate.v1.ImpactAnalysisResponse\x12\\\n" +
-	"\x0fExportDecisions\x12#.tollgate.v1.ExportDecisionsRequest\x1a$.tollgate.v1.ExportDecisionsResponseB;Z9github.com/tollgate/tollgate/proto/tollgate/v1;tollgatev1b\x06proto3"
+	"\x0fExportDecisions\x12#.tollgate.v1.ExportDecisionsRequest\x1a$.tollgate.v1.ExportDecisionsResponse\x12\\\n" +
+	"\x0fListCheckpoints\x12#.tollgate.v1.ListCheckpointsRequest\x1a$.tollgate.v1.ListCheckpointsResponse\x12M\n" +
+	"\n" +
+	"GetReceipt\x12\x1e.tollgate.v1.GetReceiptRequest\x1a\x1f.tollgate.v1.GetReceiptResponseB;Z9github.com/tollgate/tollgate/proto/tollgate/v1;tollgatev1b\x06proto3"
 
 var (
 	file_tollgate_v1_audit_proto_rawDescOnce sync.Once
@@ -1569,7 +1958,7 @@ func file_tollgate_v1_audit_proto_rawDescGZIP() []byte {
 }
 
 var file_tollgate_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tollgate_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_tollgate_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_tollgate_v1_audit_proto_goTypes = []any{
 	(RecordKind)(0),                 // 0: tollgate.v1.RecordKind
 	(*ChainBreak)(nil),              // 1: tollgate.v1.ChainBreak
@@ -1589,55 +1978,67 @@ var file_tollgate_v1_audit_proto_goTypes = []any{
 	(*ImpactAnalysisResponse)(nil),  // 15: tollgate.v1.ImpactAnalysisResponse
 	(*ExportDecisionsRequest)(nil),  // 16: tollgate.v1.ExportDecisionsRequest
 	(*ExportDecisionsResponse)(nil), // 17: tollgate.v1.ExportDecisionsResponse
-	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
-	(*DecideRequest)(nil),           // 19: tollgate.v1.DecideRequest
-	(Effect)(0),                     // 20: tollgate.v1.Effect
-	(*Reason)(nil),                  // 21: tollgate.v1.Reason
-	(*durationpb.Duration)(nil),     // 22: google.protobuf.Duration
-	(*DecideResponse)(nil),          // 23: tollgate.v1.DecideResponse
+	(*Checkpoint)(nil),              // 18: tollgate.v1.Checkpoint
+	(*ListCheckpointsRequest)(nil),  // 19: tollgate.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil), // 20: tollgate.v1.ListCheckpointsResponse
+	(*GetReceiptRequest)(nil),       // 21: tollgate.v1.GetReceiptRequest
+	(*GetReceiptResponse)(nil),      // 22: tollgate.v1.GetReceiptResponse
+	(*timestamppb.Timestamp)(nil),   // 23: google.protobuf.Timestamp
+	(*DecideRequest)(nil),           // 24: tollgate.v1.DecideRequest
+	(Effect)(0),                     // 25: tollgate.v1.Effect
+	(*Reason)(nil),                  // 26: tollgate.v1.Reason
+	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
+	(*DecideResponse)(nil),          // 28: tollgate.v1.DecideResponse
 }
 var file_tollgate_v1_audit_proto_depIdxs = []int32{
-	18, // 0: tollgate.v1.DecisionRecord.evaluated_at:type_name -> google.protobuf.Timestamp
-	19, // 1: tollgate.v1.DecisionRecord.request:type_name -> tollgate.v1.DecideRequest
-	20, // 2: tollgate.v1.DecisionRecord.effect:type_name -> tollgate.v1.Effect
-	21, // 3: tollgate.v1.DecisionRecord.reasons:type_name -> tollgate.v1.Reason
-	22, // 4: tollgate.v1.DecisionRecord.latency:type_name -> google.protobuf.Duration
+	23, // 0: tollgate.v1.DecisionRecord.evaluated_at:type_name -> google.protobuf.Timestamp
+	24, // 1: tollgate.v1.DecisionRecord.request:type_name -> tollgate.v1.DecideRequest
+	25, // 2: tollgate.v1.DecisionRecord.effect:type_name -> tollgate.v1.Effect
+	26, // 3: tollgate.v1.DecisionRecord.reasons:type_name -> tollgate.v1.Reason
+	27, // 4: tollgate.v1.DecisionRecord.latency:type_name -> google.protobuf.Duration
 	0,  // 5: tollgate.v1.DecisionRecord.kind:type_name -> tollgate.v1.RecordKind
 	1,  // 6: tollgate.v1.DecisionRecord.chain_break:type_name -> tollgate.v1.ChainBreak
-	18, // 7: tollgate.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	18, // 8: tollgate.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	20, // 9: tollgate.v1.ListDecisionsRequest.effect:type_name -> tollgate.v1.Effect
+	23, // 7: tollgate.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	23, // 8: tollgate.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	25, // 9: tollgate.v1.ListDecisionsRequest.effect:type_name -> tollgate.v1.Effect
 	2,  // 10: tollgate.v1.ListDecisionsResponse.records:type_name -> tollgate.v1.DecisionRecord
 	2,  // 11: tollgate.v1.GetDecisionResponse.record:type_name -> tollgate.v1.DecisionRecord
-	23, // 12: tollgate.v1.ReplayDecisionResponse.original:type_name -> tollgate.v1.DecideResponse
-	23, // 13: tollgate.v1.ReplayDecisionResponse.replayed:type_name -> tollgate.v1.DecideResponse
-	20, // 14: tollgate.v1.EffectChange.from:type_name -> tollgate.v1.Effect
-	20, // 15: tollgate.v1.EffectChange.to:type_name -> tollgate.v1.Effect
-	23, // 16: tollgate.v1.ImpactExample.original:type_name -> tollgate.v1.DecideResponse
-	23, // 17: tollgate.v1.ImpactExample.candidate:type_name -> tollgate.v1.DecideResponse
+	28, // 12: tollgate.v1.ReplayDecisionResponse.original:type_name -> tollgate.v1.DecideResponse
+	28, // 13: tollgate.v1.ReplayDecisionResponse.replayed:type_name -> tollgate.v1.DecideResponse
+	25, // 14: tollgate.v1.EffectChange.from:type_name -> tollgate.v1.Effect
+	25, // 15: tollgate.v1.EffectChange.to:type_name -> tollgate.v1.Effect
+	28, // 16: tollgate.v1.ImpactExample.original:type_name -> tollgate.v1.DecideResponse
+	28, // 17: tollgate.v1.ImpactExample.candidate:type_name -> tollgate.v1.DecideResponse
 	12, // 18: tollgate.v1.ImpactAnalysisResponse.matrix:type_name -> tollgate.v1.EffectChange
 	13, // 19: tollgate.v1.ImpactAnalysisResponse.changed_reason_codes:type_name -> tollgate.v1.ReasonCodeChange
 	14, // 20: tollgate.v1.ImpactAnalysisResponse.examples:type_name -> tollgate.v1.ImpactExample
-	18, // 21: tollgate.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	18, // 22: tollgate.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	23, // 21: tollgate.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	23, // 22: tollgate.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
 	2,  // 23: tollgate.v1.ExportDecisionsResponse.records:type_name -> tollgate.v1.DecisionRecord
-	3,  // 24: tollgate.v1.AuditService.ListDecisions:input_type -> tollgate.v1.ListDecisionsRequest
-	5,  // 25: tollgate.v1.AuditService.GetDecision:input_type -> tollgate.v1.GetDecisionRequest
-	7,  // 26: tollgate.v1.AuditService.VerifyLog:input_type -> tollgate.v1.VerifyLogRequest
-	9,  // 27: tollgate.v1.AuditService.ReplayDecision:input_type -> tollgate.v1.ReplayDecisionRequest
-	11, // 28: tollgate.v1.AuditService.ImpactAnalysis:input_type -> tollgate.v1.ImpactAnalysisRequest
-	16, // 29: tollgate.v1.AuditService.ExportDecisions:input_type -> tollgate.v1.ExportDecisionsRequest
-	4,  // 30: tollgate.v1.AuditService.ListDecisions:output_type -> tollgate.v1.ListDecisionsResponse
-	6,  // 31: tollgate.v1.AuditService.GetDecision:output_type -> tollgate.v1.GetDecisionResponse
-	8,  // 32: tollgate.v1.AuditService.VerifyLog:output_type -> tollgate.v1.VerifyLogResponse
-	10, // 33: tollgate.v1.AuditService.ReplayDecision:output_type -> tollgate.v1.ReplayDecisionResponse
-	15, // 34: tollgate.v1.AuditService.ImpactAnalysis:output_type -> tollgate.v1.ImpactAnalysisResponse
-	17, // 35: tollgate.v1.AuditService.ExportDecisions:output_type -> tollgate.v1.ExportDecisionsResponse
-	30, // [30:36] is the sub-list for method output_type
-	24, // [24:30] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	23, // 24: tollgate.v1.Checkpoint.signed_at:type_name -> google.protobuf.Timestamp
+	18, // 25: tollgate.v1.ListCheckpointsResponse.checkpoints:type_name -> tollgate.v1.Checkpoint
+	18, // 26: tollgate.v1.GetReceiptResponse.checkpoint:type_name -> tollgate.v1.Checkpoint
+	3,  // 27: tollgate.v1.AuditService.ListDecisions:input_type -> tollgate.v1.ListDecisionsRequest
+	5,  // 28: tollgate.v1.AuditService.GetDecision:input_type -> tollgate.v1.GetDecisionRequest
+	7,  // 29: tollgate.v1.AuditService.VerifyLog:input_type -> tollgate.v1.VerifyLogRequest
+	9,  // 30: tollgate.v1.AuditService.ReplayDecision:input_type -> tollgate.v1.ReplayDecisionRequest
+	11, // 31: tollgate.v1.AuditService.ImpactAnalysis:input_type -> tollgate.v1.ImpactAnalysisRequest
+	16, // 32: tollgate.v1.AuditService.ExportDecisions:input_type -> tollgate.v1.ExportDecisionsRequest
+	19, // 33: tollgate.v1.AuditService.ListCheckpoints:input_type -> tollgate.v1.ListCheckpointsRequest
+	21, // 34: tollgate.v1.AuditService.GetReceipt:input_type -> tollgate.v1.GetReceiptRequest
+	4,  // 35: tollgate.v1.AuditService.ListDecisions:output_type -> tollgate.v1.ListDecisionsResponse
+	6,  // 36: tollgate.v1.AuditService.GetDecision:output_type -> tollgate.v1.GetDecisionResponse
+	8,  // 37: tollgate.v1.AuditService.VerifyLog:output_type -> tollgate.v1.VerifyLogResponse
+	10, // 38: tollgate.v1.AuditService.ReplayDecision:output_type -> tollgate.v1.ReplayDecisionResponse
+	15, // 39: tollgate.v1.AuditService.ImpactAnalysis:output_type -> tollgate.v1.ImpactAnalysisResponse
+	17, // 40: tollgate.v1.AuditService.ExportDecisions:output_type -> tollgate.v1.ExportDecisionsResponse
+	20, // 41: tollgate.v1.AuditService.ListCheckpoints:output_type -> tollgate.v1.ListCheckpointsResponse
+	22, // 42: tollgate.v1.AuditService.GetReceipt:output_type -> tollgate.v1.GetReceiptResponse
+	35, // [35:43] is the sub-list for method output_type
+	27, // [27:35] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_v1_audit_proto_init() }
@@ -1652,7 +2053,7 @@ func file_tollgate_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_v1_audit_proto_rawDesc), len(file_tollgate_v1_audit_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,8 @@ const (
 	AuditService_ReplayDecision_FullMethodName  = "/tollgate.v1.AuditService/ReplayDecision"
 	AuditService_ImpactAnalysis_FullMethodName  = "/tollgate.v1.AuditService/ImpactAnalysis"
 	AuditService_ExportDecisions_FullMethodName = "/tollgate.v1.AuditService/ExportDecisions"
+	AuditService_ListCheckpoints_FullMethodName = "/tollgate.v1.AuditService/ListCheckpoints"
+	AuditService_GetReceipt_FullMethodName      = "/tollgate.v1.AuditService/GetReceipt"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -51,6 +53,11 @@ type AuditServiceClient interface {
 	// paged by chain position rather than by time, so a reader paging while
 	// decisions are being written never skips a committed record.
 	ExportDecisions(ctx context.Context, in *ExportDecisionsRequest, opts ...grpc.CallOption) (*ExportDecisionsResponse, error)
+	// ListCheckpoints returns the signed checkpoints of a chain, newest first.
+	ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error)
+	// GetReceipt returns a receipt for one decision record: its leaf index, an
+	// inclusion proof and a signed checkpoint that covers it.
+	GetReceipt(ctx context.Context, in *GetReceiptRequest, opts ...grpc.CallOption) (*GetReceiptResponse, error)
 }
 
 type auditServiceClient struct {
@@ -121,6 +128,26 @@ func (c *auditServiceClient) ExportDecisions(ctx context.Context, in *ExportDeci
 	return out, nil
 }
 
+func (c *auditServiceClient) ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCheckpointsResponse)
+	err := c.cc.Invoke(ctx, AuditService_ListCheckpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) GetReceipt(ctx context.Context, in *GetReceiptRequest, opts ...grpc.CallOption) (*GetReceiptResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetReceiptResponse)
+	err := c.cc.Invoke(ctx, AuditService_GetReceipt_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -145,6 +172,11 @@ type AuditServiceServer interface {
 	// paged by chain position rather than by time, so a reader paging while
 	// decisions are being written never skips a committed record.
 	ExportDecisions(context.Context, *ExportDecisionsRequest) (*ExportDecisionsResponse, error)
+	// ListCheckpoints returns the signed checkpoints of a chain, newest first.
+	ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error)
+	// GetReceipt returns a receipt for one decision record: its leaf index, an
+	// inclusion proof and a signed checkpoint that covers it.
+	GetReceipt(context.Context, *GetReceiptRequest) (*GetReceiptResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -172,6 +204,12 @@ func (UnimplementedAuditServiceServer) ImpactAnalysis(context.Context, *ImpactAn
 }
 func (UnimplementedAuditServiceServer) ExportDecisions(context.Context, *ExportDecisionsRequest) (*ExportDecisionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExportDecisions not implemented")
+}
+func (UnimplementedAuditServiceServer) ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCheckpoints not implemented")
+}
+func (UnimplementedAuditServiceServer) GetReceipt(context.Context, *GetReceiptRequest) (*GetReceiptResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetReceipt not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -302,6 +340,42 @@ func _AuditService_ExportDecisions_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_ListCheckpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCheckpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ListCheckpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ListCheckpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ListCheckpoints(ctx, req.(*ListCheckpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_GetReceipt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetReceiptRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).GetReceipt(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_GetReceipt_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).GetReceipt(ctx, req.(*GetReceiptRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -332,6 +406,14 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExportDecisions",
 			Handler:    _AuditService_ExportDecisions_Handler,
+		},
+		{
+			MethodName: "ListCheckpoints",
+			Handler:    _AuditService_ListCheckpoints_Handler,
+		},
+		{
+			MethodName: "GetReceipt",
+			Handler:    _AuditService_GetReceipt_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

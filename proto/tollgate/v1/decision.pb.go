@@ -390,8 +390,13 @@ type DecideRequest struct {
 	Context  map[string]string      `protobuf:"bytes,5,rep,name=context,proto3" json:"context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// idempotency_key makes retries return the original decision.
 	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// want_receipt asks for a receipt with the answer: an inclusion proof of
+	// the decision's record under a signed checkpoint. The answer then waits
+	// for the next checkpoint (at most --checkpoint-interval plus signing). It
+	// is not part of the payload a retry is compared by.
+	WantReceipt   bool `protobuf:"varint,7,opt,name=want_receipt,json=wantReceipt,proto3" json:"want_receipt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DecideRequest) Reset() {
@@ -466,6 +471,13 @@ func (x *DecideRequest) GetIdempotencyKey() string {
 	return ""
 }
 
+func (x *DecideRequest) GetWantReceipt() bool {
+	if x != nil {
+		return x.WantReceipt
+	}
+	return false
+}
+
 // Reason explains a decision; code is stable UPPER_SNAKE.
 type Reason struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -533,7 +545,11 @@ type DecideResponse struct {
 	EvaluatedAt        *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=evaluated_at,json=evaluatedAt,proto3" json:"evaluated_at,omitempty"`
 	// replay is true when this answer repeats an earlier decision with the
 	// same idempotency_key and payload.
-	Replay        bool `protobuf:"varint,8,opt,name=replay,proto3" json:"replay,omitempty"`
+	Replay bool `protobuf:"varint,8,opt,name=replay,proto3" json:"replay,omitempty"`
+	// receipt is set when the request asked for one (want_receipt): the
+	// receipt's JSON (format "tollgate-receipt/v1"), verifiable offline with
+	// the service's public checkpoint key.
+	ReceiptJson   string `protobuf:"bytes,9,opt,name=receipt_json,json=receiptJson,proto3" json:"receipt_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -622,6 +638,13 @@ func (x *DecideResponse) GetReplay() bool {
 		return x.Replay
 	}
 	return false
+}
+
+func (x *DecideResponse) GetReceiptJson() string {
+	if x != nil {
+		return x.ReceiptJson
+	}
+	return ""
 }
 
 // DecideBatchRequest holds independent requests.
@@ -737,20 +760,21 @@ const file_tollgate_v1_decision_proto_rawDesc = "" +
 	"confidence\x18\x03 \x01(\x01R\n" +
 	"confidence\x12 \n" +
 	"\vexplanation\x18\x04 \x01(\tR\vexplanation\x12#\n" +
-	"\rmodel_version\x18\x05 \x01(\tR\fmodelVersion\"\xcd\x02\n" +
+	"\rmodel_version\x18\x05 \x01(\tR\fmodelVersion\"\xf0\x02\n" +
 	"\rDecideRequest\x12(\n" +
 	"\x05actor\x18\x01 \x01(\v2\x12.tollgate.v1.ActorR\x05actor\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x121\n" +
 	"\bresource\x18\x03 \x01(\v2\x15.tollgate.v1.ResourceR\bresource\x12\x1f\n" +
 	"\x02ai\x18\x04 \x01(\v2\x0f.tollgate.v1.AIR\x02ai\x12A\n" +
 	"\acontext\x18\x05 \x03(\v2'.tollgate.v1.DecideRequest.ContextEntryR\acontext\x12'\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x1a:\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12!\n" +
+	"\fwant_receipt\x18\a \x01(\bR\vwantReceipt\x1a:\n" +
 	"\fContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"6\n" +
 	"\x06Reason\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xdc\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xff\x02\n" +
 	"\x0eDecideResponse\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12+\n" +
@@ -760,7 +784,8 @@ const file_tollgate_v1_decision_proto_rawDesc = "" +
 	"\x0fbundle_revision\x18\x05 \x01(\tR\x0ebundleRevision\x12/\n" +
 	"\x13masterdata_revision\x18\x06 \x01(\x04R\x12masterdataRevision\x12=\n" +
 	"\fevaluated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vevaluatedAt\x12\x16\n" +
-	"\x06replay\x18\b \x01(\bR\x06replay\"L\n" +
+	"\x06replay\x18\b \x01(\bR\x06replay\x12!\n" +
+	"\freceipt_json\x18\t \x01(\tR\vreceiptJson\"L\n" +
 	"\x12DecideBatchRequest\x126\n" +
 	"\brequests\x18\x01 \x03(\v2\x1a.tollgate.v1.DecideRequestR\brequests\"P\n" +
 	"\x13DecideBatchResponse\x129\n" +

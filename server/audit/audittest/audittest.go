@@ -1,5 +1,6 @@
 // Package audittest is the conformance suite every audit.Store backend
-// passes, plus helpers to build sealed records for tests.
+// passes, helpers to build sealed records for tests, and FaultStore, a
+// Store that fails on purpose for tests of failure handling.
 package audittest
 
 import (
@@ -208,24 +209,71 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 	t.Run("IdempotencyKey", func(t *testing.T) {
 		s := newStore(t)
 		d1 := Decision(1)
-		d1.IdempotencyKey, d1.PayloadHash = "k1", []byte{1}
+		d1.IdempotencyKey, d1.PayloadHash, d1.Caller = "k1", []byte{1}, "alice (mtls) from 10.0.0.1:5000"
 		marker := Decision(2)
-		marker.IdempotencyKey, marker.PayloadHash = "k1", []byte{1}
+		marker.IdempotencyKey, marker.PayloadHash, marker.Caller = "k1", []byte{1}, "alice (token) from 10.0.0.2:5000"
 		marker.Kind, marker.ReplayOf = tollgatev1.RecordKind_RECORD_KIND_REPLAY, "d001"
 		recs, head := Sealed(t, audit.Head{ChainID: "c"}, d1, marker)
 		mustAppend(t, s, audit.Head{ChainID: "c"}, recs)
-		got, err := s.FindByIdempotencyKey(ctx, "k1")
+		got, err := s.FindByIdempotencyKey(ctx, "alice", "k1")
 		if err != nil || got.DecisionId != "d001" {
-			t.Fatalf("FindByIdempotencyKey(k1) = %v, %v; want d001", got.GetDecisionId(), err)
+			t.Fatalf("FindByIdempotencyKey(alice, k1) = %v, %v; want d001", got.GetDecisionId(), err)
 		}
-		if _, err := s.FindByIdempotencyKey(ctx, "k2"); !errors.Is(err, audit.ErrNotFound) {
-			t.Errorf("FindByIdempotencyKey(k2): err = %v, want ErrNotFound", err)
+		if _, err := s.FindByIdempotencyKey(ctx, "alice", "k2"); !errors.Is(err, audit.ErrNotFound) {
+			t.Errorf("FindByIdempotencyKey(alice, k2): err = %v, want ErrNotFound", err)
 		}
-		dup := Decision(3)
-		dup.IdempotencyKey = "k1"
-		again, _ := Sealed(t, head, dup)
-		if err := s.Append(ctx, head, Entries(t, again...)); !errors.Is(err, audit.ErrDuplicate) {
-			t.Errorf("second decision with key k1: err = %v, want ErrDuplicate", err)
+		// Keys are scoped by caller: bob's k1 is not alice's.
+		if _, err := s.FindByIdempotencyKey(ctx, "bob", "k1"); !errors.Is(err, audit.ErrNotFound) {
+			t.Errorf("FindByIdempotencyKey(bob, k1): err = %v, want ErrNotFound", err)
+		}
+		bob := Decision(3)
+		bob.IdempotencyKey, bob.PayloadHash, bob.Caller = "k1", []byte{2}, "bob (token)"
+		bobs, next := Sealed(t, head, bob)
+		if err := s.Append(ctx, head, Entries(t, bobs...)); err != nil {
+			t.Fatalf("bob's decision with alice's key: %v, want it stored", err)
+		}
+		got, err = s.FindByIdempotencyKey(ctx, "bob", "k1")
+		if err != nil || got.DecisionId != "d003" {
+			t.Errorf("FindByIdempotencyKey(bob, k1) = %v, %v; want d003", got.GetDecisionId(), err)
+		}
+		// Within one caller the key holds one decision, whichever way the caller authenticated.
+		dup := Decision(4)
+		dup.IdempotencyKey, dup.Caller = "k1", "alice (token)"
+		again, _ := Sealed(t, next, dup)
+		if err := s.Append(ctx, next, Entries(t, again...)); !errors.Is(err, audit.ErrDuplicate) {
+			t.Errorf("second decision of alice with key k1: err = %v, want ErrDuplicate", err)
+		}
+	})
+
+	t.Run("ChainBreakRecordMayJump", func(t *testing.T) {
+		s := newStore(t)
+		recs, head := Sealed(t, audit.Head{ChainID: "c"}, Decision(1))
+		mustAppend(t, s, audit.Head{ChainID: "c"}, recs)
+		jump := Decision(2)
+		jump.ChainId = "c"
+		if err := audit.Seal(jump, 5, head.Hash); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Append(ctx, head, Entries(t, jump)); !errors.Is(err, audit.ErrInvalidArgument) {
+			t.Errorf("decision jumping to seq 5: err = %v, want ErrInvalidArgument", err)
+		}
+		brk := &audit.Record{DecisionId: "chain-break-c-5", ChainId: "c", Kind: tollgatev1.RecordKind_RECORD_KIND_CHAIN_BREAK,
+			EvaluatedAt: timestamppb.New(Base()), ChainBreak: &tollgatev1.ChainBreak{Problem: "test", AcceptedBy: "op@host"}}
+		if err := audit.Seal(brk, 5, head.Hash); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Append(ctx, head, Entries(t, brk)); err != nil {
+			t.Fatalf("chain-break record at seq 5 after head seq 1: %v", err)
+		}
+		got, err := s.Get(ctx, "chain-break-c-5")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(brk, got, protocmp.Transform()); d != "" {
+			t.Errorf("Get(chain-break) (-want +got):\n%s", d)
+		}
+		if h, _ := s.Head(ctx, "c"); h.Seq != 5 {
+			t.Errorf("head seq after the break = %d, want 5", h.Seq)
 		}
 	})
 

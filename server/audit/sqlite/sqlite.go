@@ -319,6 +319,7 @@ type columns struct {
 	actorID, action, resType, resID        string
 	effect                                 int64
 	bundleRevision, workflowID, idempotKey string
+	idempotScope                           string
 	hash                                   []byte
 }
 
@@ -335,7 +336,7 @@ func columnsOf(r *audit.Record) columns {
 		resType: req.GetResource().GetType(), resID: req.GetResource().GetId(),
 		effect: int64(r.GetEffect()), bundleRevision: r.GetBundleRevision(),
 		workflowID: req.GetContext()["workflow_id"], idempotKey: r.GetIdempotencyKey(),
-		hash: r.GetHash(),
+		idempotScope: audit.IdempotencyScope(r), hash: r.GetHash(),
 	}
 }
 
@@ -367,6 +368,8 @@ func (c columns) diff(o columns) string {
 		return "workflow_id"
 	case c.idempotKey != o.idempotKey:
 		return "idempotency_key"
+	case c.idempotScope != o.idempotScope:
+		return "idempotency_scope"
 	case !bytes.Equal(c.hash, o.hash):
 		return "hash"
 	}
@@ -382,9 +385,9 @@ func (s *Store) check() error {
 
 // recordCols are the columns of one records row, in insert order.
 const recordCols = `decision_id, chain_id, seq, kind, evaluated_at, actor_id, action, resource_type, resource_id,
-	effect, bundle_revision, workflow_id, idempotency_key, hash, body`
+	effect, bundle_revision, workflow_id, idempotency_key, idempotency_scope, hash, body`
 
-// insertChunk bounds the rows of one multi-row INSERT: 15 parameters a row
+// insertChunk bounds the rows of one multi-row INSERT: 16 parameters a row
 // stays far below SQLite's 32766 host parameters.
 const insertChunk = 64
 
@@ -403,7 +406,7 @@ func insertSQL(n int) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 	}
 	return b.String()
 }
@@ -420,7 +423,14 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 	}
 	for i, e := range entries {
 		r := e.Record
-		if r.GetChainId() != prev.ChainID || r.GetSeq() != prev.Seq+uint64(i)+1 || r.GetDecisionId() == "" {
+		want := prev.Seq + 1
+		switch {
+		case i > 0:
+			want = entries[i-1].Record.GetSeq() + 1
+		case r.GetKind() == tollgatev1.RecordKind_RECORD_KIND_CHAIN_BREAK && r.GetSeq() > prev.Seq:
+			want = r.GetSeq() // may jump past rows beyond the head: see audit.Store.Append
+		}
+		if r.GetChainId() != prev.ChainID || r.GetSeq() != want || r.GetDecisionId() == "" {
 			return fmt.Errorf("append record %q (chain %q seq %d) after %q seq %d: %w",
 				r.GetDecisionId(), r.GetChainId(), r.GetSeq(), prev.ChainID, prev.Seq, audit.ErrInvalidArgument)
 		}
@@ -440,13 +450,13 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 	var ops []op
 	for start := 0; start < len(entries); start += insertChunk {
 		chunk := entries[start:min(start+insertChunk, len(entries))]
-		args := make([]any, 0, 15*len(chunk))
+		args := make([]any, 0, 16*len(chunk))
 		var reasons []any
 		for _, e := range chunk {
 			c := columnsOf(e.Record)
 			args = append(args, c.decisionID, c.chainID, c.seq, c.kind, c.evaluatedAt,
 				c.actorID, c.action, c.resType, c.resID, c.effect, c.bundleRevision, c.workflowID, c.idempotKey,
-				c.hash, string(e.Body))
+				c.idempotScope, c.hash, string(e.Body))
 			for _, reason := range e.Record.GetReasons() {
 				if reason.GetCode() != "" {
 					reasons = append(reasons, reason.GetCode(), c.decisionID)
@@ -567,12 +577,19 @@ func (s *Store) Get(ctx context.Context, decisionID string) (*audit.Record, erro
 }
 
 // FindByIdempotencyKey implements audit.Store.
-func (s *Store) FindByIdempotencyKey(ctx context.Context, key string) (*audit.Record, error) {
+func (s *Store) FindByIdempotencyKey(ctx context.Context, scope, key string) (*audit.Record, error) {
 	if key == "" {
 		return nil, audit.ErrNotFound
 	}
-	return s.one(ctx, s.d, "SELECT body, hash FROM records WHERE idempotency_key = ? AND kind = ?", key, int64(tollgatev1.RecordKind_RECORD_KIND_DECISION))
+	return s.one(ctx, s.d, findByKeySQL, scope, key)
 }
+
+// findByKeySQL looks a decision up by (scope, key). Spelling the partial
+// unique index's own conditions (kind 1, a non-empty key) as literals lets
+// SQLite see that records_idempotency covers the query; with a bound kind it
+// scanned the table (plan_idempotency_test.go checks the plan).
+const findByKeySQL = `SELECT body, hash FROM records
+	WHERE idempotency_scope = ? AND idempotency_key = ? AND idempotency_key <> '' AND kind = 1`
 
 // one reads the record query selects on pool db.
 func (s *Store) one(ctx context.Context, db *sql.DB, query string, args ...any) (*audit.Record, error) {
@@ -746,7 +763,7 @@ func (s *Store) Chain(ctx context.Context, chainID string, fromSeq uint64, fn fu
 		return err
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT decision_id, chain_id, seq, kind, evaluated_at, actor_id, action,
-		resource_type, resource_id, effect, bundle_revision, workflow_id, idempotency_key, hash, body
+		resource_type, resource_id, effect, bundle_revision, workflow_id, idempotency_key, idempotency_scope, hash, body
 		FROM records WHERE chain_id = ? AND seq >= ? ORDER BY seq`, chainID, fromSeq)
 	if err != nil {
 		return fmt.Errorf("read audit chain %s: %w", chainID, err)
@@ -760,7 +777,7 @@ func (s *Store) Chain(ctx context.Context, chainID string, fromSeq uint64, fn fu
 		var c columns
 		var body string
 		if err := rows.Scan(&c.decisionID, &c.chainID, &c.seq, &c.kind, &c.evaluatedAt, &c.actorID, &c.action,
-			&c.resType, &c.resID, &c.effect, &c.bundleRevision, &c.workflowID, &c.idempotKey, &c.hash, &body); err != nil {
+			&c.resType, &c.resID, &c.effect, &c.bundleRevision, &c.workflowID, &c.idempotKey, &c.idempotScope, &c.hash, &body); err != nil {
 			return fmt.Errorf("read audit chain %s: %w", chainID, err)
 		}
 		r, err := decode(body, c.hash)

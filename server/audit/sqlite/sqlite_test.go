@@ -59,7 +59,7 @@ func TestDecisionReadsDoNotWaitForAuditReads(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, t.TempDir())
 	d1 := audittest.Decision(1)
-	d1.IdempotencyKey, d1.PayloadHash = "k1", []byte{1}
+	d1.IdempotencyKey, d1.PayloadHash, d1.Caller = "k1", []byte{1}, "alice (mtls) from 10.0.0.1:5000"
 	recs, _ := audittest.Sealed(t, audit.Head{ChainID: "c"}, d1, audittest.Decision(2))
 	if err := s.Append(ctx, audit.Head{ChainID: "c"}, audittest.Entries(t, recs...)); err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestDecisionReadsDoNotWaitForAuditReads(t *testing.T) {
 
 	ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if r, err := s.FindByIdempotencyKey(ctx, "k1"); err != nil || r.DecisionId != "d001" {
+	if r, err := s.FindByIdempotencyKey(ctx, "alice", "k1"); err != nil || r.DecisionId != "d001" {
 		t.Errorf("FindByIdempotencyKey = %v, %v; want d001", r.GetDecisionId(), err)
 	}
 	if h, err := s.Head(ctx, "c"); err != nil || h.Seq != 2 {

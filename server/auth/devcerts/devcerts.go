@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -34,7 +35,8 @@ var Clients = []struct{ Name, Role string }{
 const TokenCaller = "token-client"
 
 // Write writes into dir: ca.crt/.key, server.crt/.key (localhost, 127.0.0.1, ::1), <client>.crt/.key for
-// each of Clients, token (a random bearer token) and callers.json configuring all of them.
+// each of Clients (CN <name>, URI SAN ClientID(name)), token (a random bearer token) and callers.json
+// configuring all of them, each certificate by its typed URI name.
 func Write(dir string, validFor time.Duration) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -69,19 +71,11 @@ func Write(dir string, validFor time.Duration) error {
 	}
 	cfg := auth.Config{}
 	for _, c := range Clients {
-		key, cert, err := issue(caKey, caCert, &x509.Certificate{
-			Subject:     pkix.Name{CommonName: c.Name},
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-			KeyUsage:    x509.KeyUsageDigitalSignature,
-			NotAfter:    notAfter,
-		})
-		if err != nil {
-			return fmt.Errorf("client %s: %w", c.Name, err)
-		}
-		if err := writePair(dir, c.Name, key, cert); err != nil {
+		id := ClientID(c.Name)
+		if err := issueClient(dir, c.Name, caKey, caCert, &x509.Certificate{Subject: pkix.Name{CommonName: c.Name}, URIs: []*url.URL{id}}); err != nil {
 			return err
 		}
-		cfg.Callers = append(cfg.Callers, auth.CallerConfig{Name: c.Name, CertNames: []string{c.Name}, Roles: []string{c.Role}})
+		cfg.Callers = append(cfg.Callers, auth.CallerConfig{Name: c.Name, CertNames: []string{auth.CertURI + id.String()}, Roles: []string{c.Role}})
 	}
 	token := make([]byte, 24)
 	if _, err := rand.Read(token); err != nil {
@@ -97,6 +91,63 @@ func Write(dir string, validFor time.Duration) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "callers.json"), append(data, '\n'), 0o600)
+}
+
+// ClientID is the URI subject alternative name Write gives the client certificate of name, and by which
+// callers.json names it: spiffe://tollgate.test/<name>.
+func ClientID(name string) *url.URL {
+	return &url.URL{Scheme: "spiffe", Host: "tollgate.test", Path: "/" + name}
+}
+
+// IssueClient writes <name>.crt/.key into dir: a client certificate signed by the CA Write wrote there,
+// with tmpl's subject and subject alternative names (tests use it for certificates no caller has, or
+// with a chosen CN and SANs). It sets validity, key usage and serial itself.
+func IssueClient(dir, name string, tmpl *x509.Certificate) error {
+	caCert, caKey, err := loadCA(dir)
+	if err != nil {
+		return err
+	}
+	return issueClient(dir, name, caKey, caCert, tmpl)
+}
+
+func issueClient(dir, name string, caKey *ecdsa.PrivateKey, caCert, tmpl *x509.Certificate) error {
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.NotAfter = caCert.NotAfter
+	key, cert, err := issue(caKey, caCert, tmpl)
+	if err != nil {
+		return fmt.Errorf("client %s: %w", name, err)
+	}
+	return writePair(dir, name, key, cert)
+}
+
+func loadCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read CA: %w", err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, "ca.key"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read CA key: %w", err)
+	}
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, nil, fmt.Errorf("CA in %s is not PEM", dir)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse CA: %w", err)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse CA key: %w", err)
+	}
+	key, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, nil, fmt.Errorf("CA key in %s is not ECDSA", dir)
+	}
+	return cert, key, nil
 }
 
 // issue creates a key and a certificate from tmpl, signed by parent (self-signed when parent is nil).
