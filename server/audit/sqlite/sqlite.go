@@ -874,7 +874,7 @@ func (s *Store) Export(ctx context.Context, q audit.ExportQuery) ([]*audit.Recor
 // 30,000-record log, 2 shared vCPUs with other builds running (so expect wide spread), decision p99
 // beside the readers over p99 alone, closed loop / half load:
 //
-//	paced every 32 records (this), 1 long read   0.89/0.81  1.50/4.67  1.33/1.41
+//	paced every 32 records (this), 1 long read   0.89/0.81  1.50/4.67  1.33/1.41  1.50/1.16
 //	paced every 8 records, 1 long read           1.05/0.72  (a verify: 6.6 s)
 //	only yielding every 8 records, 1 long read   1.53/1.99
 //	neither, 2 long reads at once (closed loop)  4.70
