@@ -136,7 +136,30 @@ func ParseJSON(data []byte, m proto.Message) error {
 // field names and short enum names ("effect": "ALLOW"). Unset fields are
 // printed with their zero values so the shape is always the same.
 func FormatDecideResponseJSON(resp *tollgatev1.DecideResponse) ([]byte, error) {
-	return FormatJSON(resp)
+	v, err := decisionTree(resp)
+	if err != nil {
+		return nil, err
+	}
+	return indent(v)
+}
+
+// decisionTree is a decision's JSON tree without an empty receipt_json: a receipt is printed only
+// when one was asked for, so an ordinary answer reads as it did before receipts existed.
+func decisionTree(resp *tollgatev1.DecideResponse) (any, error) {
+	v, err := toTree(resp)
+	if err != nil {
+		return nil, err
+	}
+	if obj, ok := v.(*object); ok && resp.GetReceiptJson() == "" {
+		kept := obj.members[:0]
+		for _, m := range obj.members {
+			if m.key != "receipt_json" {
+				kept = append(kept, m)
+			}
+		}
+		obj.members = kept
+	}
+	return v, nil
 }
 
 // FormatDecideResponsesJSON prints decisions as an indented JSON array, each
@@ -144,7 +167,7 @@ func FormatDecideResponseJSON(resp *tollgatev1.DecideResponse) ([]byte, error) {
 func FormatDecideResponsesJSON(resps []*tollgatev1.DecideResponse) ([]byte, error) {
 	elems := make([]any, len(resps))
 	for i, resp := range resps {
-		v, err := toTree(resp)
+		v, err := decisionTree(resp)
 		if err != nil {
 			return nil, err
 		}

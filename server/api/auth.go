@@ -49,6 +49,8 @@ var methodAccess = map[string]access{
 	tollgatev1.AuditService_ImpactAnalysis_FullMethodName: {roles: []string{auth.RoleAudit, auth.RoleAdmin}},
 
 	tollgatev1.AuditService_ExportDecisions_FullMethodName: {roles: []string{auth.RoleAudit}},
+	tollgatev1.AuditService_ListCheckpoints_FullMethodName: {roles: []string{auth.RoleAudit}},
+	tollgatev1.AuditService_GetReceipt_FullMethodName:      {roles: []string{auth.RoleAudit}},
 
 	tollgatev1.PolicyService_Status_FullMethodName:   {roles: []string{auth.RoleAdmin, auth.RoleAudit}},
 	tollgatev1.PolicyService_Activate_FullMethodName: {roles: []string{auth.RoleAdmin}},
