@@ -28,13 +28,24 @@
 //     FindByIdempotencyKey, and Head and Last (the writer's start and its
 //     recovery after a failed append).
 //   - audit, Config.AuditReadConns: everything an auditor asks, List, Get,
-//     Chains, Chain (Verify), Export and GetBundle. Chain and Export walks
-//     are paced to half of one core, as in the SQLite store.
+//     Chains, Chain and View (Verify), Export, GetBundle, and the tree and
+//     checkpoint reads. Chain and Export walks are paced to half of one
+//     core, as in the SQLite store.
 //
 // A replica so holds at most WriteConns+DecisionReadConns+AuditReadConns
 // connections (10 by default); size PostgreSQL's max_connections for the
 // fleet. Pool parameters in the URL (pool_max_conns and the like) are
 // ignored: the three sizes come from Config.
+//
+// # Tree and checkpoints
+//
+// Each chain's Merkle tree (package transparency) lives in tree_hashes,
+// written by Append in the transaction that inserts the records, with
+// chain_heads.tree_size moved beside the head, so the tree is always exactly
+// the committed records, per chain: each replica's chain has its own tree
+// and its own signed checkpoints (one per size). View is a read-only
+// REPEATABLE READ transaction, so Verify sees one snapshot while every
+// replica goes on appending.
 //
 // # Migrations
 //
@@ -286,16 +297,17 @@ const insertRecords = `INSERT INTO records (decision_id, chain_id, seq, kind, ev
 const insertReasons = `INSERT INTO record_reasons (code, decision_id)
 	SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`
 
-// The head moves only from the head the writer names: a concurrent append
-// to the same chain waits for the row lock, then finds the seq moved and
-// updates nothing, which Append reports as ErrHeadMismatch.
+// The head moves with the tree's size. Append has locked the head row (or
+// found none) and checked it is the writer's prev.
 const (
-	moveHead = `UPDATE chain_heads SET seq = $2, hash = $3 WHERE chain_id = $1 AND seq = $4 AND hash = $5`
-	newHead  = `INSERT INTO chain_heads (chain_id, seq, hash) VALUES ($1, $2, $3) ON CONFLICT (chain_id) DO NOTHING`
+	moveHead = `UPDATE chain_heads SET seq = $2, hash = $3, tree_size = $4 WHERE chain_id = $1`
+	newHead  = `INSERT INTO chain_heads (chain_id, seq, hash, tree_size) VALUES ($1, $2, $3, $4) ON CONFLICT (chain_id) DO NOTHING`
 )
 
-// Append implements audit.Store: the head move, the records and their
-// reason codes go to the server in one round trip inside the transaction.
+// Append implements audit.Store: in one transaction it locks and checks
+// the chain head, reads the few earlier tree hashes the new ones need, and
+// sends the head move, the records, their reason codes and the tree hashes
+// in one round trip.
 func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Entry) error {
 	if err := s.check(); err != nil {
 		return err
@@ -339,16 +351,6 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 		}
 	}
 	last := entries[n-1].Record
-	var b pgx.Batch
-	if prev.Seq == 0 {
-		b.Queue(newHead, prev.ChainID, int64(last.GetSeq()), last.GetHash())
-	} else {
-		b.Queue(moveHead, prev.ChainID, int64(last.GetSeq()), last.GetHash(), int64(prev.Seq), prev.Hash)
-	}
-	b.Queue(insertRecords, ids, chains, seqs, kinds, ats, actors, actions, resTypes, resIDs, effects, bundles, workflows, keys, scopes, hashes, bodies)
-	if len(reasonCodes) > 0 {
-		b.Queue(insertReasons, reasonCodes, reasonIDs)
-	}
 	what := fmt.Sprintf("audit records %s..%s", ids[0], ids[n-1])
 
 	tx, err := s.w.Begin(ctx)
@@ -356,23 +358,60 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 		return fmt.Errorf("begin audit append: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	br := tx.SendBatch(ctx, &b)
-	tag, err := br.Exec()
+	// FOR UPDATE: a concurrent append to the same chain waits here for this
+	// transaction and then reads the head it moved.
+	var seq, size int64
+	var hash []byte
+	err = tx.QueryRow(ctx, "SELECT seq, hash, tree_size FROM chain_heads WHERE chain_id = $1 FOR UPDATE", prev.ChainID).Scan(&seq, &hash, &size)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("read audit chain head: %w", err)
+	}
+	if uint64(seq) != prev.Seq || (seq != 0 && !bytes.Equal(hash, prev.Hash)) {
+		return fmt.Errorf("append to chain %s: stored head seq %d, writer's %d: %w", prev.ChainID, seq, prev.Seq, audit.ErrHeadMismatch)
+	}
+	leaves, err := treeLeaves(prev.ChainID, prev.Seq, size, entries)
 	if err != nil {
-		br.Close()
-		return fmt.Errorf("move audit chain head: %w", err)
+		return err
 	}
-	if tag.RowsAffected() != 1 {
-		br.Close()
-		return fmt.Errorf("append to chain %s after seq %d: the stored head is elsewhere: %w", prev.ChainID, prev.Seq, audit.ErrHeadMismatch)
+	growth, err := treeGrowth(ctx, tx, prev.ChainID, size, leaves)
+	if err != nil {
+		return err
 	}
-	for range b.Len() - 1 {
-		if _, err := br.Exec(); err != nil {
+
+	// The rest goes to the server in one round trip.
+	type op struct {
+		what string
+		dup  error // what a unique violation means
+	}
+	var b pgx.Batch
+	var ops []op
+	if prev.Seq == 0 {
+		b.Queue(newHead, prev.ChainID, int64(last.GetSeq()), last.GetHash(), int64(last.GetSeq()))
+	} else {
+		b.Queue(moveHead, prev.ChainID, int64(last.GetSeq()), last.GetHash(), int64(last.GetSeq()))
+	}
+	ops = append(ops, op{"audit chain head", audit.ErrHeadMismatch})
+	b.Queue(insertRecords, ids, chains, seqs, kinds, ats, actors, actions, resTypes, resIDs, effects, bundles, workflows, keys, scopes, hashes, bodies)
+	ops = append(ops, op{what, audit.ErrDuplicate})
+	if len(reasonCodes) > 0 {
+		b.Queue(insertReasons, reasonCodes, reasonIDs)
+		ops = append(ops, op{"reasons of " + what, audit.ErrDuplicate})
+	}
+	b.Queue(insertTreeHashes, growth...)
+	ops = append(ops, op{"tree hashes of chain " + prev.ChainID, audit.ErrCorrupt})
+	br := tx.SendBatch(ctx, &b)
+	for i, o := range ops {
+		tag, err := br.Exec()
+		if err == nil && i == 0 && tag.RowsAffected() != 1 {
+			// A first append that another writer's first append beat.
+			err = fmt.Errorf("append to chain %s: its head was created meanwhile: %w", prev.ChainID, audit.ErrHeadMismatch)
+		}
+		if err != nil {
 			br.Close()
 			if isUnique(err) {
-				return fmt.Errorf("insert %s: %w: %w", what, audit.ErrDuplicate, err)
+				return fmt.Errorf("insert %s: %w: %w", o.what, o.dup, err)
 			}
-			return fmt.Errorf("insert %s: %w", what, err)
+			return fmt.Errorf("insert %s: %w", o.what, err)
 		}
 	}
 	if err := br.Close(); err != nil {
@@ -394,9 +433,13 @@ func (s *Store) Head(ctx context.Context, chainID string) (audit.Head, error) {
 	if err := s.check(); err != nil {
 		return audit.Head{}, err
 	}
+	return head(ctx, s.d, chainID)
+}
+
+func head(ctx context.Context, q querier, chainID string) (audit.Head, error) {
 	h := audit.Head{ChainID: chainID}
 	var seq int64
-	err := s.d.QueryRow(ctx, "SELECT seq, hash FROM chain_heads WHERE chain_id = $1", chainID).Scan(&seq, &h.Hash)
+	err := q.QueryRow(ctx, "SELECT seq, hash FROM chain_heads WHERE chain_id = $1", chainID).Scan(&seq, &h.Hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return h, nil
 	}
@@ -463,7 +506,11 @@ func (s *Store) Chains(ctx context.Context) ([]string, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.Query(ctx, `WITH RECURSIVE c (chain_id) AS (
+	return chains(ctx, s.r)
+}
+
+func chains(ctx context.Context, q querier) ([]string, error) {
+	rows, err := q.Query(ctx, `WITH RECURSIVE c (chain_id) AS (
 			(SELECT chain_id FROM records ORDER BY chain_id LIMIT 1)
 			UNION ALL
 			SELECT (SELECT r.chain_id FROM records r WHERE r.chain_id > c.chain_id ORDER BY r.chain_id LIMIT 1)
@@ -598,10 +645,14 @@ func (s *Store) Chain(ctx context.Context, chainID string, fromSeq uint64, fn fu
 	if err := s.check(); err != nil {
 		return err
 	}
+	return chain(ctx, s.r, chainID, fromSeq, fn)
+}
+
+func chain(ctx context.Context, q querier, chainID string, fromSeq uint64, fn func(*audit.Record) error) error {
 	if fromSeq > 1<<63-1 {
 		return nil
 	}
-	rows, err := s.r.Query(ctx, `SELECT decision_id, chain_id, seq, kind, evaluated_at, actor_id, action,
+	rows, err := q.Query(ctx, `SELECT decision_id, chain_id, seq, kind, evaluated_at, actor_id, action,
 		resource_type, resource_id, effect, bundle_revision, workflow_id, idempotency_key, idempotency_scope, hash, body
 		FROM records WHERE chain_id = $1 AND seq >= $2 ORDER BY seq`, chainID, int64(fromSeq))
 	if err != nil {
