@@ -373,7 +373,8 @@ func (a *App) Run(ctx context.Context) error {
 	}()
 	active, _ := a.engine.Active()
 	a.log.Info().Str("addr", a.Addr().String()).Str("http_addr", a.HTTPAddr().String()).
-		Str("bundle_revision", active.Revision()).Msg("tollgate serving")
+		Str("bundle_revision", active.Revision()).Str("audit_store", a.auditStoreKind()).Str("audit_chain", a.chainID).
+		Msg("tollgate serving")
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()

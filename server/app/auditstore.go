@@ -64,3 +64,11 @@ func DefaultReplicaID(dataDir string) (string, error) {
 	sum := sha256.Sum256([]byte(abs))
 	return host + "-" + hex.EncodeToString(sum[:4]), nil
 }
+
+// auditStoreKind names the audit store for logs, without the URL (it may hold a password).
+func (a *App) auditStoreKind() string {
+	if isPostgresURL(a.cfg.AuditStore) {
+		return "postgres"
+	}
+	return AuditStoreSQLite
+}
