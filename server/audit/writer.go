@@ -128,6 +128,9 @@ func (c *Config) setDefaults() error {
 //     level with its decision id, counted in
 //     tollgate_audit_rejected_records_total, and Healthy reports false for
 //     at least RetryInterval and until a later commit or probe succeeds.
+//     One exception, sync mode only: a keyed decision refused because
+//     another writer on the store stored its (scope, key) first is answered
+//     like a retry instead (see lostKeyRace).
 //   - Close with a failing store (async): the queue is retried ten times
 //     RetryInterval apart, then what is left goes to DeadLetterFile too.
 //
@@ -188,6 +191,10 @@ type item struct {
 	pend   *pending   // for a keyed decision
 	origin *pending   // for a replay marker of a queued decision
 	result chan error // sync mode only
+	// stored is the original of a keyed decision that another writer
+	// stored first (see lostKeyRace): rec became a replay marker of it.
+	// Set by the committer before result is sent.
+	stored *Record
 }
 
 // NewWriter validates cfg, loads the chain head from store so the chain
@@ -374,6 +381,9 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 		// The original committed in this or an earlier batch on the committer
 		// goroutine before our result was sent, so reading it is safe.
 		return it.rec, proto.Clone(it.origin.rec).(*Record), nil
+	}
+	if it.stored != nil {
+		return it.rec, it.stored, nil
 	}
 	return it.rec, originalRec, nil
 }
@@ -640,6 +650,8 @@ func (w *Writer) commit(batch []*item) {
 			return
 		}
 		switch {
+		case len(live) == 1 && errors.Is(err, ErrDuplicate) && w.lostKeyRace(live[0]):
+			return
 		case refused(err) && len(live) > 1:
 			// One bad record must not fail its batch-mates: bisect until it
 			// stands alone. The halves commit in order, so the chain keeps
@@ -668,6 +680,50 @@ func (w *Writer) commit(batch []*item) {
 		case <-time.After(w.cfg.RetryInterval):
 		}
 	}
+}
+
+// lostKeyRace settles a sync-mode keyed decision that the store refused as
+// a duplicate because another writer on the same store (another replica on
+// a shared database) stored a decision under the same (scope, key) after
+// claim looked the key up: the in-flight map sees only this writer's keys,
+// the store's unique index sees all. The caller then gets what a retry
+// would: with the same payload, rec becomes a replay marker of the stored
+// original, committed on this chain, and Write returns that original; with
+// another payload, a ConflictError. It reports false, changing nothing,
+// when the duplicate is not such a race (the decision id itself is taken,
+// or this very record is the one stored). Async callers were already
+// answered with rec, so there it does not apply: rec is refused as before.
+func (w *Writer) lostKeyRace(it *item) bool {
+	r := it.rec
+	if w.cfg.Mode != ModeSync || r.GetKind() != tollgatev1.RecordKind_RECORD_KIND_DECISION || r.GetIdempotencyKey() == "" {
+		return false
+	}
+	orig, err := w.store.FindByIdempotencyKey(context.Background(), IdempotencyScope(r), r.IdempotencyKey)
+	if err != nil || orig.GetDecisionId() == r.GetDecisionId() {
+		return false
+	}
+	w.log.Info().Str("chain", w.cfg.ChainID).Str("decision_id", r.GetDecisionId()).Str("original", orig.GetDecisionId()).
+		Msg("idempotency key stored by another writer first; answering with its decision")
+	if !bytes.Equal(orig.GetPayloadHash(), r.GetPayloadHash()) {
+		w.finish(it, &ConflictError{Key: r.IdempotencyKey, OriginalID: orig.GetDecisionId()})
+		return true
+	}
+	marker := replayMarker(r, orig)
+	marker.Seq, marker.PrevHash, marker.Hash = 0, nil, nil
+	prep, err := prepare(marker)
+	if err != nil {
+		return false
+	}
+	if it.pend != nil {
+		// Replay markers already queued behind rec on this writer name rec,
+		// which is not stored: they fail (Unavailable) rather than record a
+		// replay of nothing; their callers' retries find the original.
+		w.release(it.pend, fmt.Errorf("idempotency key %q: decided first by another writer as %s: %w",
+			r.IdempotencyKey, orig.GetDecisionId(), ErrUnavailable))
+	}
+	it.rec, it.prep, it.stored = marker, prep, orig
+	w.commit([]*item{it})
+	return true
 }
 
 // refused reports whether err is the store refusing a record rather than
