@@ -16,10 +16,13 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/tollgate/tollgate/policies"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/audit/sqlite"
+	"github.com/tollgate/tollgate/server/bundles"
+	"github.com/tollgate/tollgate/server/engine"
 )
 
 // newApp builds the service on dataDir without running it, for starts that must be refused; one
@@ -212,6 +215,47 @@ func TestReplayOfMaskedFields(t *testing.T) {
 			if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "request field "+tc.mask+" was masked") ||
 				!strings.Contains(err.Error(), "effect: ALLOW -> DENY") {
 				t.Errorf("replay = %v, %v; want FailedPrecondition naming %s and the difference", rep, err, tc.mask)
+			}
+		})
+	}
+}
+
+// TestImpactOfMaskedFields analyses the active pack itself as a candidate against decisions whose
+// requests had masked fields: nothing changes in truth. Where the policy reads the masked field
+// (amount) every evaluation of the masked request differs from the record, so the records are not
+// comparable rather than changed; where it does not (bank_account) they are comparable and unchanged.
+func TestImpactOfMaskedFields(t *testing.T) {
+	ctx := context.Background()
+	b, err := bundles.ReadFS(policies.FS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	candidate, err := engine.Serialize(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mask          string
+		notComparable uint64
+	}{
+		{mask: "resource.attributes.amount", notComparable: 3},
+		{mask: "resource.attributes.bank_account"},
+	} {
+		t.Run(tc.mask, func(t *testing.T) {
+			srv := startServer(t, app.Config{Audit: audit.Config{MaskPaths: []string{tc.mask}}})
+			for _, amount := range []string{"100.00", "8000.00", "20000.00"} {
+				req := poSubmit("u_buyer1", amount)
+				req.Resource.Attributes.Fields["bank_account"] = structpb.NewStringValue("DE89370400440532013000")
+				if _, err := srv.Client.Decide(ctx, req); err != nil {
+					t.Fatal(err)
+				}
+			}
+			resp, err := tollgatev1.NewAuditServiceClient(srv.Client.Conn()).ImpactAnalysis(ctx, &tollgatev1.ImpactAnalysisRequest{Bundle: candidate, Last: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.GetTotal() != 3 || resp.GetChanged() != 0 || resp.GetNotComparable() != tc.notComparable {
+				t.Errorf("total %d changed %d not comparable %d; want 3, 0, %d", resp.GetTotal(), resp.GetChanged(), resp.GetNotComparable(), tc.notComparable)
 			}
 		})
 	}
