@@ -171,3 +171,22 @@ func TestIdempotencyNeedsTheSameKey(t *testing.T) {
 		t.Errorf("retry under another key: err = %v, want a conflict (ErrDuplicate)", err)
 	}
 }
+
+// BenchmarkPayloadHash compares the keyed payload hash of a decision's request with the plain
+// SHA-256 it replaced; both are dominated by the canonical encoding.
+func BenchmarkPayloadHash(b *testing.B) {
+	req := accountRequest(4931)
+	key := testPayloadKey(b, 1)
+	b.Run("plain", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			audit.PlainPayloadHash(req)
+		}
+	})
+	b.Run("keyed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			audit.PayloadHash(key, req)
+		}
+	})
+}
