@@ -26,6 +26,16 @@
 // The first record of a chain has seq 1 and prev_hash GenesisHash (32 zero
 // bytes); every later record has seq = previous seq + 1 and prev_hash = the
 // previous record's hash.
+//
+// # Payload hash
+//
+// A decision with an idempotency key also carries
+//
+//	payload_hash = 0x01 || HMAC-SHA-256(payload key, canonical(request without idempotency_key and want_receipt))
+//
+// computed before masking, so a retry is told from a conflicting reuse of
+// its key, while a masked field cannot be recovered by hashing every value
+// without the server's payload key (PayloadHash, PayloadKey).
 package audit
 
 import (

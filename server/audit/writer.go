@@ -289,7 +289,8 @@ func (w *Writer) Mode() Mode { return w.cfg.Mode }
 // payload hashes were keyed, an equal PlainPayloadHash) it logs a
 // RECORD_KIND_REPLAY marker (rec's decision_id, replay_of the original) and
 // returns the marker and the original; with another payload_hash it returns
-// a *ConflictError. This holds across concurrent Writes and restarts.
+// a *ConflictError. This holds across concurrent Writes, and across
+// restarts with the same PayloadKey.
 //
 // In sync mode Write returns after the record committed durably; stored
 // then carries its seq and hash. In async mode it returns once the record is
