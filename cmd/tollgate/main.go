@@ -92,6 +92,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.ReplicaID, "replica-id", "", "this replica's id, the default --audit-chain on PostgreSQL (default: host name plus a hash of the absolute --data-dir)")
 	fs.StringVar(&cfg.Audit.ChainID, "audit-chain", "", `this replica's audit hash chain id (default: "default" on SQLite, the replica id on PostgreSQL)`)
 	fs.BoolVar(&cfg.Audit.AcceptChainBreak, "audit-accept-chain-break", false, "start even if the audit chain's stored tail does not verify (rows deleted or rewritten): writes a chain-break record naming what was found and who accepted it, then continues the chain")
+	fs.StringVar(&cfg.PayloadKeyFile, "audit-payload-key", "", "file holding the secret (hex, 32+ bytes) the audit log's payload hashes are keyed with; every replica writing to one log needs the same file (default: audit-payload.key in --data-dir, generated on the first start)")
 	mask := fs.String("audit-mask", "", "comma-separated request paths masked in the audit log, e.g. resource.attributes.bank_account")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM); without it gRPC is plaintext, allowed only on loopback")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "server private key (PEM)")

@@ -86,6 +86,12 @@ type Config struct {
 	// request paths, batching, whether to accept a broken chain tail (AcceptChainBreak). Its Registry
 	// is set by the app; its DeadLetterFile defaults to DataDir/audit-rejected.ndjson.
 	Audit audit.Config
+	// PayloadKeyFile holds the secret the audit log's payload hashes are keyed with (hex, at least 32
+	// bytes; see audit.PayloadKey), and must exist. "" uses DataDir/audit-payload.key, generated (mode
+	// 0600) on the first start. Every replica writing to one audit log needs the same key, and a start
+	// with another key than the log was written with, or without the default file once the log is
+	// bound to it, is refused. Audit.PayloadKey is set from it.
+	PayloadKeyFile string
 	// AllowBuiltins names unsafe OPA built-ins (engine.UnsafeBuiltins: network and host access) bundles
 	// may call; none by default.
 	AllowBuiltins []string
@@ -215,6 +221,10 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		auditCfg.ChainID = defaultChainID(cfg)
 	}
 	a.chainID = auditCfg.ChainID
+	if auditCfg.PayloadKey, err = a.payloadKey(ctx); err != nil {
+		a.store.Close()
+		return nil, err
+	}
 	if auditCfg.DeadLetterFile == "" {
 		auditCfg.DeadLetterFile = filepath.Join(cfg.DataDir, DeadLetterFileName)
 	}

@@ -57,6 +57,14 @@ type Config struct {
 	// MaskPaths are request paths replaced by Masked before hashing and
 	// storing, e.g. "resource.attributes.bank_account" or "context.iban".
 	MaskPaths []string
+	// PayloadKey keys the payload hashes of keyed decisions (PayloadHash),
+	// so a masked field cannot be recovered from its record's payload hash
+	// by trying every value. Every writer of one log must use the same key
+	// and keep it across restarts: a retry is recognised by its payload
+	// hash. Nil takes a random key for this Writer alone, so a retry of a
+	// decision written before a restart is taken for a conflict; the
+	// service always passes the key of its key file.
+	PayloadKey *PayloadKey
 	// Registry receives the writer's metrics; nil registers none.
 	Registry *prometheus.Registry
 	// RetryInterval paces store retries in async mode and health probes
@@ -98,6 +106,13 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = 500 * time.Millisecond
+	}
+	if c.PayloadKey == nil {
+		k, err := GeneratePayloadKey()
+		if err != nil {
+			return err
+		}
+		c.PayloadKey = k
 	}
 	return nil
 }
@@ -272,15 +287,17 @@ func (w *Writer) Mode() Mode { return w.cfg.Mode }
 // Write logs rec, a RECORD_KIND_DECISION with decision_id set. rec is not
 // modified: the writer masks a copy, sets chain_id, and assigns seq,
 // prev_hash and hash at commit. If rec.payload_hash is empty and
-// rec.idempotency_key is set, it is computed with PayloadHash from the
-// unmasked request.
+// rec.idempotency_key is set, it is computed with PayloadHash under
+// cfg.PayloadKey from the unmasked request.
 //
 // Idempotency: if a decision with rec's idempotency_key in rec's scope
 // (IdempotencyScope: the caller's name) is stored or queued, Write does not
-// log rec. With an equal payload_hash it logs a
+// log rec. With an equal payload_hash (or, for a decision stored before
+// payload hashes were keyed, an equal PlainPayloadHash) it logs a
 // RECORD_KIND_REPLAY marker (rec's decision_id, replay_of the original) and
 // returns the marker and the original; with another payload_hash it returns
-// a *ConflictError. This holds across concurrent Writes and restarts.
+// a *ConflictError. This holds across concurrent Writes, and across
+// restarts with the same PayloadKey.
 //
 // In sync mode Write returns after the record committed durably; stored
 // then carries its seq and hash. In async mode it returns once the record is
@@ -303,8 +320,10 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 	r.Kind = tollgatev1.RecordKind_RECORD_KIND_DECISION
 	r.ChainId = w.cfg.ChainID
 	r.Seq, r.PrevHash, r.Hash, r.ReplayOf = 0, nil, nil, ""
+	var pl []byte // the payload, kept to compare with a plain payload hash stored before keys
 	if r.IdempotencyKey != "" && len(r.PayloadHash) == 0 {
-		r.PayloadHash = PayloadHash(r.GetRequest())
+		pl = payload(r.GetRequest())
+		r.PayloadHash = w.cfg.PayloadKey.sum(pl)
 	}
 	w.masker.mask(r.Request) // our own copy whenever there is something to mask
 
@@ -312,7 +331,7 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 	var originalRec *Record
 	if r.IdempotencyKey != "" {
 		var own, original *pending
-		own, original, originalRec, err = w.claim(ctx, r)
+		own, original, originalRec, err = w.claim(ctx, r, pl)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -411,7 +430,9 @@ func shallowCopy(rec *Record) *Record {
 // for the lookup instead of making a second decision, and the key cannot
 // move from in flight to stored unseen (it is in the map until its record
 // committed). Writes of other keys, and commits, never wait on the lookup.
-func (w *Writer) claim(ctx context.Context, r *Record) (own, queued *pending, stored *Record, err error) {
+// pl is r's payload when the writer computed r's payload hash (see
+// samePayload), else nil.
+func (w *Writer) claim(ctx context.Context, r *Record, pl []byte) (own, queued *pending, stored *Record, err error) {
 	key := scopedKey(r)
 	for {
 		w.mu.Lock()
@@ -459,7 +480,7 @@ func (w *Writer) claim(ctx context.Context, r *Record) (own, queued *pending, st
 	switch {
 	case err != nil:
 		return nil, nil, nil, fmt.Errorf("look up idempotency key %q: %w: %w", r.IdempotencyKey, ErrUnavailable, err)
-	case !bytes.Equal(orig.PayloadHash, r.PayloadHash):
+	case !samePayload(orig.PayloadHash, r.PayloadHash, pl):
 		return nil, nil, nil, &ConflictError{Key: r.IdempotencyKey, OriginalID: orig.DecisionId}
 	}
 	return nil, nil, orig, nil

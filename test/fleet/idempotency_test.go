@@ -4,7 +4,11 @@ package fleet_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -27,14 +31,29 @@ type replica struct {
 	faults *audittest.FaultStore
 }
 
-func startReplica(t *testing.T, url, id string) replica {
+func startReplica(t *testing.T, url, keyFile, id string) replica {
 	t.Helper()
 	var r replica
-	r.Server = testserver.Start(t, app.Config{AuditStore: url, ReplicaID: id, WrapAuditStore: func(s audit.Store) audit.Store {
+	r.Server = testserver.Start(t, app.Config{AuditStore: url, ReplicaID: id, PayloadKeyFile: keyFile, WrapAuditStore: func(s audit.Store) audit.Store {
 		r.faults = audittest.NewFaultStore(s)
 		return r.faults
 	}})
 	return r
+}
+
+// payloadKeyFile writes one payload key file for every replica of a test, as an operator gives every
+// replica writing to one audit log the same --audit-payload-key.
+func payloadKeyFile(t *testing.T) string {
+	t.Helper()
+	secret := make([]byte, audit.PayloadKeySize)
+	if _, err := rand.Read(secret); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "audit-payload.key")
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(secret)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func keyed(key, amount string) *tollgatev1.DecideRequest {
@@ -48,8 +67,8 @@ func keyed(key, amount string) *tollgatev1.DecideRequest {
 // AlreadyExists there too.
 func TestRetryOnAnotherReplica(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	a, b := startReplica(t, url, "replica-a"), startReplica(t, url, "replica-b")
+	url, key := pgtest.NewDatabase(t), payloadKeyFile(t)
+	a, b := startReplica(t, url, key, "replica-a"), startReplica(t, url, key, "replica-b")
 	if a.App.AuditChain() != "replica-a" || b.App.AuditChain() != "replica-b" {
 		t.Fatalf("audit chains %q, %q; want the replica ids", a.App.AuditChain(), b.App.AuditChain())
 	}
@@ -90,8 +109,8 @@ func TestRetryOnAnotherReplica(t *testing.T) {
 // record, and both callers are answered with its decision id.
 func TestSameKeyAtTheSameInstant(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	reps := []replica{startReplica(t, url, "replica-a"), startReplica(t, url, "replica-b")}
+	url, key := pgtest.NewDatabase(t), payloadKeyFile(t)
+	reps := []replica{startReplica(t, url, key, "replica-a"), startReplica(t, url, key, "replica-b")}
 	const held, free = 5, 20
 	for round := range held + free {
 		key := fmt.Sprintf("order-%d", round)

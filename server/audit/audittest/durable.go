@@ -44,9 +44,15 @@ type Row struct {
 // alike.
 func RunDurable(t *testing.T, newStorage func(t *testing.T) Storage) {
 	ctx := context.Background()
+	// One payload key for every writer, as the service keeps its key file across restarts: a writer
+	// with a key of its own would take a retry after a restart for another payload.
+	key, err := audit.GeneratePayloadKey()
+	if err != nil {
+		t.Fatal(err)
+	}
 	writer := func(t *testing.T, s audit.Store) *audit.Writer {
 		t.Helper()
-		w, err := audit.NewWriter(audit.Config{ChainID: "node-1"}, s, zerolog.Nop())
+		w, err := audit.NewWriter(audit.Config{ChainID: "node-1", PayloadKey: key}, s, zerolog.Nop())
 		if err != nil {
 			t.Fatal(err)
 		}
