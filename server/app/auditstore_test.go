@@ -20,11 +20,19 @@ import (
 func TestAuditStoreSelection(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
+	// Every service on the one database shares its payload key file, as a fleet's replicas must.
+	keyFile := filepath.Join(t.TempDir(), "audit-payload.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	start := func(t *testing.T, cfg app.Config) (*app.App, error) {
 		t.Helper()
 		cfg.Addr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 		if cfg.DataDir == "" {
 			cfg.DataDir = t.TempDir()
+		}
+		if cfg.AuditStore != "" && cfg.AuditStore != "sqlite" {
+			cfg.PayloadKeyFile = keyFile
 		}
 		a, err := app.New(ctx, cfg, zerolog.Nop())
 		if err == nil {

@@ -29,9 +29,14 @@ func TestKeyRaceBetweenWriters(t *testing.T) {
 			ctx := context.Background()
 			s := openStore(t, t.TempDir())
 			f := audittest.NewFaultStore(s)
+			// The replicas of one log share its payload key, as the service's key file is shared.
+			key, err := audit.GeneratePayloadKey()
+			if err != nil {
+				t.Fatal(err)
+			}
 			var ws []*audit.Writer
 			for _, chain := range []string{"replica-a", "replica-b"} {
-				w, err := audit.NewWriter(audit.Config{ChainID: chain}, f, zerolog.Nop())
+				w, err := audit.NewWriter(audit.Config{ChainID: chain, PayloadKey: key}, f, zerolog.Nop())
 				if err != nil {
 					t.Fatal(err)
 				}
