@@ -83,7 +83,7 @@ func TestHelp(t *testing.T) {
 			"newest first", "next page: --page-token TOKEN",
 		}},
 		{[]string{"audit", "get", "-h"}, []string{"Usage: tollgatectl audit get ID", `"facts"`}},
-		{[]string{"audit", "verify", "-h"}, []string{"Usage: tollgatectl audit verify [--chain ID]", "1 if it does not"}},
+		{[]string{"audit", "verify", "-h"}, []string{"Usage: tollgatectl audit verify [--chain ID] [--since-checkpoint FILE]", "1 if it does not"}},
 		{[]string{"audit", "replay", "-h"}, []string{"Usage: tollgatectl audit replay [--json] ID", "0 whether or not the result is identical"}},
 		{[]string{"audit", "export", "-h"}, []string{"Usage: tollgatectl audit export [--since TIME] [--until TIME] [--chain ID]", "COMMIT ORDER"}},
 	} {

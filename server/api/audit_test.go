@@ -155,22 +155,23 @@ func assertBadField(t *testing.T, err error, field string) {
 	t.Errorf("InvalidArgument %q names no field %q", st.Message(), field)
 }
 
-// stallingChain is the real store whose Chain, the walk under VerifyLog, first signals entered and
-// then waits for release (or the caller's deadline): a verify that takes as long as the test wants.
+// stallingChain is the real store whose View, the snapshot VerifyLog walks in, first signals entered
+// and then waits for release (or the caller's deadline): a verify that takes as long as the test
+// wants.
 type stallingChain struct {
 	audit.Store
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (s *stallingChain) Chain(ctx context.Context, chainID string, fromSeq uint64, fn func(*audit.Record) error) error {
+func (s *stallingChain) View(ctx context.Context, fn func(audit.Snapshot) error) error {
 	s.entered <- struct{}{}
 	select {
 	case <-s.release:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return s.Store.Chain(ctx, chainID, fromSeq, fn)
+	return s.Store.View(ctx, fn)
 }
 
 // TestLongReadsAreBounded: with MaxLongAuditReads 1 and one verify running, another verify and an
