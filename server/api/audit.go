@@ -31,6 +31,8 @@ type AuditServer struct {
 	log    zerolog.Logger
 	impact ImpactConfig // see WithImpact
 
+	transparency *Transparency // see WithTransparency
+
 	// longReads admits limits.MaxLongAuditReads long reads at a time; see admitLongRead.
 	longReads *semaphore.Weighted
 

@@ -118,11 +118,12 @@ func seal(rec *Record, seq uint64, prev []byte) ([]byte, error) {
 }
 
 // PayloadHash returns the SHA-256 of req's canonical form without its
-// idempotency_key. Callers compute it over the unmasked request before
+// idempotency_key and want_receipt, which say how to answer, not what to
+// decide: a retry asking for a receipt is the same request. Callers compute it over the unmasked request before
 // writing; equal payloads under one idempotency key mark a retry.
 func PayloadHash(req *tollgatev1.DecideRequest) []byte {
 	c := proto.Clone(req).(*tollgatev1.DecideRequest)
-	c.IdempotencyKey = ""
+	c.IdempotencyKey, c.WantReceipt = "", false
 	b, err := Canonical(c)
 	if err != nil {
 		// protojson only fails on invalid UTF-8 or non-finite numbers; hash
