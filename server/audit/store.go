@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/server/audit/transparency"
 )
 
 // Errors returned by a Store and the Writer. Test with errors.Is.
@@ -197,8 +200,14 @@ func NewEntry(rec *Record) (Entry, error) {
 // returned are the caller's.
 type Store interface {
 	// Append stores entries, consecutive sealed records of one chain
-	// starting right after prev, and moves the chain head to the last of
-	// them, in one durable transaction: all or nothing. It returns
+	// starting right after prev, grows the chain's Merkle tree by their
+	// hashes and moves the chain head to the last of them, in one durable
+	// transaction: all or nothing, so the tree is always exactly the
+	// committed records. A RECORD_KIND_CHAIN_BREAK record first in entries
+	// may jump past prev.Seq+1 (see writeChainBreak); the seqs it skips,
+	// from the tree's size on, get ZeroLeaf as their leaves, keeping leaf
+	// index = seq-1. Any other append returns ErrCorrupt if the stored
+	// tree's size is not prev.Seq. It returns
 	// ErrHeadMismatch if the stored head is not prev, ErrDuplicate if a
 	// decision_id or a decision's idempotency_key is already stored, and
 	// ErrInvalidArgument if an entry is out of sequence or its Body does not
@@ -241,8 +250,102 @@ type Store interface {
 	PutBundle(ctx context.Context, b Bundle) error
 	// GetBundle returns the bundle stored under revision or ErrNotFound.
 	GetBundle(ctx context.Context, revision string) (Bundle, error)
+	// TreeSize returns the number of leaves of chainID's Merkle tree: 0 for
+	// a chain without records. Append keeps it equal to the head's seq (see
+	// Tree in the package doc); a store upgraded from a version without
+	// trees builds them for its existing records before serving.
+	TreeSize(ctx context.Context, chainID string) (int64, error)
+	// ReadHashes returns chainID's stored tree hashes at the storage
+	// indexes given (tlog.StoredHashIndex), one per index, in order. An
+	// index not stored returns an error wrapping both ErrNotFound and
+	// transparency.ErrNotFound.
+	ReadHashes(ctx context.Context, chainID string, indexes []int64) ([]tlog.Hash, error)
+	// PutCheckpoint stores cp as chainID's newest checkpoint. Storing a
+	// checkpoint again (same size and root) is a no-op; one of a size below
+	// the newest stored, or of a stored size with another root, returns
+	// ErrInvalidArgument: checkpoints of a log only grow, and two roots for
+	// one size are a fork the store must not hide by overwriting.
+	PutCheckpoint(ctx context.Context, chainID string, cp transparency.Checkpoint) error
+	// LatestCheckpoint returns chainID's checkpoint of the greatest size,
+	// or an error wrapping both ErrNotFound and transparency.ErrNotFound.
+	LatestCheckpoint(ctx context.Context, chainID string) (transparency.Checkpoint, error)
+	// ListCheckpoints returns one page of q.ChainID's checkpoints, newest
+	// (greatest size) first. A page token that does not decode returns
+	// ErrInvalidArgument.
+	ListCheckpoints(ctx context.Context, q CheckpointQuery) (CheckpointPage, error)
+	// View calls fn with a Snapshot: every read through it sees the store as
+	// it stood at one instant, whatever commits meanwhile. The Snapshot is
+	// valid only until fn returns; View returns fn's error. A snapshot may
+	// hold a read connection for as long as fn runs.
+	View(ctx context.Context, fn func(Snapshot) error) error
 	// Ping checks that the store accepts a write transaction.
 	Ping(ctx context.Context) error
 	// Close releases the store; later calls return ErrClosed.
 	Close() error
+}
+
+// ZeroLeaf is the leaf (record hash) of a seq that has no record in the
+// tree: the seqs a chain-break record skips when it is appended past rows
+// lying beyond the head, and, in a tree built for records written before
+// trees existed, seqs with no record. Leaf index is always seq-1, so a
+// receipt's index names its record without a lookup.
+var ZeroLeaf tlog.Hash
+
+// CheckpointQuery selects a page of a chain's checkpoints for
+// Store.ListCheckpoints.
+type CheckpointQuery struct {
+	ChainID string
+	// PageSize defaults to DefaultPageSize and is capped at MaxPageSize.
+	PageSize int
+	// PageToken is CheckpointPage.NextPageToken of the previous page, else empty.
+	PageToken string
+}
+
+// EffectivePageSize returns q.PageSize after defaulting and capping.
+func (q CheckpointQuery) EffectivePageSize() int {
+	return Filter{PageSize: q.PageSize}.EffectivePageSize()
+}
+
+// CheckpointPage is one page of Store.ListCheckpoints, newest first.
+type CheckpointPage struct {
+	Checkpoints []transparency.Checkpoint
+	// NextPageToken is empty on the last page.
+	NextPageToken string
+}
+
+// Snapshot reads a store as it stood at one instant (Store.View); its
+// methods are those of Store, plus Checkpoints. It is not safe for
+// concurrent use and is valid only inside the View call that made it.
+type Snapshot interface {
+	Head(ctx context.Context, chainID string) (Head, error)
+	Chains(ctx context.Context) ([]string, error)
+	Chain(ctx context.Context, chainID string, fromSeq uint64, fn func(*Record) error) error
+	TreeSize(ctx context.Context, chainID string) (int64, error)
+	ReadHashes(ctx context.Context, chainID string, indexes []int64) ([]tlog.Hash, error)
+	// Checkpoints returns every stored checkpoint of chainID, oldest
+	// (smallest size) first.
+	Checkpoints(ctx context.Context, chainID string) ([]transparency.Checkpoint, error)
+}
+
+// TreeReader is what a transparency.HashStore reads; Store and Snapshot
+// both are one.
+type TreeReader interface {
+	Chains(ctx context.Context) ([]string, error)
+	TreeSize(ctx context.Context, chainID string) (int64, error)
+	ReadHashes(ctx context.Context, chainID string, indexes []int64) ([]tlog.Hash, error)
+}
+
+// ErrTreeReadOnly is what AppendHashes of Hashes returns: a store's tree
+// grows only inside Append, with its records.
+var ErrTreeReadOnly = errors.New("tree hashes are written by Append, with the records")
+
+// Hashes returns r's trees as a transparency.HashStore, for proofs,
+// receipts and the Checkpointer. Its AppendHashes returns an error wrapping
+// ErrTreeReadOnly.
+func Hashes(r TreeReader) transparency.HashStore { return treeHashes{r} }
+
+type treeHashes struct{ TreeReader }
+
+func (treeHashes) AppendHashes(context.Context, string, int64, int64, []tlog.Hash) error {
+	return ErrTreeReadOnly
 }

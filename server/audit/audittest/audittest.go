@@ -537,6 +537,7 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		}
 	})
 
+	runTree(t, newStore)
 	t.Run("PingAndClose", func(t *testing.T) {
 		s := newStore(t)
 		if err := s.Ping(ctx); err != nil {

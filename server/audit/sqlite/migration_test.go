@@ -11,7 +11,7 @@ import (
 )
 
 // TestMigrationScopesExistingKeys writes keyed decisions, turns the file back into a schema-2 file
-// (global key index, no scope column), and reopens it: migration 003 must give every existing row the
+// (global key index, no scope column, no tree), and reopens it: migration 003 must give every existing row the
 // scope audit.IdempotencyScope gives its caller, so lookups by caller find them and Verify's
 // column cross-check agrees with the bodies.
 func TestMigrationScopesExistingKeys(t *testing.T) {
@@ -47,6 +47,9 @@ func TestMigrationScopesExistingKeys(t *testing.T) {
 		"DROP INDEX records_idempotency",
 		"ALTER TABLE records DROP COLUMN idempotency_scope",
 		"CREATE UNIQUE INDEX records_idempotency ON records (idempotency_key) WHERE idempotency_key <> '' AND kind = 1",
+		"DROP TABLE tree_hashes",
+		"DROP TABLE checkpoints",
+		"ALTER TABLE chain_heads DROP COLUMN tree_size",
 		"PRAGMA user_version = 2",
 	} {
 		if _, err := db.Exec(q); err != nil {

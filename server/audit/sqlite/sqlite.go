@@ -28,8 +28,8 @@
 //     its recovery after a failed append; Verify's one Head read per chain
 //     is a single-row lookup too).
 //   - audit, AuditReadConns connections: everything an auditor asks, List,
-//     Get, Chains, Chain (Verify), Export and GetBundle (replay), and the
-//     background checkpointer. Long reads hold a connection for their whole
+//     Get, Chains, Chain and View (Verify), Export, GetBundle (replay),
+//     the tree and checkpoint reads, and the background WAL checkpointer. Long reads hold a connection for their whole
 //     walk; api.AuditServer admits fewer of them at once than this pool has,
 //     so short audit reads still find a connection, and each walk is paced
 //     to half of one core (paceEvery), so it leaves the CPU to decisions.
@@ -44,6 +44,19 @@
 // List filter has an index led by its column and then evaluated_at
 // (migration 002; plan_test.go checks each query plan); the reason_code
 // filter goes through the record_reasons side table.
+//
+// # Tree and checkpoints
+//
+// Each chain's Merkle tree (package transparency) lives in tree_hashes,
+// written by Append in the transaction that inserts the records, with
+// chain_heads.tree_size moved beside the head: the tree is always exactly
+// the committed records, and a crash cannot split them. Append reads the
+// few earlier hashes it needs through that transaction. A file from before
+// migration 004 gets its trees at Open, backfillBatch records per
+// transaction. Signed checkpoints are kept in checkpoints, one per size.
+// View reads head, records, tree and checkpoints in one deferred read
+// transaction on one connection of the audit pool, so Verify sees one
+// snapshot while appends go on.
 //
 // Schema migrations are the embedded migrations/*.sql, applied in name
 // order in one transaction each; PRAGMA user_version counts those applied.
@@ -91,6 +104,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/encoding/protojson"
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 
@@ -168,6 +182,10 @@ func open(ctx context.Context, dataDir string, d driver) (*Store, error) {
 	w.SetConnMaxIdleTime(0)
 	s := &Store{path: path, w: w, stmts: make(map[string]*sql.Stmt)}
 	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := s.backfillTrees(ctx); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -480,13 +498,17 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 		}
 	}
 	last := entries[len(entries)-1].Record
-	moveHead := `INSERT INTO chain_heads (chain_id, seq, hash) VALUES (?, ?, ?)
-		ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`
-	st, err := s.stmt(ctx, moveHead)
+	moveHead := `INSERT INTO chain_heads (chain_id, seq, hash, tree_size) VALUES (?, ?, ?, ?)
+		ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, tree_size = excluded.tree_size`
+	headStmt, err := s.stmt(ctx, moveHead)
 	if err != nil {
 		return err
 	}
-	ops = append(ops, op{st, moveHead, []any{prev.ChainID, last.GetSeq(), last.GetHash()}, "audit chain head"})
+	// The tree grows by one leaf per seq, so its hashes are known in number
+	// unless a chain-break record jumps (then they go unprepared).
+	if err := s.prepareTreeInserts(ctx, tlog.StoredHashCount(int64(last.GetSeq()))-tlog.StoredHashCount(int64(prev.Seq))); err != nil {
+		return err
+	}
 
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -499,12 +521,17 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 	}
 	var seq uint64
 	var hash []byte
-	err = tx.QueryRowContext(ctx, "SELECT seq, hash FROM chain_heads WHERE chain_id = ?", prev.ChainID).Scan(&seq, &hash)
+	var size int64
+	err = tx.QueryRowContext(ctx, "SELECT seq, hash, tree_size FROM chain_heads WHERE chain_id = ?", prev.ChainID).Scan(&seq, &hash, &size)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("read audit chain head: %w", err)
 	}
 	if seq != prev.Seq || (seq != 0 && !bytes.Equal(hash, prev.Hash)) {
 		return fmt.Errorf("append to chain %s: stored head seq %d, writer's %d: %w", prev.ChainID, seq, prev.Seq, audit.ErrHeadMismatch)
+	}
+	leaves, err := treeLeaves(prev.ChainID, prev.Seq, size, entries)
+	if err != nil {
+		return err
 	}
 	for _, o := range ops {
 		if o.stmt != nil {
@@ -518,6 +545,15 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 			}
 			return fmt.Errorf("insert %s: %w", o.what, err)
 		}
+	}
+	if err := s.growTree(ctx, tx, prev.ChainID, size, leaves); err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("%w: %w", audit.ErrCorrupt, err)
+		}
+		return err
+	}
+	if _, err := tx.StmtContext(ctx, headStmt).ExecContext(ctx, prev.ChainID, last.GetSeq(), last.GetHash(), last.GetSeq()); err != nil {
+		return fmt.Errorf("move audit chain head: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit audit append: %w", err)
@@ -558,8 +594,12 @@ func (s *Store) Head(ctx context.Context, chainID string) (audit.Head, error) {
 	if err := s.check(); err != nil {
 		return audit.Head{}, err
 	}
+	return head(ctx, s.d, chainID)
+}
+
+func head(ctx context.Context, q querier, chainID string) (audit.Head, error) {
 	h := audit.Head{ChainID: chainID}
-	err := s.d.QueryRowContext(ctx, "SELECT seq, hash FROM chain_heads WHERE chain_id = ?", chainID).Scan(&h.Seq, &h.Hash)
+	err := q.QueryRowContext(ctx, "SELECT seq, hash FROM chain_heads WHERE chain_id = ?", chainID).Scan(&h.Seq, &h.Hash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return audit.Head{}, fmt.Errorf("read audit chain head: %w", err)
 	}
@@ -628,7 +668,11 @@ func (s *Store) Chains(ctx context.Context) ([]string, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, "SELECT chain_id FROM chain_heads UNION SELECT chain_id FROM records ORDER BY 1")
+	return chains(ctx, s.r)
+}
+
+func chains(ctx context.Context, q querier) ([]string, error) {
+	rows, err := q.QueryContext(ctx, "SELECT chain_id FROM chain_heads UNION SELECT chain_id FROM records ORDER BY 1")
 	if err != nil {
 		return nil, fmt.Errorf("list audit chains: %w", err)
 	}
@@ -762,7 +806,11 @@ func (s *Store) Chain(ctx context.Context, chainID string, fromSeq uint64, fn fu
 	if err := s.check(); err != nil {
 		return err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT decision_id, chain_id, seq, kind, evaluated_at, actor_id, action,
+	return chain(ctx, s.r, chainID, fromSeq, fn)
+}
+
+func chain(ctx context.Context, q querier, chainID string, fromSeq uint64, fn func(*audit.Record) error) error {
+	rows, err := q.QueryContext(ctx, `SELECT decision_id, chain_id, seq, kind, evaluated_at, actor_id, action,
 		resource_type, resource_id, effect, bundle_revision, workflow_id, idempotency_key, idempotency_scope, hash, body
 		FROM records WHERE chain_id = ? AND seq >= ? ORDER BY seq`, chainID, fromSeq)
 	if err != nil {
