@@ -2,10 +2,8 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -26,17 +24,6 @@ import (
 // "requests[i]: "). GetReceipt with wait fetches the receipt later.
 const ReceiptErrorTrailer = "tollgate-receipt-error"
 
-// CheckpointStore reads the signed checkpoints the Checkpointer stored; the audit store is the
-// implementation. It is safe for concurrent use.
-type CheckpointStore interface {
-	// LatestCheckpoint returns chainID's newest stored checkpoint, or an error wrapping
-	// transparency.ErrNotFound if it has none.
-	LatestCheckpoint(ctx context.Context, chainID string) (transparency.Checkpoint, error)
-	// ListCheckpoints returns at most limit of chainID's stored checkpoints with a tree smaller than
-	// beforeSize (0: no bound), newest (largest) first.
-	ListCheckpoints(ctx context.Context, chainID string, beforeSize int64, limit int) ([]transparency.Checkpoint, error)
-}
-
 // CheckpointWaiter waits for the next signed checkpoint; *transparency.Checkpointer is the
 // implementation.
 type CheckpointWaiter interface {
@@ -45,14 +32,13 @@ type CheckpointWaiter interface {
 	WaitFor(ctx context.Context, chainID string, size int64) (transparency.Checkpoint, error)
 }
 
-// Transparency is what receipts and the checkpoint listing read: the chains' Merkle trees, their
-// stored checkpoints, the signer to wait on, and the verifier key that checks every receipt before it
-// leaves (nil skips the check).
+// Transparency is what receipts and the checkpoint listing read: the audit store (the chains' Merkle
+// trees and their stored checkpoints), the signer to wait on, and the verifier key that checks every
+// receipt before it leaves (nil skips the check).
 type Transparency struct {
-	Hashes      transparency.HashStore
-	Checkpoints CheckpointStore
-	Signer      CheckpointWaiter
-	Verifier    note.Verifier
+	Store    audit.Store
+	Signer   CheckpointWaiter
+	Verifier note.Verifier
 	// OriginPrefix is the checkpoint origins' prefix; default transparency.DefaultOriginPrefix.
 	OriginPrefix string
 }
@@ -151,7 +137,7 @@ func receiptMessage(id string, err error) string {
 // altered in the database is DataLoss here rather than a receipt that fails at the caller.
 func (t *Transparency) receipt(ctx context.Context, rec *audit.Record, wait bool) (transparency.Receipt, transparency.Checkpoint, error) {
 	chain, seq, id := rec.GetChainId(), rec.GetSeq(), rec.GetDecisionId()
-	cp, err := t.Checkpoints.LatestCheckpoint(ctx, chain)
+	cp, err := t.Store.LatestCheckpoint(ctx, chain)
 	switch {
 	case errors.Is(err, transparency.ErrNotFound):
 		cp = transparency.Checkpoint{}
@@ -178,7 +164,7 @@ func (t *Transparency) receipt(ctx context.Context, rec *audit.Record, wait bool
 			return transparency.Receipt{}, transparency.Checkpoint{}, err
 		}
 	}
-	r, err := transparency.NewReceipt(ctx, t.Hashes, id, chain, seq, rec.GetHash(), cp)
+	r, err := transparency.NewReceipt(ctx, audit.Hashes(t.Store), id, chain, seq, rec.GetHash(), cp)
 	if err != nil {
 		return transparency.Receipt{}, transparency.Checkpoint{}, fmt.Errorf("prove decision %s: %w", id, err)
 	}
@@ -226,31 +212,12 @@ func (s *AuditServer) GetReceipt(ctx context.Context, req *tollgatev1.GetReceipt
 // omitted when the log has one chain. The page token names the tree size the page stopped at, so
 // checkpoints signed while a reader pages come before the first page, never inside the walk.
 func (s *AuditServer) ListCheckpoints(ctx context.Context, req *tollgatev1.ListCheckpointsRequest) (*tollgatev1.ListCheckpointsResponse, error) {
-	if s.transparency == nil {
-		return nil, status.Error(codes.FailedPrecondition, "this server signs no audit checkpoints")
-	}
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
+	if req.GetPageSize() < 0 {
 		return nil, toStatus(s.log, badField("page_size", "must not be negative"))
-	case size == 0:
-		size = audit.DefaultPageSize
-	case size > audit.MaxPageSize:
-		size = audit.MaxPageSize
-	}
-	var before int64
-	if tok := req.GetPageToken(); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err == nil {
-			before, err = strconv.ParseInt(string(b), 10, 64)
-		}
-		if err != nil || before <= 0 {
-			return nil, toStatus(s.log, badField("page_token", "malformed page token"))
-		}
 	}
 	chain := req.GetChainId()
 	if chain == "" {
-		chains, err := s.transparency.Hashes.Chains(ctx)
+		chains, err := s.store.Chains(ctx)
 		if err != nil {
 			return nil, toStatus(s.log, fmt.Errorf("list chains: %w", err))
 		}
@@ -263,17 +230,15 @@ func (s *AuditServer) ListCheckpoints(ctx context.Context, req *tollgatev1.ListC
 			return nil, toStatus(s.log, badField("chain_id", "is required: the log has %d chains", len(chains)))
 		}
 	}
-	// One more than the page tells whether another page follows.
-	cps, err := s.transparency.Checkpoints.ListCheckpoints(ctx, chain, before, size+1)
+	page, err := s.store.ListCheckpoints(ctx, audit.CheckpointQuery{ChainID: chain, PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()})
+	if errors.Is(err, audit.ErrInvalidArgument) {
+		return nil, toStatus(s.log, badField("page_token", "malformed page token"))
+	}
 	if err != nil {
 		return nil, toStatus(s.log, fmt.Errorf("list checkpoints of chain %s: %w", chain, err))
 	}
-	out := &tollgatev1.ListCheckpointsResponse{}
-	if len(cps) > size {
-		cps = cps[:size]
-		out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(cps[size-1].Size, 10)))
-	}
-	for _, cp := range cps {
+	out := &tollgatev1.ListCheckpointsResponse{NextPageToken: page.NextPageToken}
+	for _, cp := range page.Checkpoints {
 		out.Checkpoints = append(out.Checkpoints, checkpointProto(chain, cp))
 	}
 	return out, nil
