@@ -134,7 +134,8 @@ func receiptMessage(id string, err error) string {
 // receipt proves rec, a committed record, under a stored checkpoint covering it; with wait it waits
 // for the next checkpoint when none covers it yet (FailedPrecondition without). The receipt is
 // checked with the verifier key before it is returned, record body included, so a tree or checkpoint
-// altered in the database is DataLoss here rather than a receipt that fails at the caller.
+// altered in the database is DataLoss here rather than a receipt that fails at the caller; a newest
+// checkpoint signed by another key (before a key change) is FailedPrecondition.
 func (t *Transparency) receipt(ctx context.Context, rec *audit.Record, wait bool) (transparency.Receipt, transparency.Checkpoint, error) {
 	chain, seq, id := rec.GetChainId(), rec.GetSeq(), rec.GetDecisionId()
 	cp, err := t.Store.LatestCheckpoint(ctx, chain)
@@ -173,7 +174,15 @@ func (t *Transparency) receipt(ctx context.Context, rec *audit.Record, wait bool
 		if err != nil {
 			return transparency.Receipt{}, transparency.Checkpoint{}, err
 		}
-		if _, err := transparency.VerifyReceiptRecord(r, t.Verifier, transparency.Origin(t.OriginPrefix, chain), body); err != nil {
+		_, err = transparency.VerifyReceiptRecord(r, t.Verifier, transparency.Origin(t.OriginPrefix, chain), body)
+		if errors.Is(err, transparency.ErrBadSignature) {
+			// Not tampering as such: the newest checkpoint predates a key change (or an ephemeral
+			// key's run); the next one, signed once the chain grows, is this key's.
+			return transparency.Receipt{}, transparency.Checkpoint{}, status.Errorf(codes.FailedPrecondition,
+				"the newest checkpoint of chain %s (size %d) is not signed by this server's key %s (signed before a key change?); one with this key is signed after the next decision",
+				chain, cp.Size, t.Verifier.Name())
+		}
+		if err != nil {
 			return transparency.Receipt{}, transparency.Checkpoint{}, status.Errorf(codes.DataLoss,
 				"the log does not prove decision %s (chain %s seq %d): %v; run audit verify", id, chain, seq, err)
 		}

@@ -7,6 +7,7 @@ package transparency_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -25,11 +26,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	_ "modernc.org/sqlite" // driver "sqlite", for tampering with audit.db
 
 	tollgate "github.com/tollgate/tollgate/clients/go"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/audit"
+	"github.com/tollgate/tollgate/server/audit/sqlite"
 	"github.com/tollgate/tollgate/server/audit/transparency"
 	"github.com/tollgate/tollgate/server/auth/devcerts"
 	"github.com/tollgate/tollgate/test/testserver"
@@ -465,4 +468,76 @@ func TestNoKeyOffLoopbackRefused(t *testing.T) {
 		t.Fatalf("start on 0.0.0.0 with a signing key: %v", err)
 	}
 	a.Close()
+}
+
+// TestKeyChange: after a restart with another key, the newest stored checkpoint is the old key's, so
+// a receipt is FailedPrecondition (not DataLoss) until the chain grows; then receipts, old records'
+// included, verify with the new key.
+func TestKeyChange(t *testing.T) {
+	oldPriv, _ := testserver.SigningKey(t)
+	newPriv, newPub := testserver.SigningKey(t)
+	dataDir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	first := testserver.Start(t, app.Config{DataDir: dataDir, Checkpoints: app.CheckpointConfig{SigningKeyFile: oldPriv, Interval: 50 * time.Millisecond}})
+	id := decide(t, first.Client, "u_buyer1").GetDecisionId()
+	if _, err := first.Client.GetReceipt(ctx, id, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	second := testserver.Start(t, app.Config{DataDir: dataDir, Checkpoints: app.CheckpointConfig{SigningKeyFile: newPriv, Interval: 50 * time.Millisecond}})
+	_, err := second.Client.GetReceipt(ctx, id, false)
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "not signed by this server's key") {
+		t.Errorf("receipt under the old key's checkpoint: %v, want FailedPrecondition naming the key", err)
+	}
+	decide(t, second.Client, "u_buyer1")
+	var resp *tollgatev1.GetReceiptResponse
+	for {
+		if resp, err = second.Client.GetReceipt(ctx, id, false); status.Code(err) != codes.FailedPrecondition {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("receipt after the chain grew: %v", err)
+	}
+	r, err := transparency.DecodeReceipt([]byte(resp.GetReceiptJson()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := transparency.VerifyReceipt(r, loadVerifier(t, newPub), ""); err != nil {
+		t.Errorf("old record's receipt with the new key: %v", err)
+	}
+}
+
+// TestTamperedTreeIsDataLoss: tree hashes rewritten through SQL on the file no longer prove a record
+// under its signed checkpoint; the service checks each receipt before it leaves and answers DataLoss
+// instead of a receipt that would fail at the caller.
+func TestTamperedTreeIsDataLoss(t *testing.T) {
+	priv, _ := testserver.SigningKey(t)
+	dataDir := t.TempDir()
+	srv := testserver.Start(t, app.Config{DataDir: dataDir, Checkpoints: app.CheckpointConfig{SigningKeyFile: priv, Interval: 50 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var id string
+	for range 4 {
+		id = decide(t, srv.Client, "u_buyer1").GetDecisionId()
+	}
+	if _, err := srv.Client.GetReceipt(ctx, id, true); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dataDir, sqlite.FileName)+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "UPDATE tree_hashes SET hash = zeroblob(32)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Client.GetReceipt(ctx, id, false); status.Code(err) != codes.DataLoss {
+		t.Errorf("receipt over a rewritten tree: %v, want DataLoss", err)
+	}
 }
