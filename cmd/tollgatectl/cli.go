@@ -315,7 +315,9 @@ func (a *app) printUsage(cmd *command, path string, fs *flag.FlagSet) {
 		fmt.Fprintf(w, `
 Exit status: 0 on success; 1 if the call failed, with a one-line error on
 stderr (and for 'masterdata apply', if any event was INVALID; for 'audit
-verify', if the log does not verify); 2 for a bad command line.
+verify', if the log does not verify; for 'audit verify-receipt', if the
+receipt does not verify; for 'decide --receipt', if no receipt came); 2 for
+a bad command line.
 
 Run '%s COMMAND -h' for a command's flags.
 `, path)

@@ -16,9 +16,9 @@ import (
 	"github.com/tollgate/tollgate/server/audit/transparency"
 )
 
-// startSigningServer runs the real service signing checkpoints every 50ms with a key written as
-// `tollgate keygen` does, and returns its address and the public key file.
-func startSigningServer(t testing.TB) (addr, pub string) {
+// startSigningServer runs the real service signing checkpoints with a key written as
+// `tollgate keygen` does, every interval, and returns its address and the public key file.
+func startSigningServer(t testing.TB, interval time.Duration) (addr, pub string) {
 	t.Helper()
 	dir := t.TempDir()
 	priv, pub := filepath.Join(dir, "signing.key"), filepath.Join(dir, "signing.pub")
@@ -27,7 +27,7 @@ func startSigningServer(t testing.TB) (addr, pub string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := serverapp.New(ctx, serverapp.Config{Addr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(),
-		Checkpoints: serverapp.CheckpointConfig{SigningKeyFile: priv, Interval: 50 * time.Millisecond}}, zerolog.New(io.Discard))
+		Checkpoints: serverapp.CheckpointConfig{SigningKeyFile: priv, Interval: interval}}, zerolog.New(io.Discard))
 	if err != nil {
 		cancel()
 		t.Fatalf("start service: %v", err)
@@ -46,7 +46,7 @@ func startSigningServer(t testing.TB) (addr, pub string) {
 // verify-receipt accepts offline (the flags after the file too), and rejects with exit 1 when the key
 // is another or the receipt was altered; audit checkpoints lists what was signed.
 func TestReceiptCommands(t *testing.T) {
-	addr, pub := startSigningServer(t)
+	addr, pub := startSigningServer(t, 50*time.Millisecond)
 	var resp struct {
 		DecisionID  string `json:"decision_id"`
 		Effect      string `json:"effect"`
@@ -118,5 +118,27 @@ func TestReceiptCommands(t *testing.T) {
 	}
 	if got := ctl(t, addr, "", "audit", "prove", "01NOSUCHDECISION0000000000"); got.code != exitError || !strings.Contains(got.stderr, "NotFound") {
 		t.Errorf("audit prove of an unknown id: exit %d, stderr %q", got.code, got.stderr)
+	}
+}
+
+// TestDecideReceiptMissing: when no checkpoint comes before the deadline, decide --receipt prints the
+// decision (made and recorded), says on stderr why it has no receipt, and exits 1.
+func TestDecideReceiptMissing(t *testing.T) {
+	addr, _ := startSigningServer(t, time.Hour)
+	got := ctl(t, addr, poRequest("u_buyer1", "100.00", "wf-m"), "--timeout", "1s", "decide", "--receipt", "-f", "-")
+	var resp struct {
+		DecisionID  string `json:"decision_id"`
+		Effect      string `json:"effect"`
+		ReceiptJSON string `json:"receipt_json"`
+	}
+	if err := json.Unmarshal([]byte(got.stdout), &resp); err != nil || resp.Effect != "ALLOW" || resp.ReceiptJSON != "" {
+		t.Fatalf("decide --receipt without a checkpoint printed %q (%v), want the decision without a receipt", got.stdout, err)
+	}
+	if got.code != exitError || !strings.Contains(got.stderr, "decision "+resp.DecisionID+" is recorded, without a receipt") ||
+		!strings.Contains(got.stderr, "audit prove --wait") {
+		t.Errorf("exit %d, stderr %q; want 1 and the reason", got.code, got.stderr)
+	}
+	if rec := ctlOK(t, addr, "", "audit", "get", resp.DecisionID); !strings.Contains(rec, resp.DecisionID) {
+		t.Errorf("the decision is not recorded:\n%s", rec)
 	}
 }
