@@ -46,7 +46,9 @@ func NewDecisionServer(eng Decider, log AuditLog, limits Limits, metrics *Metric
 	return &DecisionServer{engine: eng, audit: log, limits: limits.withDefaults(), metrics: metrics, log: logger}
 }
 
-// Decide answers one decision request.
+// Decide answers one decision request. With want_receipt (see WithReceipts) the answer waits for a
+// signed checkpoint covering the decision's record and carries its receipt; a receipt not had in
+// time leaves the decision, made and recorded, answered without it and ReceiptErrorTrailer saying why.
 func (s *DecisionServer) Decide(ctx context.Context, req *tollgatev1.DecideRequest) (*tollgatev1.DecideResponse, error) {
 	in, err := s.limits.normalize(req, "")
 	if err != nil {
