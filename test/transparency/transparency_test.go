@@ -541,3 +541,41 @@ func TestTamperedTreeIsDataLoss(t *testing.T) {
 		t.Errorf("receipt over a rewritten tree: %v, want DataLoss", err)
 	}
 }
+
+// TestDecideBatchReceipts: in a batch, each request that asks for a receipt gets one and the others
+// none; every receipt verifies.
+func TestDecideBatchReceipts(t *testing.T) {
+	priv, pub := testserver.SigningKey(t)
+	v := loadVerifier(t, pub)
+	srv := testserver.Start(t, app.Config{Checkpoints: app.CheckpointConfig{SigningKeyFile: priv, Interval: 50 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reqs := []*tollgatev1.DecideRequest{
+		testserver.POSubmit("u_buyer1", "100.00"), testserver.POSubmit("u_buyer1", "200.00"), testserver.POSubmit("u_buyer1", "300.00"),
+	}
+	reqs[0].WantReceipt, reqs[2].WantReceipt = true, true
+	var trailer metadata.MD
+	resp, err := srv.Client.Decisions().DecideBatch(ctx, &tollgatev1.DecideBatchRequest{Requests: reqs}, grpc.Trailer(&trailer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := trailer.Get(tollgate.ReceiptErrorTrailer); len(got) != 0 {
+		t.Errorf("receipt errors %q, want none", got)
+	}
+	for i, d := range resp.GetResponses() {
+		if (d.GetReceiptJson() != "") != reqs[i].GetWantReceipt() {
+			t.Errorf("requests[%d]: receipt %q, asked %v", i, d.GetReceiptJson(), reqs[i].GetWantReceipt())
+			continue
+		}
+		if !reqs[i].GetWantReceipt() {
+			continue
+		}
+		r, err := transparency.DecodeReceipt([]byte(d.GetReceiptJson()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := transparency.VerifyReceipt(r, v, ""); err != nil || r.DecisionID != d.GetDecisionId() {
+			t.Errorf("requests[%d]: receipt of %s: %v", i, r.DecisionID, err)
+		}
+	}
+}
