@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 
 	tollgate "github.com/tollgate/tollgate/clients/go"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/server/audit/transparency"
 )
 
 func auditCommand() *command {
@@ -344,55 +347,104 @@ func oneID(args []string) (string, error) {
 func auditVerifyCommand() *command {
 	return &command{
 		name:    "verify",
-		args:    "[--chain ID]",
-		summary: "verify the hash chains of the log",
-		help: `Has the server walk a hash chain (--chain) or every chain and check each
-record's hash, its link to the previous record and the sequence. Prints "OK"
-with the number of records checked, or the first record that does not verify
-(chain, seq, decision id and the problem).
+		args:    "[--chain ID] [--since-checkpoint FILE]",
+		summary: "verify the hash chains, Merkle trees and checkpoints of the log",
+		help: `Has the server verify a chain (--chain) or every chain in one snapshot of the
+log: each record's hash, its link to the previous record and the sequence; the
+Merkle tree the records rebuild against the stored tree; and every stored
+checkpoint against that tree (signatures too when the server has its key).
+Prints "OK" with the number of records checked, the tree's size and root (one
+chain) and the checkpoints checked, or the first problem (chain, seq, decision
+id and what is wrong).
+
+--since-checkpoint FILE proves that the log extends a checkpoint kept outside
+the service: FILE is a signed checkpoint note, or a witness file (the newest
+checkpoint in it is used; with --chain, the newest of that chain). This is what
+detects a log rewritten consistently in every table, or cut short.
 
 Exit status: 0 if the log verifies; 1 if it does not (or the call failed).`,
 		setup: func(fs *flag.FlagSet) runFunc {
 			chain := fs.String("chain", "", "verify only chain `ID` (default: every chain)")
+			sinceFile := fs.String("since-checkpoint", "", "prove the log extends the checkpoint in `FILE` (a signed note or a witness file)")
 			return func(ctx context.Context, a *app, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
+				}
+				req := &tollgatev1.VerifyLogRequest{ChainId: *chain}
+				if *sinceFile != "" {
+					cp, err := readSinceCheckpoint(*sinceFile, *chain)
+					if err != nil {
+						return err
+					}
+					req.SinceCheckpoint = cp
 				}
 				c, err := a.dial(ctx)
 				if err != nil {
 					return err
 				}
 				defer c.Close()
-				resp, err := c.VerifyLog(ctx, *chain)
+				resp, err := c.Audit().VerifyLog(ctx, req)
 				if err != nil {
 					return err
 				}
-				return printVerify(a.stdout, *chain, resp)
+				return printVerify(a.stdout, *chain, *sinceFile, resp)
 			}
 		},
 	}
 }
 
+// readSinceCheckpoint returns the checkpoint note in path: the newest entry
+// (of chain, if given) when path is a witness file, else the whole file,
+// taken as a signed note.
+func readSinceCheckpoint(path, chain string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read checkpoint: %w", err)
+	}
+	entries, _ := transparency.ReadCheckpointFile(bytes.NewReader(b))
+	if len(entries) == 0 {
+		return string(b), nil
+	}
+	for i := len(entries) - 1; i >= 0; i-- {
+		origin, _, _ := strings.Cut(string(entries[i].Note), "\n")
+		if chain == "" || strings.HasSuffix(origin, "/"+chain) {
+			return string(entries[i].Note), nil
+		}
+	}
+	return "", fmt.Errorf("witness file %s holds no checkpoint of chain %s", path, chain)
+}
+
 // printVerify prints a verification report and returns an error when the log
-// does not verify, so the command exits 1.
-func printVerify(w io.Writer, chain string, resp *tollgatev1.VerifyLogResponse) error {
+// does not verify, so the command exits 1. since names the outside
+// checkpoint's file, if one was given.
+func printVerify(w io.Writer, chain, since string, resp *tollgatev1.VerifyLogResponse) error {
 	scope := "all chains"
 	if c := cmp.Or(resp.GetChainId(), chain); c != "" {
 		scope = "chain " + c
 	}
+	var b strings.Builder
 	if resp.GetOk() {
-		if _, err := fmt.Fprintf(w, "OK: %d records checked (%s)\n", resp.GetRecordsChecked(), scope); err != nil {
+		fmt.Fprintf(&b, "OK: %d records checked (%s)\n", resp.GetRecordsChecked(), scope)
+		if len(resp.GetRootHash()) > 0 {
+			fmt.Fprintf(&b, "tree: size %d, root %s\n", resp.GetTreeSize(), base64.StdEncoding.EncodeToString(resp.GetRootHash()))
+		}
+		fmt.Fprintf(&b, "checkpoints checked: %d\n", resp.GetCheckpointsChecked())
+		if since != "" {
+			fmt.Fprintf(&b, "extends the checkpoint in %s\n", since)
+		}
+		if _, err := io.WriteString(w, b.String()); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
 		return nil
 	}
 	problem := dash(oneLine(resp.GetProblem()))
-	_, err := fmt.Fprintf(w, "FAILED: %s does not verify\n"+
+	fmt.Fprintf(&b, "FAILED: %s does not verify\n"+
 		"first bad record: seq %d, decision %s\n"+
 		"problem: %s\n"+
-		"records checked: %d\n",
-		scope, resp.GetFirstBadSeq(), dash(resp.GetFirstBadDecisionId()), problem, resp.GetRecordsChecked())
-	if err != nil {
+		"records checked: %d\n"+
+		"checkpoints checked: %d\n",
+		scope, resp.GetFirstBadSeq(), dash(resp.GetFirstBadDecisionId()), problem, resp.GetRecordsChecked(), resp.GetCheckpointsChecked())
+	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return fmt.Errorf("%s does not verify at seq %d: %s", scope, resp.GetFirstBadSeq(), problem)

@@ -130,9 +130,10 @@ func TestPrintVerify(t *testing.T) {
 		wantErr string
 	}{
 		{"ok, every chain", "", &tollgatev1.VerifyLogResponse{Ok: true, RecordsChecked: 1204},
-			"OK: 1204 records checked (all chains)\n", ""},
-		{"ok, one chain", "replica-a", &tollgatev1.VerifyLogResponse{Ok: true, RecordsChecked: 3, ChainId: "replica-a"},
-			"OK: 3 records checked (chain replica-a)\n", ""},
+			"OK: 1204 records checked (all chains)\ncheckpoints checked: 0\n", ""},
+		{"ok, one chain", "replica-a", &tollgatev1.VerifyLogResponse{Ok: true, RecordsChecked: 3, ChainId: "replica-a",
+			TreeSize: 3, RootHash: make([]byte, 32), CheckpointsChecked: 2},
+			"OK: 3 records checked (chain replica-a)\ntree: size 3, root AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\ncheckpoints checked: 2\n", ""},
 		{"broken", "", &tollgatev1.VerifyLogResponse{
 			RecordsChecked: 11, FirstBadSeq: 12, FirstBadDecisionId: "01JQ0000000000000000000012",
 			Problem: "hash mismatch:\nstored abc, computed def", ChainId: "replica-b",
@@ -140,6 +141,7 @@ func TestPrintVerify(t *testing.T) {
 first bad record: seq 12, decision 01JQ0000000000000000000012
 problem: hash mismatch: stored abc, computed def
 records checked: 11
+checkpoints checked: 0
 `, "chain replica-b does not verify at seq 12: hash mismatch: stored abc, computed def"},
 		{"truncated tail", "replica-a", &tollgatev1.VerifyLogResponse{
 			RecordsChecked: 40, FirstBadSeq: 41, Problem: "truncated tail: head is seq 45",
@@ -147,11 +149,12 @@ records checked: 11
 first bad record: seq 41, decision -
 problem: truncated tail: head is seq 45
 records checked: 40
+checkpoints checked: 0
 `, "chain replica-a does not verify at seq 41: truncated tail: head is seq 45"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			err := printVerify(&buf, tc.chain, tc.resp)
+			err := printVerify(&buf, tc.chain, "", tc.resp)
 			if diff := cmp.Diff(tc.want, buf.String()); diff != "" {
 				t.Errorf("output mismatch (-want +got):\n%s", diff)
 			}

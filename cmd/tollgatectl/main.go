@@ -9,7 +9,7 @@
 //	tollgatectl [global flags] masterdata status [--json]
 //	tollgatectl [global flags] audit list [filters] [--limit N] [--page-token T] [--all] [--json]
 //	tollgatectl [global flags] audit get ID
-//	tollgatectl [global flags] audit verify [--chain ID]
+//	tollgatectl [global flags] audit verify [--chain ID] [--since-checkpoint FILE]
 //	tollgatectl [global flags] audit replay [--json] ID
 //	tollgatectl [global flags] audit export [--since TIME] [--until TIME] [--chain ID]
 //

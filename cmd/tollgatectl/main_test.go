@@ -83,7 +83,7 @@ func TestHelp(t *testing.T) {
 			"newest first", "next page: --page-token TOKEN",
 		}},
 		{[]string{"audit", "get", "-h"}, []string{"Usage: tollgatectl audit get ID", `"facts"`}},
-		{[]string{"audit", "verify", "-h"}, []string{"Usage: tollgatectl audit verify [--chain ID]", "1 if it does not"}},
+		{[]string{"audit", "verify", "-h"}, []string{"Usage: tollgatectl audit verify [--chain ID] [--since-checkpoint FILE]", "1 if it does not"}},
 		{[]string{"audit", "replay", "-h"}, []string{"Usage: tollgatectl audit replay [--json] ID", "0 whether or not the result is identical"}},
 		{[]string{"audit", "checkpoints", "-h"}, []string{"Usage: tollgatectl audit checkpoints [--chain ID]", "newest\nfirst", "Global flags"}},
 		{[]string{"audit", "prove", "-h"}, []string{"Usage: tollgatectl audit prove [--wait] ID", "tollgate-receipt/v1", "--wait"}},

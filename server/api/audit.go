@@ -30,6 +30,7 @@ type AuditServer struct {
 	limits Limits
 	log    zerolog.Logger
 	impact ImpactConfig // see WithImpact
+	verify verifyConfig // see WithCheckpointVerifier
 
 	transparency *Transparency // see WithTransparency
 
@@ -117,15 +118,22 @@ func (s *AuditServer) GetDecision(ctx context.Context, req *tollgatev1.GetDecisi
 	return &tollgatev1.GetDecisionResponse{Record: rec}, nil
 }
 
-// VerifyLog walks a chain (or every chain) and reports the first record that does not verify. It is
-// a long read (admitLongRead).
+// VerifyLog verifies a chain (or every chain) in one snapshot of the store: its records, its Merkle
+// tree, its stored checkpoints and, given since_checkpoint, that the log extends that checkpoint
+// (audit.VerifyLog). It reports the first problem. A since_checkpoint that does not parse, is not
+// signed by the configured key, or names another log or chain is InvalidArgument. It is a long read
+// (admitLongRead).
 func (s *AuditServer) VerifyLog(ctx context.Context, req *tollgatev1.VerifyLogRequest) (*tollgatev1.VerifyLogResponse, error) {
 	release, err := s.admitLongRead(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	rep, err := audit.Verify(ctx, s.store, req.GetChainId())
+	rep, err := audit.VerifyLog(ctx, s.store, audit.VerifyOptions{ChainID: req.GetChainId(), Since: []byte(req.GetSinceCheckpoint()),
+		Verifier: s.verify.verifier, OriginPrefix: s.verify.originPrefix})
+	if errors.Is(err, audit.ErrInvalidArgument) && req.GetSinceCheckpoint() != "" {
+		return nil, toStatus(s.log, badField("since_checkpoint", "%v", err))
+	}
 	if err != nil {
 		return nil, toStatus(s.log, fmt.Errorf("verify audit log: %w", err))
 	}
@@ -135,6 +143,9 @@ func (s *AuditServer) VerifyLog(ctx context.Context, req *tollgatev1.VerifyLogRe
 		FirstBadSeq:        rep.FirstBadSeq,
 		FirstBadDecisionId: rep.FirstBadDecisionID,
 		ChainId:            rep.ChainID,
+		CheckpointsChecked: rep.CheckpointsChecked,
+		TreeSize:           uint64(rep.TreeSize),
+		RootHash:           rep.Root,
 	}
 	if !rep.OK {
 		out.Problem = rep.Message()

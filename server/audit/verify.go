@@ -6,9 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/server/audit/transparency"
 )
 
 // Problem says why a chain does not verify.
@@ -28,6 +33,18 @@ const (
 	ProblemTruncated Problem = "truncated tail"
 	// ProblemHead: the stored head disagrees with the last record.
 	ProblemHead Problem = "head mismatch"
+	// ProblemTree: the stored Merkle tree is not the tree the records
+	// rebuild (its size, root or a leaf differs), or hashes are stored
+	// beyond its size.
+	ProblemTree Problem = "tree mismatch"
+	// ProblemCheckpoint: a stored checkpoint does not parse, is not signed
+	// by the verifier key, disagrees with its own row, or is not a prefix of
+	// the tree the records rebuild (the log was rewritten or cut after it was
+	// signed).
+	ProblemCheckpoint Problem = "checkpoint inconsistent"
+	// ProblemNotExtended: the log does not extend the checkpoint kept
+	// outside the service (VerifyOptions.Since).
+	ProblemNotExtended Problem = "log does not extend the checkpoint"
 	// ProblemAcceptedBreak: the chain verifies except where an operator
 	// accepted a break at start (a RECORD_KIND_CHAIN_BREAK record): the
 	// records before the break that did not verify are not vouched for.
@@ -51,6 +68,18 @@ type Report struct {
 	// AcceptedBreaks lists the chain-break records the walk accepted (see
 	// ProblemAcceptedBreak); a failing report lists those before its problem.
 	AcceptedBreaks []AcceptedBreak
+	// TreeSize and Root are the Merkle tree the records rebuild, when one
+	// chain was verified and its records verify (else 0 and nil).
+	TreeSize int64
+	Root     []byte
+	// CheckpointsChecked counts the stored checkpoints proved to be
+	// prefixes of that tree (so each also of the next).
+	CheckpointsChecked uint64
+	// SignaturesChecked says checkpoint signatures were checked; false
+	// when Verify had no verifier key, so only sizes and roots were.
+	SignaturesChecked bool
+	// SinceChecked says the log was proved to extend VerifyOptions.Since.
+	SinceChecked bool
 }
 
 // Message is the problem and its detail in one line, empty when OK.
@@ -61,54 +90,135 @@ func (r Report) Message() string {
 	return string(r.Problem) + ": " + r.Detail
 }
 
-// Verify walks chainID in seq order from seq 1, recomputes each hash and
-// checks each prev_hash link and that seq has no gap, then compares the last
-// record with the chain head the store keeps beside the records, so a
-// truncated tail is reported too. It reports the first problem.
+// VerifyOptions says what Verify checks beyond the records.
+type VerifyOptions struct {
+	// ChainID names the chain to verify; empty verifies every chain.
+	ChainID string
+	// Verifier checks the signatures of stored checkpoints and of Since.
+	// Nil checks only their sizes and roots against the tree (the report's
+	// SignaturesChecked is false): enough to prove the stored checkpoints
+	// consistent, not that the service signed them.
+	Verifier note.Verifier
+	// OriginPrefix makes chain c's checkpoint origin
+	// transparency.Origin(OriginPrefix, c); default
+	// transparency.DefaultOriginPrefix.
+	OriginPrefix string
+	// Since is a signed checkpoint kept outside the service (a witness's
+	// copy, a receipt's); Verify then also proves that the current log of
+	// its chain extends it. Its origin names the chain, which must be
+	// ChainID when that is set (else ErrInvalidArgument).
+	Since []byte
+}
+
+// Verify is VerifyLog of chainID without a verifier key or an outside
+// checkpoint.
+func Verify(ctx context.Context, store Store, chainID string) (Report, error) {
+	return VerifyLog(ctx, store, VerifyOptions{ChainID: chainID})
+}
+
+// VerifyLog reads one snapshot of store (Store.View), so it never reports a
+// break that is only a commit landing between two reads, and checks each
+// chain in it:
 //
-// A chain-break record (written when an operator accepted a broken tail at
-// start) that links to the last intact record ends a damaged stretch: the
-// walk verifies on from it. A chain whose only fault is such a break is not
-// OK: the report's Problem is ProblemAcceptedBreak, naming the break record
-// (seq, decision id), who accepted it and when, the seqs left unverified
-// and how many records after it verify. Any other problem wins over it. An empty
-// chainID verifies every chain and returns the first failing chain's report
+//   - the records: it walks them in seq order from seq 1, recomputes each
+//     hash, checks each prev_hash link and that seq has no gap, then
+//     compares the last record with the stored head, so a truncated tail is
+//     reported too;
+//   - the tree: it rebuilds the Merkle tree from the records (leaf seq-1 is
+//     the record's hash) and compares it with the stored tree (size = head
+//     seq, root, no hashes beyond it), so a tree table rewritten to hide a
+//     change is caught, and a change made to records without the tree too;
+//   - the checkpoints: every stored checkpoint must be a prefix of the
+//     rebuilt tree (a consistency proof), which also makes each consistent
+//     with the next; signatures are checked with opts.Verifier if given;
+//   - opts.Since, a checkpoint kept outside the service: the rebuilt tree
+//     must extend it. This is what detects an attacker who rewrote every
+//     table consistently: he cannot make the log extend a checkpoint
+//     signed before the tampering.
+//
+// It reports the first problem. A chain-break record (written when an
+// operator accepted a broken tail at start) that links to the last intact
+// record ends a damaged stretch: the walk verifies on from it, and the
+// tree's leaves in that stretch are taken as stored (those records are not
+// vouched for). A chain whose only fault is such a break is not OK: the
+// report's Problem is ProblemAcceptedBreak, naming the break record (seq,
+// decision id), who accepted it and when, the seqs left unverified and how
+// many records after it verify. Any other problem wins over it. An empty
+// ChainID verifies every chain and returns the first failing chain's report
 // (or an OK report counting all records); a chain whose only fault is an
 // accepted break does not stop the others from being verified, and is
 // reported only if none fails otherwise. The error is for store failures
-// only; a chain that does not verify is a Report with OK false.
-//
-// Verify cannot detect a rewrite that recomputes every later hash and the
-// head; anchoring heads outside the store is the remedy for that.
-func Verify(ctx context.Context, store Store, chainID string) (Report, error) {
-	if chainID != "" {
-		return verifyChain(ctx, store, chainID)
-	}
-	chains, err := store.Chains(ctx)
-	if err != nil {
-		return Report{}, fmt.Errorf("list audit chains: %w", err)
-	}
-	total := Report{OK: true}
-	var firstBreak *Report
-	for _, c := range chains {
-		r, err := verifyChain(ctx, store, c)
+// and a malformed opts.Since (ErrInvalidArgument); a chain that does not
+// verify is a Report with OK false.
+func VerifyLog(ctx context.Context, store Store, opts VerifyOptions) (Report, error) {
+	var since *transparency.Checkpoint
+	sinceChain := ""
+	if len(opts.Since) > 0 {
+		cp, err := openCheckpoint(opts.Since, opts.Verifier)
 		if err != nil {
-			return Report{}, err
+			return Report{}, fmt.Errorf("since checkpoint: %w: %w", ErrInvalidArgument, err)
 		}
-		if !r.OK && r.Problem != ProblemAcceptedBreak {
-			r.RecordsChecked += total.RecordsChecked
-			return r, nil
+		prefix := opts.OriginPrefix
+		if prefix == "" {
+			prefix = transparency.DefaultOriginPrefix
 		}
-		if !r.OK && firstBreak == nil {
-			firstBreak = &r // reported once every other chain verified
+		c, ok := strings.CutPrefix(cp.Origin, prefix+"/")
+		if !ok || c == "" || (opts.ChainID != "" && c != opts.ChainID) {
+			return Report{}, fmt.Errorf("since checkpoint is for %q, not a chain of this log (%s/<chain>) or not chain %q: %w",
+				cp.Origin, prefix, opts.ChainID, ErrInvalidArgument)
 		}
-		total.RecordsChecked += r.RecordsChecked
+		since, sinceChain = &cp, c
 	}
-	if firstBreak != nil {
-		firstBreak.RecordsChecked = total.RecordsChecked
-		return *firstBreak, nil
+	var out Report
+	err := store.View(ctx, func(v Snapshot) error {
+		var err error
+		if opts.ChainID != "" {
+			out, err = verifyChain(ctx, v, opts.ChainID, opts, since)
+			return err
+		}
+		chains, err := v.Chains(ctx)
+		if err != nil {
+			return fmt.Errorf("list audit chains: %w", err)
+		}
+		if since != nil && !slices.Contains(chains, sinceChain) {
+			chains = append(chains, sinceChain) // a log that lost the whole chain does not extend it
+		}
+		total := Report{OK: true, SignaturesChecked: opts.Verifier != nil}
+		var firstBreak *Report
+		for _, c := range chains {
+			cs := since
+			if c != sinceChain {
+				cs = nil
+			}
+			r, err := verifyChain(ctx, v, c, opts, cs)
+			if err != nil {
+				return err
+			}
+			total.RecordsChecked += r.RecordsChecked
+			total.CheckpointsChecked += r.CheckpointsChecked
+			total.SinceChecked = total.SinceChecked || r.SinceChecked
+			if !r.OK && r.Problem != ProblemAcceptedBreak {
+				r.RecordsChecked, r.CheckpointsChecked = total.RecordsChecked, total.CheckpointsChecked
+				r.TreeSize, r.Root = 0, nil
+				out = r
+				return nil
+			}
+			if !r.OK && firstBreak == nil {
+				firstBreak = &r // reported once every other chain verified
+			}
+		}
+		out = total
+		if firstBreak != nil {
+			out = *firstBreak
+			out.RecordsChecked, out.CheckpointsChecked, out.SinceChecked = total.RecordsChecked, total.CheckpointsChecked, total.SinceChecked
+			out.TreeSize, out.Root = 0, nil
+		}
+		return nil
+	})
+	if err != nil {
+		return Report{}, err
 	}
-	return total, nil
+	return out, nil
 }
 
 // walk is the outcome of walking a chain's records in seq order.
@@ -123,6 +233,27 @@ type walk struct {
 	lastGood Head
 	want     uint64
 	breaks   []AcceptedBreak
+	// hashes[i] is the stored hash of the record with seq i+1, nil for a
+	// seq with no record read: the leaves Verify rebuilds the tree from.
+	hashes [][]byte
+	ids    []string
+}
+
+// keep notes rec's hash as the leaf of its seq.
+func (w *walk) keep(rec *Record) {
+	seq := rec.GetSeq()
+	if seq == 0 || seq > 1<<40 {
+		return // no leaf; the walk reports the seq
+	}
+	for uint64(len(w.hashes)) < seq {
+		w.hashes, w.ids = append(w.hashes, nil), append(w.ids, "")
+	}
+	w.hashes[seq-1], w.ids[seq-1] = rec.GetHash(), rec.GetDecisionId()
+}
+
+// chainReader is what walkChain reads: a Store or a Snapshot.
+type chainReader interface {
+	Chain(ctx context.Context, chainID string, fromSeq uint64, fn func(*Record) error) error
 }
 
 // AcceptedBreak is a RECORD_KIND_CHAIN_BREAK record Verify found, linked
@@ -144,7 +275,7 @@ type AcceptedBreak struct {
 // verifying, for a chain-break record that links to the last intact record
 // (which accepts the damage); the walk then verifies on from the break. A
 // record the store cannot read is skipped the same way.
-func walkChain(ctx context.Context, store Store, chainID string) (walk, error) {
+func walkChain(ctx context.Context, store chainReader, chainID string) (walk, error) {
 	w := walk{want: 1, lastGood: Head{ChainID: chainID}}
 	prev := GenesisHash()
 	fail := func(rec *Record, p Problem, format string, args ...any) {
@@ -161,6 +292,7 @@ func walkChain(ctx context.Context, store Store, chainID string) (walk, error) {
 					At: rec.GetEvaluatedAt().AsTime(), Problem: cb.GetProblem(),
 					UnverifiedFrom: w.lastGood.Seq + 1, UnverifiedTo: rec.GetSeq() - 1,
 				})
+				w.keep(rec)
 				w.problem = nil
 				w.checked++
 				w.want, prev = rec.GetSeq()+1, rec.GetHash()
@@ -168,6 +300,7 @@ func walkChain(ctx context.Context, store Store, chainID string) (walk, error) {
 				return nil
 			}
 		}
+		w.keep(rec)
 		if w.problem != nil {
 			return nil // damaged stretch: only an accepting break ends it
 		}
@@ -222,7 +355,7 @@ func walkChain(ctx context.Context, store Store, chainID string) (walk, error) {
 	}
 }
 
-func verifyChain(ctx context.Context, store Store, chainID string) (Report, error) {
+func verifyChain(ctx context.Context, store Snapshot, chainID string, opts VerifyOptions, since *transparency.Checkpoint) (Report, error) {
 	head, err := store.Head(ctx, chainID)
 	if err != nil {
 		return Report{}, fmt.Errorf("load head of audit chain %s: %w", chainID, err)
@@ -264,7 +397,10 @@ func verifyChain(ctx context.Context, store Store, chainID string) (Report, erro
 			rep.Detail += fmt.Sprintf("; %d accepted breaks in all", len(w.breaks))
 		}
 	}
-	return rep, nil
+	if !rep.OK && rep.Problem != ProblemAcceptedBreak {
+		return rep, nil
+	}
+	return checkTree(ctx, store, rep, head, w, opts, since)
 }
 
 // seqRange renders the seqs from..to as "7" or "7-9".

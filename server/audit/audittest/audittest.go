@@ -22,6 +22,7 @@ import (
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/audit"
+	"github.com/tollgate/tollgate/server/audit/transparency"
 )
 
 // Base is the evaluation time of Decision(0).
@@ -528,7 +529,11 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := cmp.Diff(audit.Report{ChainID: "node-1", OK: true, RecordsChecked: 5}, rep); d != "" {
+		root, err := transparency.TreeRoot(ctx, audit.Hashes(s), "node-1", 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(audit.Report{ChainID: "node-1", OK: true, RecordsChecked: 5, TreeSize: 5, Root: root[:]}, rep); d != "" {
 			t.Errorf("Verify (-want +got):\n%s", d)
 		}
 		r, err := s.Get(ctx, "d003")
