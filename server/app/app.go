@@ -231,11 +231,17 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		return nil, err
 	}
 
+	auditServer := api.NewAuditServer(a.store, eng, cfg.Limits, log).WithImpact(api.ImpactConfig{Gate: a.bundles, Timeout: cfg.ImpactTimeout}).
+		WithTransparency(receipts)
+	if cfg.Checkpoints.SigningKeyFile != "" {
+		// Only a lasting key: an ephemeral key changes at every start, so the checkpoints of earlier
+		// runs would all fail verify's signature check.
+		auditServer.WithCheckpointVerifier(receipts.Verifier, "")
+	}
 	a.grpc, a.health = api.NewServer(api.Services{
 		Decisions:  api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync),
 		MasterData: api.NewMasterDataServer(md, cfg.Limits, metrics, log),
-		Audit: api.NewAuditServer(a.store, eng, cfg.Limits, log).WithImpact(api.ImpactConfig{Gate: a.bundles, Timeout: cfg.ImpactTimeout}).
-			WithTransparency(receipts),
+		Audit:      auditServer,
 	}, api.NewGuard(a.auth, cfg.DecisionTimeout, log), log, serverOpts...)
 	tollgatev1.RegisterPolicyServiceServer(a.grpc, api.NewPolicyServer(a.bundles, log))
 

@@ -579,3 +579,49 @@ func TestDecideBatchReceipts(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifySinceWitness: with a signing key, verify proves the log extends the newest checkpoint of
+// the service's witness file and checks the stored checkpoints' signatures with the key; a
+// checkpoint of the same tree signed by another key is refused as since_checkpoint.
+func TestVerifySinceWitness(t *testing.T) {
+	priv, _ := testserver.SigningKey(t)
+	witnessFile := filepath.Join(t.TempDir(), "checkpoints.log")
+	srv := testserver.Start(t, app.Config{Checkpoints: app.CheckpointConfig{SigningKeyFile: priv, Interval: 50 * time.Millisecond,
+		WitnessFiles: []string{witnessFile}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, missing, err := srv.Client.DecideWithReceipt(ctx, testserver.POSubmit("u_buyer1", "100.00")); err != nil || missing != "" {
+		t.Fatalf("decide: %v %q", err, missing)
+	}
+	var entries []transparency.FileEntry
+	for len(entries) == 0 {
+		b, err := os.ReadFile(witnessFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if entries, err = transparency.ReadCheckpointFile(bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	since := entries[len(entries)-1].Note
+	resp, err := srv.Client.Audit().VerifyLog(ctx, &tollgatev1.VerifyLogRequest{ChainId: "default", SinceCheckpoint: string(since)})
+	if err != nil || !resp.GetOk() || resp.GetCheckpointsChecked() == 0 {
+		t.Fatalf("verify since the witness's checkpoint: %v, %v", resp, err)
+	}
+
+	// The same tree signed by a key that is not the service's.
+	other, _, err := transparency.EphemeralSigner(transparency.DefaultKeyName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _, _ := strings.Cut(string(since), "\n\n")
+	forged, err := note.Sign(&note.Note{Text: text + "\n"}, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = srv.Client.Audit().VerifyLog(ctx, &tollgatev1.VerifyLogRequest{ChainId: "default", SinceCheckpoint: string(forged)})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("verify since a checkpoint signed by another key: %v, want InvalidArgument", err)
+	}
+}
