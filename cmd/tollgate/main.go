@@ -89,12 +89,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "bound on draining in-flight calls at shutdown")
 	fs.IntVar(&cfg.Limits.MaxLongAuditReads, "max-long-audit-reads", 0, "audit calls that read much of the log (verify, export, impact) running at once; more wait, and get ResourceExhausted if their deadline passes first (0: half the CPUs, 1 or 2)")
 	auditMode := fs.String("audit-mode", string(audit.ModeSync), "audit log mode: sync (answer after the record is durable) or async (answer once queued)")
-	fs.StringVar(&cfg.Audit.ChainID, "audit-chain", "default", "this replica's audit hash chain id")
+	fs.StringVar(&cfg.AuditStore, "audit-store", "", "audit store: empty or sqlite for SQLite under --data-dir, or a postgres://user@host:5432/db URL shared by the replicas of a fleet")
+	fs.StringVar(&cfg.ReplicaID, "replica-id", "", "this replica's id, the default --audit-chain on PostgreSQL (default: host name plus a hash of the absolute --data-dir)")
+	fs.StringVar(&cfg.Audit.ChainID, "audit-chain", "", `this replica's audit hash chain id (default: "default" on SQLite, the replica id on PostgreSQL)`)
 	fs.BoolVar(&cfg.Audit.AcceptChainBreak, "audit-accept-chain-break", false, "start even if the audit chain's stored tail does not verify (rows deleted or rewritten): writes a chain-break record naming what was found and who accepted it, then continues the chain")
 	fs.StringVar(&cfg.Checkpoints.SigningKeyFile, "audit-signing-key", "", "Ed25519 key `file` that signs the audit checkpoints (tollgate keygen writes one). Without it a loopback service signs with an ephemeral key and logs its verifier key; any other --addr refuses to start")
 	fs.DurationVar(&cfg.Checkpoints.Interval, "checkpoint-interval", transparency.DefaultCheckpointInterval, "how often a signed checkpoint of each audit chain that grew is made, off the decision path")
 	fs.Var((*stringList)(&cfg.Checkpoints.WitnessFiles), "witness-file", "append every signed checkpoint to this `file` (put it on another volume); repeatable")
 	fs.Var((*stringList)(&cfg.Checkpoints.WitnessURLs), "witness-url", "POST every signed checkpoint (text/plain) to this `URL`; repeatable")
+	fs.StringVar(&cfg.PayloadKeyFile, "audit-payload-key", "", "file holding the secret (hex, 32+ bytes) the audit log's payload hashes are keyed with; every replica writing to one log needs the same file (default: audit-payload.key in --data-dir, generated on the first start)")
 	mask := fs.String("audit-mask", "", "comma-separated request paths masked in the audit log, e.g. resource.attributes.bank_account")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM); without it gRPC is plaintext, allowed only on loopback")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "server private key (PEM)")
@@ -127,7 +130,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	a, err := app.New(ctx, cfg, log)
 	var brk *audit.ChainBreakError
 	if errors.As(err, &brk) {
-		return fmt.Errorf("serve: %w; investigate %s first, then start with --audit-accept-chain-break to record the break in the log and continue", err, filepath.Join(cfg.DataDir, sqlite.FileName))
+		where := filepath.Join(cfg.DataDir, sqlite.FileName)
+		if cfg.AuditStore != "" && cfg.AuditStore != app.AuditStoreSQLite {
+			where = "chain " + brk.ChainID + " in the audit database"
+		}
+		return fmt.Errorf("serve: %w; investigate %s first, then start with --audit-accept-chain-break to record the break in the log and continue", err, where)
 	}
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

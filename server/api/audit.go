@@ -252,7 +252,11 @@ func decodeExportToken(tok string) (exportPosition, error) {
 }
 
 // ReplayDecision re-evaluates a recorded decision with the bundle revision, evaluation time and
-// master-data facts it was made with, and reports whether the result is identical.
+// master-data facts it was made with, and reports whether the result is identical. The request
+// evaluated is the logged one, masked fields (audit.MaskedPaths) holding audit.Masked: if the
+// record has masked fields and the replay differs, it is FailedPrecondition naming the fields and
+// the differences, since the difference may come from the masking alone; if it does not differ,
+// the replay is identical as usual.
 func (s *AuditServer) ReplayDecision(ctx context.Context, req *tollgatev1.ReplayDecisionRequest) (*tollgatev1.ReplayDecisionResponse, error) {
 	if req.GetDecisionId() == "" {
 		return nil, toStatus(s.log, badField("decision_id", "is required"))
@@ -288,6 +292,13 @@ func (s *AuditServer) ReplayDecision(ctx context.Context, req *tollgatev1.Replay
 	replayed := responseFor(rec.GetDecisionId(), res)
 	replayed.MasterdataRevision = rec.GetMasterdataRevision() // the facts are that revision's
 	diffs := differences(original, replayed)
+	if masked := audit.MaskedPaths(rec.GetRequest()); len(diffs) > 0 && len(masked) > 0 {
+		// The log never held the masked values, so a difference may be the policy reading the
+		// marker rather than a change of behaviour: no exact replay can be claimed either way.
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"decision %s cannot be replayed exactly: request field %s was masked in the log (--audit-mask), and the replay with %q in its place differs: %s",
+			rec.GetDecisionId(), strings.Join(masked, ", "), audit.Masked, strings.Join(diffs, "; "))
+	}
 	return &tollgatev1.ReplayDecisionResponse{Identical: len(diffs) == 0, Original: original, Replayed: replayed, Differences: diffs}, nil
 }
 

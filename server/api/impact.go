@@ -74,8 +74,10 @@ const notComparable = "not comparable"
 // records per kind of change.
 //
 // A record is not comparable when the candidate fails closed with POLICY_ERROR where the original did
-// not (typically it read master data the original never read, which the recorded facts cannot answer)
-// or when the record cannot be evaluated; those are counted apart, not as changes.
+// not (typically it read master data the original never read, which the recorded facts cannot answer),
+// when the record cannot be evaluated, or when its request had masked fields and the candidate's result
+// differs while the record's own bundle does not reproduce the recorded result from the masked request
+// either (the change may be the masking's, see maskingChanges); those are counted apart, not as changes.
 //
 // A refused candidate is InvalidArgument on bundle, with the gate's reason; its Rego tests are not run.
 // Evaluations wait for the engine's evaluators beside live decisions, which go first, ImpactConfig.Workers
@@ -190,11 +192,34 @@ func (s *AuditServer) impactOf(ctx context.Context, c *engine.Compiled, rec *aud
 	if res.Failure == engine.CodePolicyError && primaryCode(r.original) != engine.CodePolicyError {
 		return r
 	}
-	r.comparable = true
-	r.changed = r.original.GetEffect() != r.candidate.GetEffect() ||
-		!equalReasons(r.original.GetReasons(), r.candidate.GetReasons()) ||
-		!slices.Equal(r.original.GetApprovers(), r.candidate.GetApprovers())
+	r.changed = !sameResult(r.original, r.candidate)
+	r.comparable = !r.changed || !s.maskingChanges(ctx, rec, in, r.original)
+	r.changed = r.changed && r.comparable
 	return r
+}
+
+// sameResult reports whether two answers agree in effect, reasons and approvers.
+func sameResult(a, b *tollgatev1.DecideResponse) bool {
+	return a.GetEffect() == b.GetEffect() && equalReasons(a.GetReasons(), b.GetReasons()) && slices.Equal(a.GetApprovers(), b.GetApprovers())
+}
+
+// maskingChanges reports whether rec's result may change through the masking of its request alone: it
+// has masked fields (audit.MaskedPaths) and its own bundle, evaluating the masked request in, does not
+// give the recorded answer, or cannot be had. Such a record is not comparable: a change under the
+// candidate may be the marker's doing.
+func (s *AuditServer) maskingChanges(ctx context.Context, rec *audit.Record, in *engine.Request, original *tollgatev1.DecideResponse) bool {
+	if len(audit.MaskedPaths(rec.GetRequest())) == 0 {
+		return false
+	}
+	own, err := s.compiledFor(ctx, rec.GetBundleRevision())
+	if err != nil {
+		return true
+	}
+	facts, err := engine.DecodeFacts([]byte(rec.GetFactsJson())) // fresh: the candidate's evaluation may have added to its cache
+	if err != nil {
+		return true
+	}
+	return !sameResult(original, responseFor(rec.GetDecisionId(), s.engine.EvaluateRecorded(ctx, own, in, rec.GetEvaluatedAt().AsTime(), facts)))
 }
 
 func primaryCode(r *tollgatev1.DecideResponse) string {

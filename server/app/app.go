@@ -31,7 +31,6 @@ import (
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/api"
 	"github.com/tollgate/tollgate/server/audit"
-	"github.com/tollgate/tollgate/server/audit/sqlite"
 	"github.com/tollgate/tollgate/server/audit/transparency"
 	"github.com/tollgate/tollgate/server/auth"
 	"github.com/tollgate/tollgate/server/bundles"
@@ -48,6 +47,12 @@ type Config struct {
 	HTTPAddr string
 	// DataDir holds the service's files (the audit log). Default ./tollgate-data; created if missing.
 	DataDir string
+	// AuditStore selects the audit store: "" or "sqlite" is SQLite under DataDir; a postgres:// (or
+	// postgresql://) URL is PostgreSQL, shared by the replicas of a fleet (server/audit/postgres).
+	AuditStore string
+	// ReplicaID names this service among the replicas sharing an audit database; it is the default
+	// audit chain id on PostgreSQL. Default DefaultReplicaID(DataDir).
+	ReplicaID string
 	// BundleDir is a policy bundle directory (watched) or bundle archive (.tar.gz); "" restores the
 	// bundle active before the restart, or uses the pack embedded in the binary (see activateBundle).
 	BundleDir string
@@ -82,6 +87,12 @@ type Config struct {
 	// request paths, batching, whether to accept a broken chain tail (AcceptChainBreak). Its Registry
 	// is set by the app; its DeadLetterFile defaults to DataDir/audit-rejected.ndjson.
 	Audit audit.Config
+	// PayloadKeyFile holds the secret the audit log's payload hashes are keyed with (hex, at least 32
+	// bytes; see audit.PayloadKey), and must exist. "" uses DataDir/audit-payload.key, generated (mode
+	// 0600) on the first start. Every replica writing to one audit log needs the same key, and a start
+	// with another key than the log was written with, or without the default file once the log is
+	// bound to it, is refused. Audit.PayloadKey is set from it.
+	PayloadKeyFile string
 	// AllowBuiltins names unsafe OPA built-ins (engine.UnsafeBuiltins: network and host access) bundles
 	// may call; none by default.
 	AllowBuiltins []string
@@ -127,12 +138,16 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// AuditChain returns the audit chain id this service writes.
+func (a *App) AuditChain() string { return a.chainID }
+
 // App is one running Tollgate service.
 type App struct {
 	cfg      Config
 	auth     *auth.Authenticator
 	log      zerolog.Logger
-	store    *sqlite.Store
+	store    audit.Store
+	chainID  string
 	writer   *audit.Writer
 	md       *masterdata.Store
 	engine   *engine.Engine
@@ -155,6 +170,13 @@ type App struct {
 // called.
 func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	cfg = cfg.withDefaults()
+	if cfg.ReplicaID == "" {
+		id, err := DefaultReplicaID(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ReplicaID = id
+	}
 	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
 	serverOpts, httpTLS, err := a.security()
 	if err != nil {
@@ -197,11 +219,19 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	}
 	a.engine = eng
 
-	if a.store, err = sqlite.Open(ctx, cfg.DataDir); err != nil {
+	if a.store, err = openAuditStore(ctx, cfg); err != nil {
 		return nil, err
 	}
 	auditCfg := cfg.Audit
 	auditCfg.Registry = a.registry
+	if auditCfg.ChainID == "" {
+		auditCfg.ChainID = defaultChainID(cfg)
+	}
+	a.chainID = auditCfg.ChainID
+	if auditCfg.PayloadKey, err = a.payloadKey(ctx); err != nil {
+		a.store.Close()
+		return nil, err
+	}
 	if auditCfg.DeadLetterFile == "" {
 		auditCfg.DeadLetterFile = filepath.Join(cfg.DataDir, DeadLetterFileName)
 	}
@@ -373,7 +403,8 @@ func (a *App) Run(ctx context.Context) error {
 	}()
 	active, _ := a.engine.Active()
 	a.log.Info().Str("addr", a.Addr().String()).Str("http_addr", a.HTTPAddr().String()).
-		Str("bundle_revision", active.Revision()).Msg("tollgate serving")
+		Str("bundle_revision", active.Revision()).Str("audit_store", a.auditStoreKind()).Str("audit_chain", a.chainID).
+		Msg("tollgate serving")
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()

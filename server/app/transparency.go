@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
@@ -68,7 +69,7 @@ func (a *App) startCheckpointer() (*api.Transparency, error) {
 		Interval:  cfg.Interval,
 		Witnesses: witnesses,
 		Registry:  a.registry,
-	}, audit.Hashes(a.store), a.store, a.log)
+	}, ownChain{HashStore: audit.Hashes(a.store), chain: a.chainID}, a.store, a.log)
 	if err != nil {
 		a.closeWitnesses()
 		return nil, fmt.Errorf("start checkpointer: %w", err)
@@ -85,6 +86,16 @@ func (a *App) startCheckpointer() (*api.Transparency, error) {
 		Msg("signing audit checkpoints")
 	return &api.Transparency{Store: a.store, Signer: a.checkpointer, Verifier: verifier}, nil
 }
+
+// ownChain limits a HashStore's chains to the one this service writes: on a store shared by
+// replicas each signs only its own chain, with its own key, never another replica's.
+type ownChain struct {
+	transparency.HashStore
+	chain string
+}
+
+// Chains implements transparency.HashStore.
+func (o ownChain) Chains(context.Context) ([]string, error) { return []string{o.chain}, nil }
 
 // checkpointSigner returns the checkpoint signer and its verifier key: the configured key file's, or
 // on loopback without one an ephemeral key's.

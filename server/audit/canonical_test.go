@@ -76,7 +76,7 @@ func testRecords(tb testing.TB) map[string]*audit.Record {
 	}
 	keyed := audittest.Decision(4)
 	keyed.IdempotencyKey, keyed.Request.IdempotencyKey = "evt-1", "evt-1"
-	keyed.PayloadHash = audit.PayloadHash(keyed.Request)
+	keyed.PayloadHash = audit.PayloadHash(testPayloadKey(tb, 1), keyed.Request)
 	recs["keyed"] = keyed
 
 	tricky := audittest.Decision(7)

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -130,4 +131,61 @@ func maskStruct(st *structpb.Struct, segs []string) {
 	if sub := v.GetStructValue(); sub != nil {
 		maskStruct(sub, segs[1:])
 	}
+}
+
+// MaskedPaths returns the paths of req that hold Masked, in the syntax of
+// Config.MaskPaths, sorted: in a logged request, the fields the writer
+// masked (a caller sending the marker itself is indistinguishable). Replay
+// evaluates the marker in their place, so a policy that reads one of them
+// cannot be replayed exactly.
+func MaskedPaths(req *tollgatev1.DecideRequest) []string {
+	var out []string
+	if req != nil {
+		out = maskedIn(req.ProtoReflect(), "", out)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func maskedIn(msg protoreflect.Message, prefix string, out []string) []string {
+	msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		path := prefix + string(fd.Name())
+		switch {
+		case fd.IsMap():
+			if fd.MapValue().Kind() == protoreflect.StringKind {
+				v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+					if mv.String() == Masked {
+						out = append(out, path+"."+k.String())
+					}
+					return true
+				})
+			}
+		case fd.IsList():
+			// No mask path crosses a repeated field.
+		case fd.Kind() == protoreflect.MessageKind:
+			if st, ok := v.Message().Interface().(*structpb.Struct); ok {
+				out = maskedInStruct(st, path+".", out)
+			} else {
+				out = maskedIn(v.Message(), path+".", out)
+			}
+		case fd.Kind() == protoreflect.StringKind:
+			if v.String() == Masked {
+				out = append(out, path)
+			}
+		}
+		return true
+	})
+	return out
+}
+
+func maskedInStruct(st *structpb.Struct, prefix string, out []string) []string {
+	for k, v := range st.GetFields() {
+		switch {
+		case v.GetStringValue() == Masked:
+			out = append(out, prefix+k)
+		case v.GetStructValue() != nil:
+			out = maskedInStruct(v.GetStructValue(), prefix+k+".", out)
+		}
+	}
+	return out
 }

@@ -17,7 +17,14 @@ func TestPayloadHashIgnoresWantReceipt(t *testing.T) {
 	req := audittest.Decision(1).Request
 	withReceipt := proto.Clone(req).(*tollgatev1.DecideRequest)
 	withReceipt.WantReceipt = true
-	if !bytes.Equal(audit.PayloadHash(req), audit.PayloadHash(withReceipt)) {
+	key, err := audit.GeneratePayloadKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(audit.PayloadHash(key, req), audit.PayloadHash(key, withReceipt)) {
 		t.Errorf("want_receipt changed the payload hash")
+	}
+	if !bytes.Equal(audit.PlainPayloadHash(req), audit.PlainPayloadHash(withReceipt)) {
+		t.Errorf("want_receipt changed the plain payload hash")
 	}
 }

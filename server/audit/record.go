@@ -26,6 +26,16 @@
 // The first record of a chain has seq 1 and prev_hash GenesisHash (32 zero
 // bytes); every later record has seq = previous seq + 1 and prev_hash = the
 // previous record's hash.
+//
+// # Payload hash
+//
+// A decision with an idempotency key also carries
+//
+//	payload_hash = 0x01 || HMAC-SHA-256(payload key, canonical(request without idempotency_key and want_receipt))
+//
+// computed before masking, so a retry is told from a conflicting reuse of
+// its key, while a masked field cannot be recovered by hashing every value
+// without the server's payload key (PayloadHash, PayloadKey).
 package audit
 
 import (
@@ -117,21 +127,40 @@ func seal(rec *Record, seq uint64, prev []byte) ([]byte, error) {
 	return body, nil
 }
 
-// PayloadHash returns the SHA-256 of req's canonical form without its
-// idempotency_key and want_receipt, which say how to answer, not what to
-// decide: a retry asking for a receipt is the same request. Callers compute it over the unmasked request before
-// writing; equal payloads under one idempotency key mark a retry.
-func PayloadHash(req *tollgatev1.DecideRequest) []byte {
+// PayloadHash returns the keyed payload hash of req: PayloadHashKeyed, then
+// HMAC-SHA-256 under key of req's canonical payload (payload). A masked
+// field of low entropy (an account number) cannot be recovered from it by
+// trying every value without the key, which the plain SHA-256 of the
+// payload (PlainPayloadHash, written before keys) allowed. Callers compute
+// it over the unmasked request before writing; equal payloads under one
+// idempotency key mark a retry.
+func PayloadHash(key *PayloadKey, req *tollgatev1.DecideRequest) []byte {
+	return key.sum(payload(req))
+}
+
+// PlainPayloadHash returns the SHA-256 of req's canonical payload: the
+// payload hash of records written before payload hashes were keyed. It is
+// kept to recognise retries of those records (see SamePayload); new records
+// never carry it, since it is reversible by enumeration.
+func PlainPayloadHash(req *tollgatev1.DecideRequest) []byte {
+	sum := sha256.Sum256(payload(req))
+	return sum[:]
+}
+
+// payload returns the bytes a payload hash covers: req's canonical form
+// without idempotency_key and want_receipt, which say how to answer, not what
+// is asked.
+func payload(req *tollgatev1.DecideRequest) []byte {
 	c := proto.Clone(req).(*tollgatev1.DecideRequest)
-	c.IdempotencyKey, c.WantReceipt = "", false
+	c.IdempotencyKey = ""
+	c.WantReceipt = false
 	b, err := Canonical(c)
 	if err != nil {
 		// protojson only fails on invalid UTF-8 or non-finite numbers; hash
 		// the deterministic binary form instead so a key still protects.
 		b, _ = proto.MarshalOptions{Deterministic: true}.Marshal(c)
 	}
-	sum := sha256.Sum256(b)
-	return sum[:]
+	return b
 }
 
 // Placeholders for the chain position while a record waits in the queue.

@@ -86,19 +86,28 @@ func TestHashCoversEveryFieldButHash(t *testing.T) {
 }
 
 func TestPayloadHash(t *testing.T) {
+	key := testPayloadKey(t, 1)
 	req := audittest.Decision(1).Request
 	withKey := proto.Clone(req).(*tollgatev1.DecideRequest)
 	withKey.IdempotencyKey = "k1"
-	if !bytes.Equal(audit.PayloadHash(req), audit.PayloadHash(withKey)) {
-		t.Errorf("idempotency_key changed the payload hash")
+	withKey.WantReceipt = true
+	if !bytes.Equal(audit.PayloadHash(key, req), audit.PayloadHash(key, withKey)) {
+		t.Errorf("idempotency_key or want_receipt changed the payload hash")
 	}
 	other := proto.Clone(req).(*tollgatev1.DecideRequest)
 	other.Context["workflow_id"] = "other"
-	if bytes.Equal(audit.PayloadHash(req), audit.PayloadHash(other)) {
+	if bytes.Equal(audit.PayloadHash(key, req), audit.PayloadHash(key, other)) {
 		t.Errorf("a different context left the payload hash unchanged")
 	}
-	if got := hex.EncodeToString(audit.PayloadHash(req)); len(got) != 64 {
-		t.Errorf("payload hash %s is not SHA-256", got)
+	if bytes.Equal(audit.PayloadHash(key, req), audit.PayloadHash(testPayloadKey(t, 2), req)) {
+		t.Errorf("another key gave the same payload hash")
+	}
+	got := audit.PayloadHash(key, req)
+	if len(got) != 33 || got[0] != audit.PayloadHashKeyed {
+		t.Errorf("payload hash %s: want the keyed tag and 32 bytes of HMAC-SHA-256", hex.EncodeToString(got))
+	}
+	if plain := hex.EncodeToString(audit.PlainPayloadHash(req)); len(plain) != 64 {
+		t.Errorf("plain payload hash %s is not SHA-256", plain)
 	}
 }
 

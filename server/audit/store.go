@@ -278,6 +278,14 @@ type Store interface {
 	// valid only until fn returns; View returns fn's error. A snapshot may
 	// hold a read connection for as long as fn runs.
 	View(ctx context.Context, fn func(Snapshot) error) error
+	// PayloadKeyID returns the id of the payload key the log is bound to
+	// (PayloadKey.ID), or ErrNotFound if none is bound yet.
+	PayloadKeyID(ctx context.Context) ([]byte, error)
+	// BindPayloadKey binds the log to the payload key with id if no key is
+	// bound yet, atomically, so of two starts with different keys only one
+	// binds. If another key is bound it returns an error wrapping
+	// ErrPayloadKeyMismatch that names both ids.
+	BindPayloadKey(ctx context.Context, id []byte) error
 	// Ping checks that the store accepts a write transaction.
 	Ping(ctx context.Context) error
 	// Close releases the store; later calls return ErrClosed.

@@ -57,6 +57,14 @@ type Config struct {
 	// MaskPaths are request paths replaced by Masked before hashing and
 	// storing, e.g. "resource.attributes.bank_account" or "context.iban".
 	MaskPaths []string
+	// PayloadKey keys the payload hashes of keyed decisions (PayloadHash),
+	// so a masked field cannot be recovered from its record's payload hash
+	// by trying every value. Every writer of one log must use the same key
+	// and keep it across restarts: a retry is recognised by its payload
+	// hash. Nil takes a random key for this Writer alone, so a retry of a
+	// decision written before a restart is taken for a conflict; the
+	// service always passes the key of its key file.
+	PayloadKey *PayloadKey
 	// Registry receives the writer's metrics; nil registers none.
 	Registry *prometheus.Registry
 	// RetryInterval paces store retries in async mode and health probes
@@ -99,6 +107,13 @@ func (c *Config) setDefaults() error {
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = 500 * time.Millisecond
 	}
+	if c.PayloadKey == nil {
+		k, err := GeneratePayloadKey()
+		if err != nil {
+			return err
+		}
+		c.PayloadKey = k
+	}
 	return nil
 }
 
@@ -128,6 +143,9 @@ func (c *Config) setDefaults() error {
 //     level with its decision id, counted in
 //     tollgate_audit_rejected_records_total, and Healthy reports false for
 //     at least RetryInterval and until a later commit or probe succeeds.
+//     One exception, sync mode only: a keyed decision refused because
+//     another writer on the store stored its (scope, key) first is answered
+//     like a retry instead (see lostKeyRace).
 //   - Close with a failing store (async): the queue is retried ten times
 //     RetryInterval apart, then what is left goes to DeadLetterFile too.
 //
@@ -188,6 +206,10 @@ type item struct {
 	pend   *pending   // for a keyed decision
 	origin *pending   // for a replay marker of a queued decision
 	result chan error // sync mode only
+	// stored is the original of a keyed decision that another writer
+	// stored first (see lostKeyRace): rec became a replay marker of it.
+	// Set by the committer before result is sent.
+	stored *Record
 }
 
 // NewWriter validates cfg, loads the chain head from store so the chain
@@ -265,15 +287,17 @@ func (w *Writer) Mode() Mode { return w.cfg.Mode }
 // Write logs rec, a RECORD_KIND_DECISION with decision_id set. rec is not
 // modified: the writer masks a copy, sets chain_id, and assigns seq,
 // prev_hash and hash at commit. If rec.payload_hash is empty and
-// rec.idempotency_key is set, it is computed with PayloadHash from the
-// unmasked request.
+// rec.idempotency_key is set, it is computed with PayloadHash under
+// cfg.PayloadKey from the unmasked request.
 //
 // Idempotency: if a decision with rec's idempotency_key in rec's scope
 // (IdempotencyScope: the caller's name) is stored or queued, Write does not
-// log rec. With an equal payload_hash it logs a
+// log rec. With an equal payload_hash (or, for a decision stored before
+// payload hashes were keyed, an equal PlainPayloadHash) it logs a
 // RECORD_KIND_REPLAY marker (rec's decision_id, replay_of the original) and
 // returns the marker and the original; with another payload_hash it returns
-// a *ConflictError. This holds across concurrent Writes and restarts.
+// a *ConflictError. This holds across concurrent Writes, and across
+// restarts with the same PayloadKey.
 //
 // In sync mode Write returns after the record committed durably; stored
 // then carries its seq and hash. In async mode it returns once the record is
@@ -296,8 +320,10 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 	r.Kind = tollgatev1.RecordKind_RECORD_KIND_DECISION
 	r.ChainId = w.cfg.ChainID
 	r.Seq, r.PrevHash, r.Hash, r.ReplayOf = 0, nil, nil, ""
+	var pl []byte // the payload, kept to compare with a plain payload hash stored before keys
 	if r.IdempotencyKey != "" && len(r.PayloadHash) == 0 {
-		r.PayloadHash = PayloadHash(r.GetRequest())
+		pl = payload(r.GetRequest())
+		r.PayloadHash = w.cfg.PayloadKey.sum(pl)
 	}
 	w.masker.mask(r.Request) // our own copy whenever there is something to mask
 
@@ -305,7 +331,7 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 	var originalRec *Record
 	if r.IdempotencyKey != "" {
 		var own, original *pending
-		own, original, originalRec, err = w.claim(ctx, r)
+		own, original, originalRec, err = w.claim(ctx, r, pl)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -375,6 +401,9 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 		// goroutine before our result was sent, so reading it is safe.
 		return it.rec, proto.Clone(it.origin.rec).(*Record), nil
 	}
+	if it.stored != nil {
+		return it.rec, it.stored, nil
+	}
 	return it.rec, originalRec, nil
 }
 
@@ -401,7 +430,9 @@ func shallowCopy(rec *Record) *Record {
 // for the lookup instead of making a second decision, and the key cannot
 // move from in flight to stored unseen (it is in the map until its record
 // committed). Writes of other keys, and commits, never wait on the lookup.
-func (w *Writer) claim(ctx context.Context, r *Record) (own, queued *pending, stored *Record, err error) {
+// pl is r's payload when the writer computed r's payload hash (see
+// samePayload), else nil.
+func (w *Writer) claim(ctx context.Context, r *Record, pl []byte) (own, queued *pending, stored *Record, err error) {
 	key := scopedKey(r)
 	for {
 		w.mu.Lock()
@@ -449,7 +480,7 @@ func (w *Writer) claim(ctx context.Context, r *Record) (own, queued *pending, st
 	switch {
 	case err != nil:
 		return nil, nil, nil, fmt.Errorf("look up idempotency key %q: %w: %w", r.IdempotencyKey, ErrUnavailable, err)
-	case !bytes.Equal(orig.PayloadHash, r.PayloadHash):
+	case !samePayload(orig.PayloadHash, r.PayloadHash, pl):
 		return nil, nil, nil, &ConflictError{Key: r.IdempotencyKey, OriginalID: orig.DecisionId}
 	}
 	return nil, nil, orig, nil
@@ -640,6 +671,8 @@ func (w *Writer) commit(batch []*item) {
 			return
 		}
 		switch {
+		case len(live) == 1 && errors.Is(err, ErrDuplicate) && w.lostKeyRace(live[0]):
+			return
 		case refused(err) && len(live) > 1:
 			// One bad record must not fail its batch-mates: bisect until it
 			// stands alone. The halves commit in order, so the chain keeps
@@ -668,6 +701,50 @@ func (w *Writer) commit(batch []*item) {
 		case <-time.After(w.cfg.RetryInterval):
 		}
 	}
+}
+
+// lostKeyRace settles a sync-mode keyed decision that the store refused as
+// a duplicate because another writer on the same store (another replica on
+// a shared database) stored a decision under the same (scope, key) after
+// claim looked the key up: the in-flight map sees only this writer's keys,
+// the store's unique index sees all. The caller then gets what a retry
+// would: with the same payload, rec becomes a replay marker of the stored
+// original, committed on this chain, and Write returns that original; with
+// another payload, a ConflictError. It reports false, changing nothing,
+// when the duplicate is not such a race (the decision id itself is taken,
+// or this very record is the one stored). Async callers were already
+// answered with rec, so there it does not apply: rec is refused as before.
+func (w *Writer) lostKeyRace(it *item) bool {
+	r := it.rec
+	if w.cfg.Mode != ModeSync || r.GetKind() != tollgatev1.RecordKind_RECORD_KIND_DECISION || r.GetIdempotencyKey() == "" {
+		return false
+	}
+	orig, err := w.store.FindByIdempotencyKey(context.Background(), IdempotencyScope(r), r.IdempotencyKey)
+	if err != nil || orig.GetDecisionId() == r.GetDecisionId() {
+		return false
+	}
+	w.log.Info().Str("chain", w.cfg.ChainID).Str("decision_id", r.GetDecisionId()).Str("original", orig.GetDecisionId()).
+		Msg("idempotency key stored by another writer first; answering with its decision")
+	if !bytes.Equal(orig.GetPayloadHash(), r.GetPayloadHash()) {
+		w.finish(it, &ConflictError{Key: r.IdempotencyKey, OriginalID: orig.GetDecisionId()})
+		return true
+	}
+	marker := replayMarker(r, orig)
+	marker.Seq, marker.PrevHash, marker.Hash = 0, nil, nil
+	prep, err := prepare(marker)
+	if err != nil {
+		return false
+	}
+	if it.pend != nil {
+		// Replay markers already queued behind rec on this writer name rec,
+		// which is not stored: they fail (Unavailable) rather than record a
+		// replay of nothing; their callers' retries find the original.
+		w.release(it.pend, fmt.Errorf("idempotency key %q: decided first by another writer as %s: %w",
+			r.IdempotencyKey, orig.GetDecisionId(), ErrUnavailable))
+	}
+	it.rec, it.prep, it.stored = marker, prep, orig
+	w.commit([]*item{it})
+	return true
 }
 
 // refused reports whether err is the store refusing a record rather than

@@ -227,7 +227,8 @@ func TestIdempotency(t *testing.T) {
 			ctx := context.Background()
 			dir := t.TempDir()
 			s := openStore(t, dir)
-			w, err := audit.NewWriter(audit.Config{Mode: mode, ChainID: "test"}, s, zerolog.Nop())
+			key := testPayloadKey(t, 1) // the service keeps its key in a file across restarts
+			w, err := audit.NewWriter(audit.Config{Mode: mode, ChainID: "test", PayloadKey: key}, s, zerolog.Nop())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +260,7 @@ func TestIdempotency(t *testing.T) {
 			// Keys survive a restart of the writer and the store.
 			s.Close()
 			s2 := openStore(t, dir)
-			w2 := newWriter(t, audit.Config{Mode: mode}, s2)
+			w2 := newWriter(t, audit.Config{Mode: mode, PayloadKey: testPayloadKey(t, 1)}, s2)
 			retry2 := keyed(1, "k1")
 			retry2.DecisionId = "retry-2"
 			_, replayOf, err = w2.Write(ctx, retry2)

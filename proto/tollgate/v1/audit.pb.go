@@ -223,8 +223,11 @@ type DecisionRecord struct {
 	// list of {"builtin": name, "args": [...], "result": value}.
 	FactsJson      string `protobuf:"bytes,14,opt,name=facts_json,json=factsJson,proto3" json:"facts_json,omitempty"`
 	IdempotencyKey string `protobuf:"bytes,15,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// payload_hash is the SHA-256 of the canonical unmasked request without its
-	// idempotency_key; it tells a retry from a conflicting reuse of a key.
+	// payload_hash tells a retry from a conflicting reuse of an idempotency
+	// key: 0x01 followed by HMAC-SHA-256, under the server's payload key, of the
+	// canonical unmasked request without idempotency_key and want_receipt.
+	// Records written before payload hashes were keyed carry the plain SHA-256
+	// (32 bytes), which enumeration can reverse for a masked field.
 	PayloadHash []byte `protobuf:"bytes,16,opt,name=payload_hash,json=payloadHash,proto3" json:"payload_hash,omitempty"`
 	// latency is the evaluation time as measured by the engine.
 	Latency *durationpb.Duration `protobuf:"bytes,17,opt,name=latency,proto3" json:"latency,omitempty"`

@@ -4,6 +4,7 @@
 package audittest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -418,6 +419,26 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		}
 		if d := cmp.Diff(audit.Report{OK: true, RecordsChecked: 4}, rep); d != "" {
 			t.Errorf("Verify (-want +got):\n%s", d)
+		}
+	})
+
+	t.Run("PayloadKeyBinding", func(t *testing.T) {
+		s := newStore(t)
+		if _, err := s.PayloadKeyID(ctx); !errors.Is(err, audit.ErrNotFound) {
+			t.Fatalf("PayloadKeyID of a new log: err = %v, want ErrNotFound", err)
+		}
+		first, other := []byte("key-id-first-16b"), []byte("key-id-other-16b")
+		if err := s.BindPayloadKey(ctx, first); err != nil {
+			t.Fatalf("BindPayloadKey(first): %v", err)
+		}
+		if err := s.BindPayloadKey(ctx, first); err != nil {
+			t.Fatalf("BindPayloadKey(first) again: %v", err)
+		}
+		if err := s.BindPayloadKey(ctx, other); !errors.Is(err, audit.ErrPayloadKeyMismatch) {
+			t.Fatalf("BindPayloadKey(other): err = %v, want ErrPayloadKeyMismatch", err)
+		}
+		if got, err := s.PayloadKeyID(ctx); err != nil || !bytes.Equal(got, first) {
+			t.Fatalf("PayloadKeyID = %x, %v; want %x", got, err, first)
 		}
 	})
 

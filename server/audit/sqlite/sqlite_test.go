@@ -2,7 +2,9 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -107,4 +109,48 @@ func TestDecisionReadsDoNotWaitForAuditReads(t *testing.T) {
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
+}
+
+func TestDurable(t *testing.T) {
+	audittest.RunDurable(t, func(t *testing.T) audittest.Storage {
+		return &storage{dir: t.TempDir()}
+	})
+}
+
+// storage is a data directory; Rewrite and Delete open audit.db beside the store.
+type storage struct{ dir string }
+
+func (s *storage) Open(t *testing.T) audit.Store { return openStore(t, s.dir) }
+
+func (s *storage) exec(t *testing.T, fn func(db *sql.DB) error) {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(s.dir, sqlite.FileName)+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := fn(db); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *storage) Rewrite(t *testing.T, decisionID string, edit func(*audittest.Row)) {
+	s.exec(t, func(db *sql.DB) error {
+		var r audittest.Row
+		var body string
+		if err := db.QueryRow("SELECT effect, hash, body FROM records WHERE decision_id = ?", decisionID).Scan(&r.Effect, &r.Hash, &body); err != nil {
+			return err
+		}
+		r.Body = []byte(body)
+		edit(&r)
+		_, err := db.Exec("UPDATE records SET effect = ?, hash = ?, body = ? WHERE decision_id = ?", r.Effect, r.Hash, string(r.Body), decisionID)
+		return err
+	})
+}
+
+func (s *storage) Delete(t *testing.T, decisionID string) {
+	s.exec(t, func(db *sql.DB) error {
+		_, err := db.Exec("DELETE FROM record_reasons WHERE decision_id = ?1; DELETE FROM records WHERE decision_id = ?1", decisionID)
+		return err
+	})
 }
