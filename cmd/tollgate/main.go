@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/audit/sqlite"
+	"github.com/tollgate/tollgate/server/audit/transparency"
 )
 
 func main() {
@@ -92,6 +93,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.ReplicaID, "replica-id", "", "this replica's id, the default --audit-chain on PostgreSQL (default: host name plus a hash of the absolute --data-dir)")
 	fs.StringVar(&cfg.Audit.ChainID, "audit-chain", "", `this replica's audit hash chain id (default: "default" on SQLite, the replica id on PostgreSQL)`)
 	fs.BoolVar(&cfg.Audit.AcceptChainBreak, "audit-accept-chain-break", false, "start even if the audit chain's stored tail does not verify (rows deleted or rewritten): writes a chain-break record naming what was found and who accepted it, then continues the chain")
+	fs.StringVar(&cfg.Checkpoints.SigningKeyFile, "audit-signing-key", "", "Ed25519 key `file` that signs the audit checkpoints (tollgate keygen writes one). Without it a loopback service signs with an ephemeral key and logs its verifier key; any other --addr refuses to start")
+	fs.DurationVar(&cfg.Checkpoints.Interval, "checkpoint-interval", transparency.DefaultCheckpointInterval, "how often a signed checkpoint of each audit chain that grew is made, off the decision path")
+	fs.Var((*stringList)(&cfg.Checkpoints.WitnessFiles), "witness-file", "append every signed checkpoint to this `file` (put it on another volume); repeatable")
+	fs.Var((*stringList)(&cfg.Checkpoints.WitnessURLs), "witness-url", "POST every signed checkpoint (text/plain) to this `URL`; repeatable")
 	fs.StringVar(&cfg.PayloadKeyFile, "audit-payload-key", "", "file holding the secret (hex, 32+ bytes) the audit log's payload hashes are keyed with; every replica writing to one log needs the same file (default: audit-payload.key in --data-dir, generated on the first start)")
 	mask := fs.String("audit-mask", "", "comma-separated request paths masked in the audit log, e.g. resource.attributes.bank_account")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM); without it gRPC is plaintext, allowed only on loopback")
@@ -137,6 +142,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer a.Close()
 	go reloadOnHangup(ctx, a, log)
 	return a.Run(ctx)
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
+	*l = append(*l, v)
+	return nil
 }
 
 // reloadOnHangup re-reads the callers file on SIGHUP, so tokens rotate without a restart; rate-limit

@@ -25,11 +25,13 @@ import (
 func auditCommand() *command {
 	return &command{
 		name:    "audit",
-		summary: "read, verify, replay and export the decision log",
+		summary: "read, verify, replay, export and prove the decision log",
 		help: `Reads the hash-chained decision log: lists and shows records, verifies the
 chains, replays a decision against the policy and facts it was made with, and
-exports records as NDJSON for archiving.`,
-		subs: []*command{auditListCommand(), auditGetCommand(), auditVerifyCommand(), auditReplayCommand(), auditExportCommand()},
+exports records as NDJSON for archiving. Lists the signed checkpoints of the
+log, prints a decision's receipt and verifies a receipt offline.`,
+		subs: []*command{auditListCommand(), auditGetCommand(), auditVerifyCommand(), auditReplayCommand(), auditExportCommand(),
+			auditCheckpointsCommand(), auditProveCommand(), auditVerifyReceiptCommand()},
 	}
 }
 

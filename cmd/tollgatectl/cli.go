@@ -36,6 +36,9 @@ type command struct {
 	summary string // one line for the parent's command list
 	help    string // paragraphs printed after the synopsis
 	subs    []*command
+	// offline commands call no server and take no global flags, so their own flags may reuse the
+	// global names (verify-receipt's --key).
+	offline bool
 	// setup defines the leaf's flags on fs and returns the function that runs
 	// it with the positional arguments left after the flags.
 	setup func(fs *flag.FlagSet) runFunc
@@ -152,7 +155,9 @@ func (a *app) dispatch(ctx context.Context, cmd *command, path string, args []st
 
 	fs := newFlagSet(path)
 	runner := cmd.setup(fs)
-	a.g.register(fs)
+	if !cmd.offline {
+		a.g.register(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			a.printUsage(cmd, path, fs)
@@ -298,7 +303,11 @@ func (a *app) printUsage(cmd *command, path string, fs *flag.FlagSet) {
 			fmt.Fprintf(w, "\nFlags:\n")
 			printFlags(w, fs, func(f *flag.Flag) bool { return !isGlobal(f) })
 		}
-		fmt.Fprintf(w, "\nGlobal flags (see 'tollgatectl -h') are accepted here too.\n")
+		if cmd.offline {
+			fmt.Fprintf(w, "\nThis command works offline: it calls no server and takes no global flags.\n")
+		} else {
+			fmt.Fprintf(w, "\nGlobal flags (see 'tollgatectl -h') are accepted here too.\n")
+		}
 	}
 	if fs != nil && cmd.subs != nil {
 		fmt.Fprintf(w, "\nGlobal flags (before or after the command name):\n")
@@ -306,7 +315,9 @@ func (a *app) printUsage(cmd *command, path string, fs *flag.FlagSet) {
 		fmt.Fprintf(w, `
 Exit status: 0 on success; 1 if the call failed, with a one-line error on
 stderr (and for 'masterdata apply', if any event was INVALID; for 'audit
-verify', if the log does not verify); 2 for a bad command line.
+verify', if the log does not verify; for 'audit verify-receipt', if the
+receipt does not verify; for 'decide --receipt', if no receipt came); 2 for
+a bad command line.
 
 Run '%s COMMAND -h' for a command's flags.
 `, path)

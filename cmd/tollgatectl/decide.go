@@ -7,21 +7,32 @@ import (
 	"strings"
 
 	tollgate "github.com/tollgate/tollgate/clients/go"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 func decideCommand() *command {
 	return &command{
 		name:    "decide",
-		args:    "-f FILE [--id]",
+		args:    "-f FILE [--id] [--receipt]",
 		summary: "ask for one decision",
 		help: `Reads one request in the JSON form of policy-pack.md §2 and prints the
 decision as JSON ("effect": "ALLOW" | "DENY" | "REQUIRE_APPROVAL"), or with
 --id only its decision id, for a script: id=$(tollgatectl decide --id -f FILE).
 The exit status is 0 whatever the effect: it reports the call, not the
-decision.`,
+decision.
+
+--receipt asks for the decision's receipt too (want_receipt): the answer
+waits for the next signed checkpoint (up to --checkpoint-interval, 1s by
+default) and the JSON carries "receipt_json", which 'audit prove ID' also
+prints. If the server could not produce the receipt in time, the decision
+(made and recorded all the same) is printed without it, the reason goes to
+stderr and the exit status is 1: fetch it later with 'audit prove --wait ID'.
+A server in --audit-mode async refuses --receipt (FailedPrecondition) and
+decides nothing.`,
 		setup: func(fs *flag.FlagSet) runFunc {
 			file := fs.String("f", "", "request JSON `FILE` (- for stdin)")
 			idOnly := fs.Bool("id", false, "print only the decision id")
+			receipt := fs.Bool("receipt", false, "ask for the decision's receipt (waits for the next signed checkpoint)")
 			return func(ctx context.Context, a *app, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
@@ -42,18 +53,29 @@ decision.`,
 					return err
 				}
 				defer c.Close()
-				resp, err := c.Decide(ctx, req)
+				var resp *tollgatev1.DecideResponse
+				var missing string
+				if *receipt {
+					resp, missing, err = c.DecideWithReceipt(ctx, req)
+				} else {
+					resp, err = c.Decide(ctx, req)
+				}
 				if err != nil {
 					return err
 				}
-				if *idOnly {
-					return a.write([]byte(resp.GetDecisionId()))
+				out := []byte(resp.GetDecisionId())
+				if !*idOnly {
+					if out, err = tollgate.FormatDecideResponseJSON(resp); err != nil {
+						return err
+					}
 				}
-				out, err := tollgate.FormatDecideResponseJSON(resp)
-				if err != nil {
+				if err := a.write(out); err != nil {
 					return err
 				}
-				return a.write(out)
+				if missing != "" {
+					return fmt.Errorf("decision %s is recorded, without a receipt: %s", resp.GetDecisionId(), missing)
+				}
+				return nil
 			}
 		},
 	}

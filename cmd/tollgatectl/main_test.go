@@ -85,6 +85,13 @@ func TestHelp(t *testing.T) {
 		{[]string{"audit", "get", "-h"}, []string{"Usage: tollgatectl audit get ID", `"facts"`}},
 		{[]string{"audit", "verify", "-h"}, []string{"Usage: tollgatectl audit verify [--chain ID] [--since-checkpoint FILE]", "1 if it does not"}},
 		{[]string{"audit", "replay", "-h"}, []string{"Usage: tollgatectl audit replay [--json] ID", "0 whether or not the result is identical"}},
+		{[]string{"audit", "checkpoints", "-h"}, []string{"Usage: tollgatectl audit checkpoints [--chain ID]", "newest\nfirst", "Global flags"}},
+		{[]string{"audit", "prove", "-h"}, []string{"Usage: tollgatectl audit prove [--wait] ID", "tollgate-receipt/v1", "--wait"}},
+		{[]string{"audit", "verify-receipt", "-h"}, []string{
+			"Usage: tollgatectl audit verify-receipt --key FILE RECEIPT", "--key FILE", "WITHOUT the server",
+			"works offline", "1 with the reason",
+		}},
+		{[]string{"decide", "-h"}, []string{"--receipt", "want_receipt", "audit prove --wait ID"}},
 		{[]string{"audit", "export", "-h"}, []string{"Usage: tollgatectl audit export [--since TIME] [--until TIME] [--chain ID]", "COMMIT ORDER"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -154,7 +161,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"masterdata", "get", "supplier"}, "tollgatectl: masterdata get: want KIND and KEY, got 1 arguments (see 'tollgatectl masterdata get -h')"},
 		{[]string{"masterdata", "status", "now"}, `tollgatectl: masterdata status: unexpected argument "now" (flags go before arguments) (see 'tollgatectl masterdata status -h')`},
 		{[]string{"masterdata", "apply", "-f", "x.ndjson", "--batch", "0"}, "tollgatectl: masterdata apply: --batch must be at least 1, got 0 (see 'tollgatectl masterdata apply -h')"},
-		{[]string{"audit"}, "tollgatectl: audit: missing command (list, get, verify, replay, export) (see 'tollgatectl audit -h')"},
+		{[]string{"audit"}, "tollgatectl: audit: missing command (list, get, verify, replay, export, checkpoints, prove, verify-receipt) (see 'tollgatectl audit -h')"},
 		{[]string{"audit", "list", "--from", "yesterday"}, `tollgatectl: audit list: --from: want an RFC 3339 time such as 2026-03-02T09:30:00Z, got "yesterday" (see 'tollgatectl audit list -h')`},
 		{[]string{"audit", "list", "--to", "2026-03-02"}, `tollgatectl: audit list: --to: want an RFC 3339 time such as 2026-03-02T09:30:00Z, got "2026-03-02" (see 'tollgatectl audit list -h')`},
 		{[]string{"audit", "list", "--from", "2026-03-02T10:00:00Z", "--to", "2026-03-02T09:00:00+00:00"}, "tollgatectl: audit list: --to must be after --from (see 'tollgatectl audit list -h')"},

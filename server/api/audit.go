@@ -32,6 +32,8 @@ type AuditServer struct {
 	impact ImpactConfig // see WithImpact
 	verify verifyConfig // see WithCheckpointVerifier
 
+	transparency *Transparency // see WithTransparency
+
 	// longReads admits limits.MaxLongAuditReads long reads at a time; see admitLongRead.
 	longReads *semaphore.Weighted
 

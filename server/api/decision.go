@@ -35,6 +35,9 @@ type DecisionServer struct {
 	limits  Limits
 	metrics *Metrics
 	log     zerolog.Logger
+
+	receipts   *Transparency // see WithReceipts
+	asyncAudit bool
 }
 
 // NewDecisionServer returns the decision service over eng. Every decision is written to log before it
@@ -43,14 +46,27 @@ func NewDecisionServer(eng Decider, log AuditLog, limits Limits, metrics *Metric
 	return &DecisionServer{engine: eng, audit: log, limits: limits.withDefaults(), metrics: metrics, log: logger}
 }
 
-// Decide answers one decision request.
+// Decide answers one decision request. With want_receipt (see WithReceipts) the answer waits for a
+// signed checkpoint covering the decision's record and carries its receipt; a receipt not had in
+// time leaves the decision, made and recorded, answered without it and ReceiptErrorTrailer saying why.
 func (s *DecisionServer) Decide(ctx context.Context, req *tollgatev1.DecideRequest) (*tollgatev1.DecideResponse, error) {
 	in, err := s.limits.normalize(req, "")
 	if err != nil {
 		return nil, toStatus(s.log, err)
 	}
-	resp, err := s.decide(ctx, req, in)
-	return resp, toStatus(s.log, err)
+	if err := s.checkWantReceipt(req, ""); err != nil {
+		return nil, err
+	}
+	resp, rec, err := s.decide(ctx, req, in)
+	if err != nil {
+		return nil, toStatus(s.log, err)
+	}
+	if req.GetWantReceipt() {
+		if err := s.attachReceipt(ctx, resp, rec); err != nil {
+			s.reportReceiptErrors(ctx, []string{receiptMessage(resp.GetDecisionId(), err)})
+		}
+	}
+	return resp, nil
 }
 
 // DecideBatch answers independent requests in order. A structurally bad request fails the whole batch
@@ -70,43 +86,62 @@ func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.Decide
 			return nil, toStatus(s.log, err)
 		}
 		ins[i] = in
+		if err := s.checkWantReceipt(r, fmt.Sprintf("requests[%d].", i)); err != nil {
+			return nil, err
+		}
 	}
 	out := &tollgatev1.DecideBatchResponse{Responses: make([]*tollgatev1.DecideResponse, len(ins))}
+	recs := make([]*audit.Record, len(ins))
 	for i, in := range ins {
-		resp, err := s.decide(ctx, reqs[i], in)
+		resp, rec, err := s.decide(ctx, reqs[i], in)
 		if err != nil {
 			// Decisions before this one are recorded; the caller learns which failed by its index.
 			return nil, toStatus(s.log, fmt.Errorf("requests[%d]: %w", i, err))
 		}
-		out.Responses[i] = resp
+		out.Responses[i], recs[i] = resp, rec
 	}
+	// Receipts after every decision: the first wait's checkpoint covers the whole batch.
+	var missing []string
+	for i, r := range reqs {
+		if !r.GetWantReceipt() {
+			continue
+		}
+		if err := s.attachReceipt(ctx, out.Responses[i], recs[i]); err != nil {
+			missing = append(missing, fmt.Sprintf("requests[%d]: %s", i, receiptMessage(out.Responses[i].GetDecisionId(), err)))
+		}
+	}
+	s.reportReceiptErrors(ctx, missing)
 	return out, nil
 }
 
 // decide evaluates one request and records it. The answer leaves only once the audit log holds the
 // record (sync mode) or has queued it (async mode); if the log refuses, the caller gets an error and
-// no decision.
-func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideRequest, in *engine.Request) (*tollgatev1.DecideResponse, error) {
+// no decision. It also returns the record the answer's decision_id names, a receipt's subject: the
+// stored record, or for an idempotent retry the original's (committed in sync mode).
+func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideRequest, in *engine.Request) (*tollgatev1.DecideResponse, *audit.Record, error) {
 	start := time.Now()
 	res := s.engine.Decide(ctx, in)
 	latency := time.Since(start)
 	resp := responseFor(ulid.Make().String(), res)
+	var subject *audit.Record
 	if s.audit != nil {
 		rec, err := decisionRecord(ctx, req, resp, res, latency)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		_, original, err := s.audit.Write(ctx, rec)
+		stored, original, err := s.audit.Write(ctx, rec)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		subject = stored
 		if original != nil {
 			resp = responseFromRecord(original)
 			resp.Replay = true
+			subject = original
 		}
 	}
 	s.metrics.observeDecision(in.Action, string(res.Effect), time.Since(start))
-	return resp, nil
+	return resp, subject, nil
 }
 
 // decisionRecord is the audit record of one answered decision. The writer masks sensitive request

@@ -31,6 +31,7 @@ import (
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/api"
 	"github.com/tollgate/tollgate/server/audit"
+	"github.com/tollgate/tollgate/server/audit/transparency"
 	"github.com/tollgate/tollgate/server/auth"
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
@@ -103,6 +104,8 @@ type Config struct {
 	// WrapAuditStore, for tests only, wraps the audit store the decision writer and the health check
 	// use, e.g. in an audittest.FaultStore to make it fail on purpose. Nil in production.
 	WrapAuditStore func(audit.Store) audit.Store
+	// Checkpoints configures the signed checkpoints of the audit log: signing key, interval, witnesses.
+	Checkpoints CheckpointConfig
 	// Bundles configures the policy bundle gate and its sources (bundle server URL and polling,
 	// signature verification, required tests). Its Dir is BundleDir and its Registry is set by the app.
 	Bundles bundles.Config
@@ -156,6 +159,10 @@ type App struct {
 	httpLis  net.Listener
 	registry *prometheus.Registry
 	dataLock *flock.Flock // held from New until Close
+
+	checkpointer  *transparency.Checkpointer
+	fileWitnesses []*transparency.FileWitness
+	verifierKey   string
 }
 
 // New loads the master data and the policy bundle, builds the services and binds both listeners, so the
@@ -236,6 +243,11 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		a.store.Close()
 		return nil, fmt.Errorf("start audit writer: %w", err)
 	}
+	receipts, err := a.startCheckpointer()
+	if err != nil {
+		a.closeAudit()
+		return nil, err
+	}
 	bundleCfg := cfg.Bundles
 	bundleCfg.Dir, bundleCfg.Registry = cfg.BundleDir, a.registry
 	bundleCfg.StateFile = filepath.Join(cfg.DataDir, bundles.StateFileName)
@@ -249,10 +261,17 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		return nil, err
 	}
 
+	auditServer := api.NewAuditServer(a.store, eng, cfg.Limits, log).WithImpact(api.ImpactConfig{Gate: a.bundles, Timeout: cfg.ImpactTimeout}).
+		WithTransparency(receipts)
+	if cfg.Checkpoints.SigningKeyFile != "" {
+		// Only a lasting key: an ephemeral key changes at every start, so the checkpoints of earlier
+		// runs would all fail verify's signature check.
+		auditServer.WithCheckpointVerifier(receipts.Verifier, "")
+	}
 	a.grpc, a.health = api.NewServer(api.Services{
-		Decisions:  api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log),
+		Decisions:  api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync),
 		MasterData: api.NewMasterDataServer(md, cfg.Limits, metrics, log),
-		Audit:      api.NewAuditServer(a.store, eng, cfg.Limits, log).WithImpact(api.ImpactConfig{Gate: a.bundles, Timeout: cfg.ImpactTimeout}),
+		Audit:      auditServer,
 	}, api.NewGuard(a.auth, cfg.DecisionTimeout, log), log, serverOpts...)
 	tollgatev1.RegisterPolicyServiceServer(a.grpc, api.NewPolicyServer(a.bundles, log))
 
@@ -313,7 +332,7 @@ func (a *App) startupCandidate(ctx context.Context) (bundles.Candidate, string) 
 }
 
 // closeAudit stops the bundle sources (an activation keeps its bundle in the store), drains the
-// writer's queue and closes the store.
+// writer's queue, signs the last checkpoint over what it wrote and closes the store.
 func (a *App) closeAudit() {
 	if a.bundles != nil {
 		_ = a.bundles.Close()
@@ -323,6 +342,7 @@ func (a *App) closeAudit() {
 			a.log.Error().Err(err).Msg("close audit writer")
 		}
 	}
+	a.closeCheckpointer()
 	if a.store != nil {
 		if err := a.store.Close(); err != nil {
 			a.log.Error().Err(err).Msg("close audit store")

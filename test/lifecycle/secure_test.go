@@ -40,6 +40,7 @@ func startSecure(t testing.TB, addr string, cfg app.Config) *secureServer {
 	cfg.Addr, cfg.HTTPAddr, cfg.DataDir = addr, "127.0.0.1:0", t.TempDir()
 	cfg.TLSCert, cfg.TLSKey = filepath.Join(certs, "server.crt"), filepath.Join(certs, "server.key")
 	cfg.ClientCA, cfg.CallersFile = filepath.Join(certs, "ca.crt"), filepath.Join(certs, "callers.json")
+	cfg.Checkpoints.SigningKeyFile, _ = testserver.SigningKey(t) // needed off loopback
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, zerolog.New(io.Discard))
 	if err != nil {
@@ -134,11 +135,13 @@ func TestUnsignedPushOffLoopback(t *testing.T) {
 	if err := devcerts.Write(certs, time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	signingKey, _ := testserver.SigningKey(t)
 	_, err = app.New(ctx, app.Config{
 		Addr: "0.0.0.0:0", HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), BundleDir: start,
 		TLSCert: filepath.Join(certs, "server.crt"), TLSKey: filepath.Join(certs, "server.key"),
 		ClientCA: filepath.Join(certs, "ca.crt"), CallersFile: filepath.Join(certs, "callers.json"),
-		Bundles: bundles.Config{URL: "http://127.0.0.1:1/bundle.tar.gz"},
+		Bundles:     bundles.Config{URL: "http://127.0.0.1:1/bundle.tar.gz"},
+		Checkpoints: app.CheckpointConfig{SigningKeyFile: signingKey},
 	}, zerolog.New(io.Discard))
 	if err == nil || !strings.Contains(err.Error(), "without a verification key") {
 		t.Fatalf("start with an unverified --bundle-url off loopback: %v, want a refusal", err)

@@ -27,6 +27,7 @@ import (
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/auth"
 	"github.com/tollgate/tollgate/server/auth/devcerts"
+	"github.com/tollgate/tollgate/test/testserver"
 )
 
 // syncBuffer collects the service's log lines for assertions.
@@ -364,6 +365,7 @@ func TestTransportRulesAtStart(t *testing.T) {
 
 	logs := &syncBuffer{}
 	cfg.Insecure = true
+	cfg.Checkpoints.SigningKeyFile, _ = testserver.SigningKey(t) // needed off loopback
 	a, err := app.New(ctx, cfg, zerolog.New(logs))
 	if err != nil {
 		t.Fatalf("--insecure: %v", err)
