@@ -27,7 +27,7 @@ func TestVerifyUnderLoadNoFalseReports(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var written atomic.Int64
+	var written, verified atomic.Int64
 	for g := range 4 {
 		wg.Add(1)
 		go func() {
@@ -45,9 +45,17 @@ func TestVerifyUnderLoadNoFalseReports(t *testing.T) {
 					return
 				}
 				written.Add(1)
-				// Paced so the log grows by hundreds, not tens of thousands, over the
-				// verifies (each walk is itself paced, see sqlite's paceEvery).
-				time.Sleep(20 * time.Millisecond)
+				// One record per writer per verify, written as the next verify starts: every
+				// verify runs beside commits, and the log grows by hundreds over the test, not
+				// by whatever a slow (race-detector) verify lets four free writers append,
+				// which made each walk longer than the last.
+				for seen := verified.Load(); verified.Load() == seen; {
+					select {
+					case <-stop:
+						return
+					case <-time.After(time.Millisecond):
+					}
+				}
 			}
 		}()
 	}
@@ -57,6 +65,7 @@ func TestVerifyUnderLoadNoFalseReports(t *testing.T) {
 		if !rep.OK {
 			false_ = append(false_, rep.Message())
 		}
+		verified.Add(1)
 	}
 	close(stop)
 	wg.Wait()
