@@ -281,9 +281,15 @@ func (p *process) waitListening(addr string, timeout time.Duration) error {
 			return fmt.Errorf("exited before it listened on %s: %v", addr, p.err)
 		default:
 		}
+		// A free port picked earlier can meanwhile be bound by another test's server, which would
+		// accept the dial while ours is still starting (and then fails with the address in use): the
+		// listener is ours only once our server has said it serves.
+		if !strings.Contains(p.log(), "tollgate serving") {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
-			// Still running: the listener is this process's, not another's.
 			select {
 			case <-p.done:
 				return fmt.Errorf("exited after %s accepted a connection: %v", addr, p.err)
