@@ -394,9 +394,17 @@ type DecideRequest struct {
 	// the decision's record under a signed checkpoint. The answer then waits
 	// for the next checkpoint (at most --checkpoint-interval plus signing). It
 	// is not part of the payload a retry is compared by.
-	WantReceipt   bool `protobuf:"varint,7,opt,name=want_receipt,json=wantReceipt,proto3" json:"want_receipt,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	WantReceipt bool `protobuf:"varint,7,opt,name=want_receipt,json=wantReceipt,proto3" json:"want_receipt,omitempty"`
+	// min_masterdata_revision is a consistency token: the decision must be
+	// evaluated on master data at least this fresh (a revision an earlier
+	// masterdata apply, publish or decision reported). A replica that is behind
+	// waits a bounded time (--consistency-wait) for its feed; still behind, it
+	// fails UNAVAILABLE saying how far behind it is, so the caller may retry,
+	// on this or another replica. 0 means any revision. Like want_receipt it is
+	// not part of the payload a retry is compared by.
+	MinMasterdataRevision uint64 `protobuf:"varint,8,opt,name=min_masterdata_revision,json=minMasterdataRevision,proto3" json:"min_masterdata_revision,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *DecideRequest) Reset() {
@@ -476,6 +484,13 @@ func (x *DecideRequest) GetWantReceipt() bool {
 		return x.WantReceipt
 	}
 	return false
+}
+
+func (x *DecideRequest) GetMinMasterdataRevision() uint64 {
+	if x != nil {
+		return x.MinMasterdataRevision
+	}
+	return 0
 }
 
 // Reason explains a decision; code is stable UPPER_SNAKE.
@@ -760,7 +775,7 @@ const file_tollgate_v1_decision_proto_rawDesc = "" +
 	"confidence\x18\x03 \x01(\x01R\n" +
 	"confidence\x12 \n" +
 	"\vexplanation\x18\x04 \x01(\tR\vexplanation\x12#\n" +
-	"\rmodel_version\x18\x05 \x01(\tR\fmodelVersion\"\xf0\x02\n" +
+	"\rmodel_version\x18\x05 \x01(\tR\fmodelVersion\"\xa8\x03\n" +
 	"\rDecideRequest\x12(\n" +
 	"\x05actor\x18\x01 \x01(\v2\x12.tollgate.v1.ActorR\x05actor\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x121\n" +
@@ -768,7 +783,8 @@ const file_tollgate_v1_decision_proto_rawDesc = "" +
 	"\x02ai\x18\x04 \x01(\v2\x0f.tollgate.v1.AIR\x02ai\x12A\n" +
 	"\acontext\x18\x05 \x03(\v2'.tollgate.v1.DecideRequest.ContextEntryR\acontext\x12'\n" +
 	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12!\n" +
-	"\fwant_receipt\x18\a \x01(\bR\vwantReceipt\x1a:\n" +
+	"\fwant_receipt\x18\a \x01(\bR\vwantReceipt\x126\n" +
+	"\x17min_masterdata_revision\x18\b \x01(\x04R\x15minMasterdataRevision\x1a:\n" +
 	"\fContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"6\n" +

@@ -603,11 +603,21 @@ func (x *KindCount) GetCount() uint64 {
 
 // StatusResponse summarises the master data.
 type StatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// revision is the revision decisions see now. Fed by a stream, it is the
+	// stream sequence of the last event this replica processed, so replicas
+	// that processed the same events report the same revision.
 	Revision      uint64                 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
 	Counts        []*KindCount           `protobuf:"bytes,2,rep,name=counts,proto3" json:"counts,omitempty"`
 	LastEventId   string                 `protobuf:"bytes,3,opt,name=last_event_id,json=lastEventId,proto3" json:"last_event_id,omitempty"`
 	LastAppliedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_applied_at,json=lastAppliedAt,proto3" json:"last_applied_at,omitempty"`
+	// stream describes the feed when master data comes from a NATS JetStream
+	// stream (--masterdata-stream); unset when it comes from Apply and files.
+	Stream *StreamStatus `protobuf:"bytes,5,opt,name=stream,proto3" json:"stream,omitempty"`
+	// seen_event_ids and tombstones are the memory kept to refuse duplicate
+	// and stale events; both are compacted (see the README's fleet section).
+	SeenEventIds  uint64 `protobuf:"varint,6,opt,name=seen_event_ids,json=seenEventIds,proto3" json:"seen_event_ids,omitempty"`
+	Tombstones    uint64 `protobuf:"varint,7,opt,name=tombstones,proto3" json:"tombstones,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -670,6 +680,214 @@ func (x *StatusResponse) GetLastAppliedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *StatusResponse) GetStream() *StreamStatus {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetSeenEventIds() uint64 {
+	if x != nil {
+		return x.SeenEventIds
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetTombstones() uint64 {
+	if x != nil {
+		return x.Tombstones
+	}
+	return 0
+}
+
+// StreamStatus is a replica's view of its master-data stream.
+type StreamStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// url is the NATS server, without credentials; stream and subject name
+	// what the replica consumes.
+	Url     string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	Stream  string `protobuf:"bytes,2,opt,name=stream,proto3" json:"stream,omitempty"`
+	Subject string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	// connected is false while the replica cannot reach NATS; decisions go on
+	// with the last applied data meanwhile.
+	Connected bool `protobuf:"varint,4,opt,name=connected,proto3" json:"connected,omitempty"`
+	// head is the stream's last sequence as last seen, at head_seen_at; lag is
+	// head minus the revision: events published and not yet applied here.
+	Head       uint64                 `protobuf:"varint,5,opt,name=head,proto3" json:"head,omitempty"`
+	HeadSeenAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=head_seen_at,json=headSeenAt,proto3" json:"head_seen_at,omitempty"`
+	Lag        uint64                 `protobuf:"varint,7,opt,name=lag,proto3" json:"lag,omitempty"`
+	// rejected_events counts events that were refused (unparseable, invalid
+	// or stale); the feed goes on past them. The last one is described here.
+	RejectedEvents uint64         `protobuf:"varint,8,opt,name=rejected_events,json=rejectedEvents,proto3" json:"rejected_events,omitempty"`
+	LastRejected   *RejectedEvent `protobuf:"bytes,9,opt,name=last_rejected,json=lastRejected,proto3" json:"last_rejected,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StreamStatus) Reset() {
+	*x = StreamStatus{}
+	mi := &file_tollgate_v1_masterdata_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamStatus) ProtoMessage() {}
+
+func (x *StreamStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_masterdata_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamStatus.ProtoReflect.Descriptor instead.
+func (*StreamStatus) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_masterdata_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *StreamStatus) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *StreamStatus) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *StreamStatus) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *StreamStatus) GetConnected() bool {
+	if x != nil {
+		return x.Connected
+	}
+	return false
+}
+
+func (x *StreamStatus) GetHead() uint64 {
+	if x != nil {
+		return x.Head
+	}
+	return 0
+}
+
+func (x *StreamStatus) GetHeadSeenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HeadSeenAt
+	}
+	return nil
+}
+
+func (x *StreamStatus) GetLag() uint64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *StreamStatus) GetRejectedEvents() uint64 {
+	if x != nil {
+		return x.RejectedEvents
+	}
+	return 0
+}
+
+func (x *StreamStatus) GetLastRejected() *RejectedEvent {
+	if x != nil {
+		return x.LastRejected
+	}
+	return nil
+}
+
+// RejectedEvent describes an event the feed refused.
+type RejectedEvent struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Sequence uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// event_id is empty when the message could not be parsed at all.
+	EventId       string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	RejectedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=rejected_at,json=rejectedAt,proto3" json:"rejected_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectedEvent) Reset() {
+	*x = RejectedEvent{}
+	mi := &file_tollgate_v1_masterdata_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectedEvent) ProtoMessage() {}
+
+func (x *RejectedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_masterdata_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectedEvent.ProtoReflect.Descriptor instead.
+func (*RejectedEvent) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_masterdata_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RejectedEvent) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *RejectedEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *RejectedEvent) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RejectedEvent) GetRejectedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RejectedAt
+	}
+	return nil
+}
+
 var File_tollgate_v1_masterdata_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_masterdata_proto_rawDesc = "" +
@@ -704,12 +922,34 @@ const file_tollgate_v1_masterdata_proto_rawDesc = "" +
 	"\rStatusRequest\"5\n" +
 	"\tKindCount\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x04R\x05count\"\xc4\x01\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\"\xbd\x02\n" +
 	"\x0eStatusResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12.\n" +
 	"\x06counts\x18\x02 \x03(\v2\x16.tollgate.v1.KindCountR\x06counts\x12\"\n" +
 	"\rlast_event_id\x18\x03 \x01(\tR\vlastEventId\x12B\n" +
-	"\x0flast_applied_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rlastAppliedAt*Q\n" +
+	"\x0flast_applied_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rlastAppliedAt\x121\n" +
+	"\x06stream\x18\x05 \x01(\v2\x19.tollgate.v1.StreamStatusR\x06stream\x12$\n" +
+	"\x0eseen_event_ids\x18\x06 \x01(\x04R\fseenEventIds\x12\x1e\n" +
+	"\n" +
+	"tombstones\x18\a \x01(\x04R\n" +
+	"tombstones\"\xbe\x02\n" +
+	"\fStreamStatus\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
+	"\x06stream\x18\x02 \x01(\tR\x06stream\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12\x1c\n" +
+	"\tconnected\x18\x04 \x01(\bR\tconnected\x12\x12\n" +
+	"\x04head\x18\x05 \x01(\x04R\x04head\x12<\n" +
+	"\fhead_seen_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"headSeenAt\x12\x10\n" +
+	"\x03lag\x18\a \x01(\x04R\x03lag\x12'\n" +
+	"\x0frejected_events\x18\b \x01(\x04R\x0erejectedEvents\x12?\n" +
+	"\rlast_rejected\x18\t \x01(\v2\x1a.tollgate.v1.RejectedEventR\flastRejected\"\x99\x01\n" +
+	"\rRejectedEvent\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12;\n" +
+	"\vrejected_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"rejectedAt*Q\n" +
 	"\bChangeOp\x12\x19\n" +
 	"\x15CHANGE_OP_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10CHANGE_OP_UPSERT\x10\x01\x12\x14\n" +
@@ -738,7 +978,7 @@ func file_tollgate_v1_masterdata_proto_rawDescGZIP() []byte {
 }
 
 var file_tollgate_v1_masterdata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tollgate_v1_masterdata_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_tollgate_v1_masterdata_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_tollgate_v1_masterdata_proto_goTypes = []any{
 	(ChangeOp)(0),                 // 0: tollgate.v1.ChangeOp
 	(EventOutcome)(0),             // 1: tollgate.v1.EventOutcome
@@ -751,29 +991,35 @@ var file_tollgate_v1_masterdata_proto_goTypes = []any{
 	(*StatusRequest)(nil),         // 8: tollgate.v1.StatusRequest
 	(*KindCount)(nil),             // 9: tollgate.v1.KindCount
 	(*StatusResponse)(nil),        // 10: tollgate.v1.StatusResponse
-	(*structpb.Struct)(nil),       // 11: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*StreamStatus)(nil),          // 11: tollgate.v1.StreamStatus
+	(*RejectedEvent)(nil),         // 12: tollgate.v1.RejectedEvent
+	(*structpb.Struct)(nil),       // 13: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_tollgate_v1_masterdata_proto_depIdxs = []int32{
 	0,  // 0: tollgate.v1.ChangeEvent.op:type_name -> tollgate.v1.ChangeOp
-	11, // 1: tollgate.v1.ChangeEvent.record:type_name -> google.protobuf.Struct
+	13, // 1: tollgate.v1.ChangeEvent.record:type_name -> google.protobuf.Struct
 	2,  // 2: tollgate.v1.ApplyRequest.events:type_name -> tollgate.v1.ChangeEvent
 	1,  // 3: tollgate.v1.EventResult.outcome:type_name -> tollgate.v1.EventOutcome
 	4,  // 4: tollgate.v1.ApplyResponse.results:type_name -> tollgate.v1.EventResult
-	11, // 5: tollgate.v1.GetResponse.record:type_name -> google.protobuf.Struct
+	13, // 5: tollgate.v1.GetResponse.record:type_name -> google.protobuf.Struct
 	9,  // 6: tollgate.v1.StatusResponse.counts:type_name -> tollgate.v1.KindCount
-	12, // 7: tollgate.v1.StatusResponse.last_applied_at:type_name -> google.protobuf.Timestamp
-	3,  // 8: tollgate.v1.MasterDataService.Apply:input_type -> tollgate.v1.ApplyRequest
-	6,  // 9: tollgate.v1.MasterDataService.Get:input_type -> tollgate.v1.GetRequest
-	8,  // 10: tollgate.v1.MasterDataService.Status:input_type -> tollgate.v1.StatusRequest
-	5,  // 11: tollgate.v1.MasterDataService.Apply:output_type -> tollgate.v1.ApplyResponse
-	7,  // 12: tollgate.v1.MasterDataService.Get:output_type -> tollgate.v1.GetResponse
-	10, // 13: tollgate.v1.MasterDataService.Status:output_type -> tollgate.v1.StatusResponse
-	11, // [11:14] is the sub-list for method output_type
-	8,  // [8:11] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	14, // 7: tollgate.v1.StatusResponse.last_applied_at:type_name -> google.protobuf.Timestamp
+	11, // 8: tollgate.v1.StatusResponse.stream:type_name -> tollgate.v1.StreamStatus
+	14, // 9: tollgate.v1.StreamStatus.head_seen_at:type_name -> google.protobuf.Timestamp
+	12, // 10: tollgate.v1.StreamStatus.last_rejected:type_name -> tollgate.v1.RejectedEvent
+	14, // 11: tollgate.v1.RejectedEvent.rejected_at:type_name -> google.protobuf.Timestamp
+	3,  // 12: tollgate.v1.MasterDataService.Apply:input_type -> tollgate.v1.ApplyRequest
+	6,  // 13: tollgate.v1.MasterDataService.Get:input_type -> tollgate.v1.GetRequest
+	8,  // 14: tollgate.v1.MasterDataService.Status:input_type -> tollgate.v1.StatusRequest
+	5,  // 15: tollgate.v1.MasterDataService.Apply:output_type -> tollgate.v1.ApplyResponse
+	7,  // 16: tollgate.v1.MasterDataService.Get:output_type -> tollgate.v1.GetResponse
+	10, // 17: tollgate.v1.MasterDataService.Status:output_type -> tollgate.v1.StatusResponse
+	15, // [15:18] is the sub-list for method output_type
+	12, // [12:15] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_v1_masterdata_proto_init() }
@@ -787,7 +1033,7 @@ func file_tollgate_v1_masterdata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_v1_masterdata_proto_rawDesc), len(file_tollgate_v1_masterdata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,7 +33,10 @@ const (
 type MasterDataServiceClient interface {
 	// Apply applies a batch of change events in one transaction and reports an
 	// outcome per event. Invalid, duplicate and stale events change nothing;
-	// the valid ones in the same batch are still applied.
+	// the valid ones in the same batch are still applied. A replica fed by a
+	// stream (--masterdata-stream) refuses Apply with FAILED_PRECONDITION:
+	// events then go to the stream (tollgatectl masterdata publish), so that
+	// every replica applies the same events in the same order.
 	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResponse, error)
 	// Get returns one record; NOT_FOUND if it does not exist.
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
@@ -88,7 +91,10 @@ func (c *masterDataServiceClient) Status(ctx context.Context, in *StatusRequest,
 type MasterDataServiceServer interface {
 	// Apply applies a batch of change events in one transaction and reports an
 	// outcome per event. Invalid, duplicate and stale events change nothing;
-	// the valid ones in the same batch are still applied.
+	// the valid ones in the same batch are still applied. A replica fed by a
+	// stream (--masterdata-stream) refuses Apply with FAILED_PRECONDITION:
+	// events then go to the stream (tollgatectl masterdata publish), so that
+	// every replica applies the same events in the same order.
 	Apply(context.Context, *ApplyRequest) (*ApplyResponse, error)
 	// Get returns one record; NOT_FOUND if it does not exist.
 	Get(context.Context, *GetRequest) (*GetResponse, error)
