@@ -70,7 +70,7 @@ func TestTracingDecide(t *testing.T) {
 	for key, want := range map[string]string{
 		string(api.AttrAction): "PO.SUBMIT", string(api.AttrEffect): "ALLOW", string(api.AttrReplicaID): "replica-a",
 		string(api.AttrAuditChain): srv.App.AuditChain(), string(api.AttrBundleRevision): resp.GetBundleRevision(),
-		string(api.AttrReplay): "bool_value:false",
+		string(api.AttrReplay):             "bool_value:false",
 		string(api.AttrMasterdataRevision): fmt.Sprintf("int_value:%d", resp.GetMasterdataRevision()),
 	} {
 		if got := server.Attr(key); got != want {
