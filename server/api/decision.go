@@ -7,7 +7,6 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/rs/zerolog"
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -94,7 +93,7 @@ func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.Decide
 	}
 	out := &tollgatev1.DecideBatchResponse{Responses: make([]*tollgatev1.DecideResponse, len(ins))}
 	recs := make([]*audit.Record, len(ins))
-	trace.SpanFromContext(ctx).SetAttributes(AttrBatchSize.Int(len(ins)))
+	annotateBatch(ctx, len(ins))
 	for i, in := range ins {
 		dctx, span := s.startSpan(ctx, SpanDecision)
 		resp, rec, err := s.decide(dctx, reqs[i], in)

@@ -49,13 +49,18 @@ type decisionTracing struct {
 // server's tracer provider; replicaID and chain name this replica and the audit chain it writes.
 // Without it, or with a no-op tracer, decisions are not traced.
 func (s *DecisionServer) WithTracing(tracer trace.Tracer, replicaID, chain string) *DecisionServer {
+	if _, off := tracer.(noop.Tracer); off {
+		tracer = nil // see startSpan
+	}
 	s.tracing = decisionTracing{tracer: tracer, replicaID: replicaID, chain: chain}
 	return s
 }
 
+// startSpan starts a child span of ctx's. Without tracing it returns ctx itself and a span that
+// records nothing, so an untraced decision does not even pay for a no-op tracer's context.
 func (s *DecisionServer) startSpan(ctx context.Context, name string) (context.Context, trace.Span) {
 	if s.tracing.tracer == nil {
-		return noop.Tracer{}.Start(ctx, name)
+		return ctx, trace.SpanFromContext(context.Background()) // the no-op span, never ctx's own
 	}
 	return s.tracing.tracer.Start(ctx, name)
 }
@@ -109,6 +114,13 @@ func (s *DecisionServer) annotateDecision(ctx context.Context, in *engine.Reques
 		AttrReplicaID.String(s.tracing.replicaID),
 		AttrAuditChain.String(s.tracing.chain),
 	)
+}
+
+// annotateBatch puts a DecideBatch's size on the call's span.
+func annotateBatch(ctx context.Context, n int) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(AttrBatchSize.Int(n))
+	}
 }
 
 // endDecisionSpan ends one batch decision's span, an error when the decision failed.
