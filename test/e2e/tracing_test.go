@@ -12,11 +12,16 @@ import (
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/api"
 	"github.com/tollgate/tollgate/server/app"
+	"github.com/tollgate/tollgate/server/audit"
+	"github.com/tollgate/tollgate/server/audit/audittest"
 	"github.com/tollgate/tollgate/server/telemetry"
 	"github.com/tollgate/tollgate/server/telemetry/telemetrytest"
 )
@@ -151,6 +156,41 @@ func TestTracingReplay(t *testing.T) {
 	}
 	if got := s.Attr(string(api.AttrReplay)); got != "bool_value:true" {
 		t.Errorf("retry span replay = %q, want true", got)
+	}
+}
+
+// TestTracingAuditFailure: a decision the audit log cannot record is answered Unavailable, and its
+// trace says where it failed: the audit commit span and the server span are errors.
+func TestTracingAuditFailure(t *testing.T) {
+	col := telemetrytest.Start(t)
+	var fs *audittest.FaultStore
+	srv := startServer(t, app.Config{
+		Tracing: telemetryConfig(col.Addr()),
+		Audit:   audit.Config{RetryInterval: 50 * time.Millisecond},
+		WrapAuditStore: func(s audit.Store) audit.Store {
+			fs = audittest.NewFaultStore(s)
+			return fs
+		},
+	})
+	fs.FailAppends(1<<30, fmt.Errorf("disk unplugged: %w", audit.ErrUnavailable))
+	_, err := srv.Client.Decide(withTraceparent(context.Background(), callerTraceID, callerSpanID), poSubmit("u_buyer1", "1.00"))
+	if status.Code(err) != grpccodes.Unavailable {
+		t.Fatalf("decision on a failing audit store: %v, want Unavailable", err)
+	}
+	fs.Heal()
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	spans := col.Spans()
+	for _, name := range []string{"tollgate.v1.DecisionService/Decide", api.SpanAuditCommit} {
+		s := onlySpan(t, spans, func(s telemetrytest.Span) bool { return s.GetName() == name && s.TraceID() == callerTraceID })
+		if got := s.GetStatus().GetCode(); got != tracepb.Status_STATUS_CODE_ERROR {
+			t.Errorf("%s status %v, want ERROR", name, got)
+		}
+	}
+	eval := onlySpan(t, spans, func(s telemetrytest.Span) bool { return s.GetName() == api.SpanEvaluate })
+	if got := eval.GetStatus().GetCode(); got == tracepb.Status_STATUS_CODE_ERROR {
+		t.Errorf("%s status %v: the evaluation succeeded", api.SpanEvaluate, got)
 	}
 }
 
