@@ -36,6 +36,7 @@ import (
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/masterdata"
+	"github.com/tollgate/tollgate/server/telemetry"
 )
 
 // Config configures the service. The zero value of every field has a working default.
@@ -109,6 +110,9 @@ type Config struct {
 	// Bundles configures the policy bundle gate and its sources (bundle server URL and polling,
 	// signature verification, required tests). Its Dir is BundleDir and its Registry is set by the app.
 	Bundles bundles.Config
+	// Tracing configures OpenTelemetry tracing; off (the zero value) unless it names a collector. Its
+	// ReplicaID is set by the app, and its Version defaults to the binary's.
+	Tracing telemetry.Config
 }
 
 // Defaults for Config.
@@ -163,6 +167,7 @@ type App struct {
 	checkpointer  *transparency.Checkpointer
 	fileWitnesses []*transparency.FileWitness
 	verifierKey   string
+	tracing       *telemetry.Tracing
 }
 
 // New loads the master data and the policy bundle, builds the services and binds both listeners, so the
@@ -191,6 +196,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	built := false
 	defer func() {
 		if !built {
+			a.stopTracing()
 			a.unlockDataDir()
 		}
 	}()
@@ -261,6 +267,12 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		return nil, err
 	}
 
+	if err := a.startTelemetry(); err != nil {
+		a.closeAudit()
+		return nil, err
+	}
+	serverOpts = append(serverOpts, a.tracing.ServerOptions()...)
+
 	auditServer := api.NewAuditServer(a.store, eng, cfg.Limits, log).WithImpact(api.ImpactConfig{Gate: a.bundles, Timeout: cfg.ImpactTimeout}).
 		WithTransparency(receipts)
 	if cfg.Checkpoints.SigningKeyFile != "" {
@@ -269,7 +281,8 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		auditServer.WithCheckpointVerifier(receipts.Verifier, "")
 	}
 	a.grpc, a.health = api.NewServer(api.Services{
-		Decisions:  api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync),
+		Decisions: api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync).
+			WithTracing(a.tracing.Tracer(), cfg.ReplicaID, a.chainID),
 		MasterData: api.NewMasterDataServer(md, cfg.Limits, metrics, log),
 		Audit:      auditServer,
 	}, api.NewGuard(a.auth, cfg.DecisionTimeout, log), log, serverOpts...)
@@ -470,6 +483,7 @@ func (a *App) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = a.http.Shutdown(ctx)
+	a.stopTracing()
 	a.closeAudit()
 	a.writer, a.store = nil, nil
 }
@@ -479,6 +493,7 @@ func (a *App) Close() error {
 	a.closeAudit()
 	a.writer, a.store = nil, nil
 	a.grpc.Stop()
+	a.stopTracing()
 	a.engine.Close()
 	_ = a.http.Close()
 	// Listeners handed to Serve are closed by Stop and Close; these close them when Run never ran.
