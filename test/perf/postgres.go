@@ -84,3 +84,44 @@ func (db *PostgresDB) admin(ctx context.Context, f func(context.Context, *pgx.Co
 
 // redact drops a password from u for messages.
 func redact(u *url.URL) string { return u.Redacted() }
+
+// BackendCPU returns the user+system CPU time so far of each PostgreSQL backend process connected to
+// the database, by pid (pg_stat_activity, then /proc/PID/stat: the server must be on this machine).
+// Tollgate on SQLite spends its store's CPU in its own process; on PostgreSQL much of it is spent in
+// these processes, so a fair CPU-per-decision figure adds them.
+func (db *PostgresDB) BackendCPU(ctx context.Context) (map[int]time.Duration, error) {
+	cpu := map[int]time.Duration{}
+	err := db.admin(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		rows, err := conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = $1", db.name)
+		if err != nil {
+			return err
+		}
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return err
+		}
+		for _, pid := range pids {
+			c, err := ProcessCPU(int(pid))
+			if err != nil {
+				continue // the backend ended meanwhile
+			}
+			cpu[int(pid)] = c
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the CPU time of the backends of %s: %w", db.name, err)
+	}
+	return cpu, nil
+}
+
+// CPUSince is the CPU time the processes of after spent since before (two BackendCPU readings); a
+// process absent from before started in between and counts whole. A backend that ended in between is
+// lost, so the figure is a lower bound.
+func CPUSince(before, after map[int]time.Duration) time.Duration {
+	var d time.Duration
+	for pid, c := range after {
+		d += c - before[pid]
+	}
+	return d
+}

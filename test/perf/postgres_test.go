@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -41,6 +42,24 @@ func TestPostgresDB(t *testing.T) {
 	}
 	if _, err := conn.Exec(ctx, "CREATE TABLE t (x int)"); err != nil {
 		t.Fatal(err)
+	}
+	// The backend serving conn is seen, and the CPU it spends on a query is counted.
+	before, err := db.BackendCPU(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != 1 {
+		t.Errorf("BackendCPU before: got %d backends, want the 1 of our connection: %v", len(before), before)
+	}
+	if _, err := conn.Exec(ctx, "SELECT count(*) FROM generate_series(1, 5000000)"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := db.BackendCPU(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := perf.CPUSince(before, after); d < 20*time.Millisecond {
+		t.Errorf("CPU of a backend counting to 5,000,000: got %v, want some", d)
 	}
 	// Drop closes the connections still open on the database, as a killed server leaves them.
 	if err := db.Drop(ctx); err != nil {

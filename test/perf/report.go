@@ -147,6 +147,9 @@ type metric struct {
 	name   string
 	value  func(RunStats) float64
 	format func(float64) string
+	// withPG marks a row shown only when Tollgate on PostgreSQL was measured; pgOnly a figure only it
+	// has (the other servers show "—").
+	withPG, pgOnly bool
 }
 
 func ms(v float64) string  { return fmt.Sprintf("%.2f ms", v) }
@@ -154,13 +157,15 @@ func us(v float64) string  { return fmt.Sprintf("%.0f µs", v) }
 func num(v float64) string { return fmt.Sprintf("%.0f", v) }
 
 var metrics = []metric{
-	{"decisions/s", RunStats.Rate, num},
-	{"p50 latency", func(s RunStats) float64 { return msOf(s.Quantile(0.50)) }, ms},
-	{"p99 latency", func(s RunStats) float64 { return msOf(s.Quantile(0.99)) }, ms},
-	{"p99.9 latency", func(s RunStats) float64 { return msOf(s.Quantile(0.999)) }, ms},
-	{"server CPU / decision", func(s RunStats) float64 { return usOf(s.ServerCPUPerDecision()) }, us},
-	{"client CPU / decision", func(s RunStats) float64 { return usOf(s.ClientCPUPerDecision()) }, us},
-	{"errors", func(s RunStats) float64 { return float64(s.Errors) }, num},
+	{"decisions/s", RunStats.Rate, num, false, false},
+	{"p50 latency", func(s RunStats) float64 { return msOf(s.Quantile(0.50)) }, ms, false, false},
+	{"p99 latency", func(s RunStats) float64 { return msOf(s.Quantile(0.99)) }, ms, false, false},
+	{"p99.9 latency", func(s RunStats) float64 { return msOf(s.Quantile(0.999)) }, ms, false, false},
+	{"server CPU / decision", func(s RunStats) float64 { return usOf(s.ServerCPUPerDecision()) }, us, false, false},
+	{"PostgreSQL CPU / decision", func(s RunStats) float64 { return usOf(s.StoreCPUPerDecision()) }, us, true, true},
+	{"server + PostgreSQL CPU / decision", func(s RunStats) float64 { return usOf(s.ServerCPUPerDecision() + s.StoreCPUPerDecision()) }, us, true, false},
+	{"client CPU / decision", func(s RunStats) float64 { return usOf(s.ClientCPUPerDecision()) }, us, false, false},
+	{"errors", func(s RunStats) float64 { return float64(s.Errors) }, num, false, false},
 }
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -306,7 +311,7 @@ func (r *Report) writeRun(p printer) {
 	p("- Stock OPA: `opa run --server --addr 127.0.0.1:PORT --log-level error BUNDLEDIR`, decision logs off, built from the\n  OPA module in go.mod; the pack with `tollgate/md.rego` replaced by `test/perf/opa/md.rego` (reads `data.masterdata`),\n  master data exported from the same records to `data.json`. REST `POST /v1/data/tollgate/decision`, keep-alive\n  connections (one per worker).\n")
 	p("- Tollgate: `tollgate serve` with its defaults (sync durable hash-chained audit log in SQLite in a temp data dir),\n  `--masterdata DIR` with the same records as NDJSON change events. gRPC with the Go client, one connection.\n")
 	if pg := r.Postgres; pg != nil && hasPG {
-		p("- Tollgate on PostgreSQL: the same, with `--audit-store postgres://…/DB` (sync mode, the default) on a database\n  created for the run and dropped after it, on the server at `%s` (PostgreSQL %s, synchronous_commit=%s,\n  loopback). Its server CPU is the tollgate process's only; PostgreSQL's own processes are not counted.\n",
+		p("- Tollgate on PostgreSQL: the same, with `--audit-store postgres://…/DB` (sync mode, the default) on a database\n  created for the run and dropped after it, on the server at `%s` (PostgreSQL %s, synchronous_commit=%s,\n  loopback). Its server CPU is the tollgate process's; PostgreSQL CPU is that of the database's backend processes\n  (pg_stat_activity, /proc/PID/stat) over the same run, shown apart and added in the row below it.\n",
 			pg.Server, pg.Version, pg.SynchronousCommit)
 	}
 	p("- Master data: the demo data plus %d generated customers, %d items and their inventory rows.\n", r.Volume, r.Volume)
@@ -342,8 +347,15 @@ func (r *Report) writeLoad(p printer) {
 		}
 		p("\n|---|%s\n", strings.Repeat("---|", cols))
 		for _, m := range metrics {
+			if m.withPG && !hasPG {
+				continue
+			}
 			p("| %s |", m.name)
 			for _, s := range servers {
+				if m.pgOnly && s != ServerTollgatePG {
+					p(" — |")
+					continue
+				}
 				v := summarize(r.values(s, c, m))
 				p(" %s [%s – %s] |", m.format(v.med), m.format(v.lo), m.format(v.hi))
 			}
@@ -360,7 +372,7 @@ func (r *Report) writeLoad(p printer) {
 // ratio formats the median of m for server a over that of server b at concurrency c.
 func (r *Report) ratio(m metric, c int, a, b string) string {
 	va, vb := summarize(r.values(a, c, m)).med, summarize(r.values(b, c, m)).med
-	if vb == 0 || m.name == "errors" {
+	if vb == 0 || m.name == "errors" || m.pgOnly {
 		return "—"
 	}
 	return fmt.Sprintf("%.2f×", va/vb)
@@ -400,12 +412,27 @@ func (r *Report) writeBench(p printer) {
 }
 
 func (r *Report) writeRuns(p printer) {
-	p("## Every run\n\n| rep | concurrency | server | decisions/s | p50 | p99 | p99.9 | server CPU/dec | client CPU/dec | errors |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	hasPG := slices.Contains(r.servers(), ServerTollgatePG)
+	p("## Every run\n\n| rep | concurrency | server | decisions/s | p50 | p99 | p99.9 | server CPU/dec |")
+	if hasPG {
+		p(" PostgreSQL CPU/dec |")
+	}
+	p(" client CPU/dec | errors |\n|---|---|---|---|---|---|---|---|---|---|")
+	if hasPG {
+		p("---|")
+	}
+	p("\n")
 	for _, run := range r.Runs {
 		s := run.Stats
-		p("| %d | %d | %s | %.0f | %s | %s | %s | %s | %s | %d |\n", run.Rep, run.Concurrency, run.Server, s.Rate(),
-			ms(msOf(s.Quantile(0.5))), ms(msOf(s.Quantile(0.99))), ms(msOf(s.Quantile(0.999))),
-			us(usOf(s.ServerCPUPerDecision())), us(usOf(s.ClientCPUPerDecision())), s.Errors)
+		p("| %d | %d | %s | %.0f | %s | %s | %s | %s |", run.Rep, run.Concurrency, run.Server, s.Rate(),
+			ms(msOf(s.Quantile(0.5))), ms(msOf(s.Quantile(0.99))), ms(msOf(s.Quantile(0.999))), us(usOf(s.ServerCPUPerDecision())))
+		switch {
+		case hasPG && run.Server == ServerTollgatePG:
+			p(" %s |", us(usOf(s.StoreCPUPerDecision())))
+		case hasPG:
+			p(" — |")
+		}
+		p(" %s | %d |\n", us(usOf(s.ClientCPUPerDecision())), s.Errors)
 	}
 	for _, run := range r.Runs {
 		if run.Stats.FirstError != "" {

@@ -92,6 +92,11 @@ func TestWriteMarkdownPostgres(t *testing.T) {
 		r.Runs = append(r.Runs, run(perf.ServerOPA, c, 1, 500, 4*time.Millisecond),
 			run(perf.ServerTollgate, c, 1, 1000, 2*time.Millisecond),
 			run(perf.ServerTollgatePG, c, 1, 700+200*(c/64), 3*time.Millisecond))
+		// 1 s of server CPU and 0.35 s of PostgreSQL CPU (c=16: 700 decisions), 500 µs/decision each.
+		for i := range r.Runs[len(r.Runs)-3:] {
+			r.Runs[len(r.Runs)-3+i].Stats.ServerCPU = time.Second
+		}
+		r.Runs[len(r.Runs)-1].Stats.StoreCPU = 350 * time.Millisecond
 	}
 	var buf bytes.Buffer
 	if err := r.WriteMarkdown(&buf); err != nil {
@@ -105,6 +110,10 @@ func TestWriteMarkdownPostgres(t *testing.T) {
 		"| Tollgate on PostgreSQL ≥ 0.8× Tollgate on SQLite decisions/s at 16 | 13 | 0.70× (700 vs 1000 decisions/s) | **no** |",
 		"| Tollgate on PostgreSQL ≥ 0.8× Tollgate on SQLite decisions/s at 64 | 13 | 0.90× (900 vs 1000 decisions/s) | yes |",
 		"PostgreSQL 15.8, synchronous_commit=on",
+		"| server CPU / decision | 2000 µs [2000 µs – 2000 µs] | 1000 µs [1000 µs – 1000 µs] | 1429 µs [1429 µs – 1429 µs] | 0.50× | 1.43× |",
+		"| PostgreSQL CPU / decision | — | — | 500 µs [500 µs – 500 µs] | — | — |",
+		"| server + PostgreSQL CPU / decision | 2000 µs [2000 µs – 2000 µs] | 1000 µs [1000 µs – 1000 µs] | 1929 µs [1929 µs – 1929 µs] | 0.50× | 1.93× |",
+		"| 1 | 16 | Tollgate-PG | 700 | 3.00 ms | 3.00 ms | 3.00 ms | 1429 µs | 500 µs | 0 µs | 0 |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
@@ -128,7 +137,23 @@ func TestWriteMarkdownPostgres(t *testing.T) {
 	if !strings.Contains(md, "| metric | stock OPA | Tollgate (SQLite, sync audit) | Tollgate / OPA |\n|---|---|---|---|\n") {
 		t.Errorf("report without PostgreSQL: wrong table header:\n%s", md)
 	}
+	if !strings.Contains(md, "| 1 | 16 | Tollgate | 1000 | 2.00 ms | 2.00 ms | 2.00 ms | 1000 µs | 0 µs | 0 |\n") {
+		t.Errorf("report without PostgreSQL: wrong run row:\n%s", md)
+	}
 	if strings.Contains(md, "PostgreSQL") {
 		t.Errorf("report without PostgreSQL mentions it:\n%s", md)
+	}
+}
+
+func TestCPUSince(t *testing.T) {
+	before := map[int]time.Duration{10: time.Second, 11: 2 * time.Second, 12: time.Second}
+	after := map[int]time.Duration{
+		10: 3 * time.Second,        // ran 2 s
+		11: 2 * time.Second,        // idle
+		13: 500 * time.Millisecond, // started during the run: counts whole
+		// 12 ended during the run: lost
+	}
+	if got, want := perf.CPUSince(before, after), 2500*time.Millisecond; got != want {
+		t.Errorf("CPUSince: got %v, want %v", got, want)
 	}
 }

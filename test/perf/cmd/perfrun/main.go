@@ -216,9 +216,22 @@ func run(ctx context.Context, args []string) error {
 	for r := 1; r <= o.reps; r++ {
 		for _, c := range o.conc {
 			for _, s := range servers {
+				var before map[int]time.Duration
+				if s.name == perf.ServerTollgatePG {
+					if before, err = pg.BackendCPU(ctx); err != nil {
+						return err
+					}
+				}
 				st, err := perf.Drive(ctx, s.d, len(corpus), c, o.dur, s.p.PID())
 				if err != nil {
 					return err
+				}
+				if s.name == perf.ServerTollgatePG {
+					after, err := pg.BackendCPU(ctx)
+					if err != nil {
+						return err
+					}
+					st.StoreCPU = perf.CPUSince(before, after)
 				}
 				if ctx.Err() != nil {
 					return ctx.Err()
