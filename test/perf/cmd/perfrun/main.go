@@ -114,20 +114,9 @@ func run(ctx context.Context, args []string) error {
 	rep.Machine = machine(root)
 	rep.Source = source(root)
 
-	step("build stock OPA and tollgate")
-	opaBin, tgBin := filepath.Join(work, "opa"), filepath.Join(work, "tollgate")
-	if err := goCmd(ctx, root, nil, "build", "-o", opaBin, "github.com/open-policy-agent/opa"); err != nil {
-		return err
-	}
-	if err := goCmd(ctx, root, nil, "build", "-o", tgBin, "./cmd/tollgate"); err != nil {
-		return err
-	}
-	if out, err := exec.CommandContext(ctx, opaBin, "version").Output(); err == nil {
-		rep.Machine.OPAVersion = strings.TrimPrefix(strings.SplitN(string(out), "\n", 2)[0], "Version: ")
-	}
-
 	var pg *perf.PostgresDB
 	if !o.skipPG {
+		// First, so that an unreachable server fails the run before the builds.
 		step("create a PostgreSQL database for the audit log")
 		if pg, err = perf.NewPostgresDB(ctx, o.postgres); err != nil {
 			return err
@@ -139,6 +128,18 @@ func run(ctx context.Context, args []string) error {
 		}()
 		u, _ := url.Parse(o.postgres)
 		rep.Postgres = &perf.PostgresInfo{Server: u.Redacted(), Version: pg.Version, SynchronousCommit: pg.SynchronousCommit}
+	}
+
+	step("build stock OPA and tollgate")
+	opaBin, tgBin := filepath.Join(work, "opa"), filepath.Join(work, "tollgate")
+	if err := goCmd(ctx, root, nil, "build", "-o", opaBin, "github.com/open-policy-agent/opa"); err != nil {
+		return err
+	}
+	if err := goCmd(ctx, root, nil, "build", "-o", tgBin, "./cmd/tollgate"); err != nil {
+		return err
+	}
+	if out, err := exec.CommandContext(ctx, opaBin, "version").Output(); err == nil {
+		rep.Machine.OPAVersion = strings.TrimPrefix(strings.SplitN(string(out), "\n", 2)[0], "Version: ")
 	}
 
 	step("write master data and the stock-OPA bundle")
