@@ -13,7 +13,7 @@ import (
 func decideCommand() *command {
 	return &command{
 		name:    "decide",
-		args:    "-f FILE [--id] [--receipt]",
+		args:    "-f FILE [--id] [--receipt] [--min-masterdata-revision N]",
 		summary: "ask for one decision",
 		help: `Reads one request in the JSON form of policy-pack.md §2 and prints the
 decision as JSON ("effect": "ALLOW" | "DENY" | "REQUIRE_APPROVAL"), or with
@@ -28,11 +28,19 @@ prints. If the server could not produce the receipt in time, the decision
 (made and recorded all the same) is printed without it, the reason goes to
 stderr and the exit status is 1: fetch it later with 'audit prove --wait ID'.
 A server in --audit-mode async refuses --receipt (FailedPrecondition) and
-decides nothing.`,
+decides nothing.
+
+--min-masterdata-revision N is a consistency token: the decision must be
+evaluated on master data at revision N or newer (the revision a 'masterdata
+apply' or an earlier decision reported). A server that is behind waits up to
+its --consistency-wait; still behind, the call fails Unavailable saying how
+far behind it is, nothing is decided, and the exit status is 1. It overrides
+min_masterdata_revision in the request file.`,
 		setup: func(fs *flag.FlagSet) runFunc {
 			file := fs.String("f", "", "request JSON `FILE` (- for stdin)")
 			idOnly := fs.Bool("id", false, "print only the decision id")
 			receipt := fs.Bool("receipt", false, "ask for the decision's receipt (waits for the next signed checkpoint)")
+			minRevision := fs.Uint64("min-masterdata-revision", 0, "consistency token: decide on master data at least this revision `N`, or fail Unavailable (0: any)")
 			return func(ctx context.Context, a *app, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
@@ -47,6 +55,9 @@ decides nothing.`,
 				req, err := tollgate.ParseDecideRequestJSON(data)
 				if err != nil {
 					return fmt.Errorf("%s: %w", name, err)
+				}
+				if *minRevision > 0 {
+					req.MinMasterdataRevision = *minRevision
 				}
 				c, err := a.dial(ctx)
 				if err != nil {

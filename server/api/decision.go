@@ -36,9 +36,10 @@ type DecisionServer struct {
 	metrics *Metrics
 	log     zerolog.Logger
 
-	receipts   *Transparency // see WithReceipts
-	asyncAudit bool
-	tracing    decisionTracing // see WithTracing
+	receipts    *Transparency // see WithReceipts
+	asyncAudit  bool
+	tracing     decisionTracing // see WithTracing
+	consistency Consistency     // see WithConsistency
 }
 
 // NewDecisionServer returns the decision service over eng. Every decision is written to log before it
@@ -57,6 +58,9 @@ func (s *DecisionServer) Decide(ctx context.Context, req *tollgatev1.DecideReque
 	}
 	if err := s.checkWantReceipt(req, ""); err != nil {
 		return nil, err
+	}
+	if err := s.awaitRevision(ctx, req.GetMinMasterdataRevision(), ""); err != nil {
+		return nil, toStatus(s.log, err)
 	}
 	resp, rec, err := s.decide(ctx, req, in)
 	if err != nil {
@@ -81,6 +85,8 @@ func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.Decide
 		return nil, toStatus(s.log, badField("requests", "%d requests exceed the batch limit of %d", len(reqs), s.limits.MaxBatch))
 	}
 	ins := make([]*engine.Request, len(reqs))
+	var minRevision uint64
+	newest := -1 // the request with the highest consistency token
 	for i, r := range reqs {
 		in, err := s.limits.normalize(r, fmt.Sprintf("requests[%d].", i))
 		if err != nil {
@@ -89,6 +95,16 @@ func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.Decide
 		ins[i] = in
 		if err := s.checkWantReceipt(r, fmt.Sprintf("requests[%d].", i)); err != nil {
 			return nil, err
+		}
+		if r.GetMinMasterdataRevision() > minRevision {
+			minRevision, newest = r.GetMinMasterdataRevision(), i
+		}
+	}
+	// One wait for the highest token serves every request's: revisions only grow. A replica still behind
+	// refuses the whole batch before deciding any of it.
+	if newest >= 0 {
+		if err := s.awaitRevision(ctx, minRevision, fmt.Sprintf("requests[%d]", newest)); err != nil {
+			return nil, toStatus(s.log, err)
 		}
 	}
 	out := &tollgatev1.DecideBatchResponse{Responses: make([]*tollgatev1.DecideResponse, len(ins))}
@@ -122,12 +138,21 @@ func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.Decide
 // record (sync mode) or has queued it (async mode); if the log refuses, the caller gets an error and
 // no decision. It also returns the record the answer's decision_id names, a receipt's subject: the
 // stored record, or for an idempotent retry the original's (committed in sync mode).
+//
+// A request with a consistency token must have waited (awaitRevision) before: the engine takes its
+// snapshot after decide is called, and revisions only grow, so the evaluation sees at least the token's
+// revision. decide checks it all the same, and refuses (unaudited) a result evaluated on older data.
+// An idempotent retry is answered with the original decision even when the original was evaluated
+// on data older than the retry's token: a key names one decision, made once (docs/consistency.md).
 func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideRequest, in *engine.Request) (*tollgatev1.DecideResponse, *audit.Record, error) {
 	start := time.Now()
 	evalCtx, evalSpan := s.startSpan(ctx, SpanEvaluate)
 	res := s.engine.Decide(evalCtx, in)
 	endEvaluate(evalSpan, res)
 	latency := time.Since(start)
+	if min := req.GetMinMasterdataRevision(); res.MasterdataRevision < min {
+		return nil, nil, s.refuseBehind("", res.MasterdataRevision, min, 0)
+	}
 	resp := responseFor(ulid.Make().String(), res)
 	var subject *audit.Record
 	if s.audit != nil {

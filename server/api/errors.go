@@ -36,7 +36,10 @@ func toStatus(log zerolog.Logger, err error) error {
 	}
 	var fe *fieldError
 	var conflict *audit.ConflictError
+	var behind *behindError
 	switch {
+	case errors.As(err, &behind):
+		return behind.status(err.Error())
 	case errors.As(err, &conflict):
 		return status.Error(codes.AlreadyExists, conflict.Error())
 	case errors.Is(err, audit.ErrQueueFull):

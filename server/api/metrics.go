@@ -13,6 +13,7 @@ type Metrics struct {
 	decisions        *prometheus.CounterVec
 	decisionDuration prometheus.Histogram
 	mdEvents         *prometheus.CounterVec
+	consistencyWaits *prometheus.CounterVec
 
 	mu      sync.Mutex
 	actions map[string]struct{}
@@ -40,9 +41,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "tollgate_masterdata_events_total",
 			Help: "Master-data change events, by outcome.",
 		}, []string{"outcome"}),
+		consistencyWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_consistency_waits_total",
+			Help: "Decisions with a consistency token (min_masterdata_revision), by outcome: fresh (the master data was already as fresh), waited (it became so while the decision waited), behind (it did not: refused Unavailable).",
+		}, []string{"outcome"}),
 		actions: map[string]struct{}{},
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.decisionDuration, m.mdEvents} {
+	for _, c := range []prometheus.Collector{m.decisions, m.decisionDuration, m.mdEvents, m.consistencyWaits} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -56,6 +61,13 @@ func (m *Metrics) observeDecision(action, effect string, d time.Duration) {
 	}
 	m.decisions.WithLabelValues(m.actionLabel(action), effect).Inc()
 	m.decisionDuration.Observe(d.Seconds())
+}
+
+func (m *Metrics) observeConsistency(outcome string) {
+	if m == nil {
+		return
+	}
+	m.consistencyWaits.WithLabelValues(outcome).Inc()
 }
 
 func (m *Metrics) observeEvent(outcome string) { m.ObserveEvents(outcome, 1) }

@@ -82,6 +82,10 @@ type Config struct {
 	Insecure bool
 	// DecisionTimeout is the server-side deadline of each decision call. Default api.DefaultDecisionTimeout.
 	DecisionTimeout time.Duration
+	// ConsistencyWait bounds how long a decision with a min_masterdata_revision waits for the master data
+	// to reach it (and never past the call's deadline). Default api.DefaultConsistencyWait; negative:
+	// do not wait, refuse at once when behind.
+	ConsistencyWait time.Duration
 	// MaxConcurrentStreams bounds concurrent calls per client connection. Default 256.
 	MaxConcurrentStreams uint32
 	// Audit configures the decision log writer: mode (sync, the default, or async), chain id, masked
@@ -282,7 +286,8 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	}
 	a.grpc, a.health = api.NewServer(api.Services{
 		Decisions: api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync).
-			WithTracing(a.tracing.Tracer(), cfg.ReplicaID, a.chainID),
+			WithTracing(a.tracing.Tracer(), cfg.ReplicaID, a.chainID).
+			WithConsistency(api.Consistency{Store: md, Wait: cfg.ConsistencyWait}),
 		MasterData: api.NewMasterDataServer(md, cfg.Limits, metrics, log),
 		Audit:      auditServer,
 	}, api.NewGuard(a.auth, cfg.DecisionTimeout, log), log, serverOpts...)

@@ -31,7 +31,7 @@
 //
 // A decision with an idempotency key also carries
 //
-//	payload_hash = 0x01 || HMAC-SHA-256(payload key, canonical(request without idempotency_key and want_receipt))
+//	payload_hash = 0x01 || HMAC-SHA-256(payload key, canonical(request without idempotency_key, want_receipt and min_masterdata_revision))
 //
 // computed before masking, so a retry is told from a conflicting reuse of
 // its key, while a masked field cannot be recovered by hashing every value
@@ -148,12 +148,14 @@ func PlainPayloadHash(req *tollgatev1.DecideRequest) []byte {
 }
 
 // payload returns the bytes a payload hash covers: req's canonical form
-// without idempotency_key and want_receipt, which say how to answer, not what
-// is asked.
+// without idempotency_key, want_receipt and min_masterdata_revision, which
+// say how to answer, not what is asked: a retry with a newer consistency
+// token is the same request.
 func payload(req *tollgatev1.DecideRequest) []byte {
 	c := proto.Clone(req).(*tollgatev1.DecideRequest)
 	c.IdempotencyKey = ""
 	c.WantReceipt = false
+	c.MinMasterdataRevision = 0
 	b, err := Canonical(c)
 	if err != nil {
 		// protojson only fails on invalid UTF-8 or non-finite numbers; hash
