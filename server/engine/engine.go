@@ -284,6 +284,8 @@ func (e *Engine) Active() (*Compiled, time.Time) {
 // It never fails: every error is a DENY with a reason code, logged.
 // A decision waits for an evaluator (Config.MaxConcurrent) before it reads the clock and the snapshot;
 // one whose ctx ends while it waits is a DENY with EVALUATION_TIMEOUT.
+// The snapshot is taken after Decide is called, so a caller that has seen the master data reach a
+// revision (a consistency token) gets a Result at that revision or a later one: revisions only grow.
 func (e *Engine) Decide(ctx context.Context, req *Request) *Result {
 	return e.submit(&evaluation{ctx: ctx, req: req}, e.refuse)
 }
