@@ -70,6 +70,12 @@ type Config struct {
 	// RetryInterval paces store retries in async mode and health probes
 	// while the store is failing. Default 500ms.
 	RetryInterval time.Duration
+	// IdleProbeInterval is how often a healthy writer that committed
+	// nothing since the last look probes the store (Ping), so that Healthy
+	// turns false when the store goes away while no decision comes, not
+	// only at the next decision: a load balancer then sends no caller to a
+	// replica that cannot record. Default 1s; negative disables it.
+	IdleProbeInterval time.Duration
 	// DeadLetterFile is where async mode keeps answered records the store
 	// refuses (see the Writer's failure policy): one JSON object a line,
 	// appended and fsynced. "" keeps them in the error log only.
@@ -106,6 +112,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = 500 * time.Millisecond
+	}
+	if c.IdleProbeInterval == 0 {
+		c.IdleProbeInterval = time.Second
 	}
 	if c.PayloadKey == nil {
 		k, err := GeneratePayloadKey()
@@ -149,8 +158,9 @@ func (c *Config) setDefaults() error {
 //   - Close with a failing store (async): the queue is retried ten times
 //     RetryInterval apart, then what is left goes to DeadLetterFile too.
 //
-// Healthy reports false from a failed commit until a commit or a write probe
-// of the store (Ping, every RetryInterval) succeeds.
+// Healthy reports false from a failed commit, or a failed probe of an idle
+// store (Ping, every IdleProbeInterval without a commit), until a commit or
+// a probe (every RetryInterval) succeeds.
 type Writer struct {
 	cfg    Config
 	store  Store
@@ -178,6 +188,9 @@ type Writer struct {
 	// when the next commit succeeds at once, so a health check sees it.
 	holdUntil atomic.Int64
 	head      Head       // owned by the committer goroutine after NewWriter
+	// committed is set by every successful append since the last idle
+	// probe; the committer goroutine owns it.
+	committed bool
 	deadMu    sync.Mutex // serializes appends to DeadLetterFile
 }
 
@@ -567,6 +580,12 @@ func (w *Writer) run() {
 	defer close(w.done)
 	probe := time.NewTicker(w.cfg.RetryInterval)
 	defer probe.Stop()
+	var idle <-chan time.Time
+	if w.cfg.IdleProbeInterval > 0 {
+		t := time.NewTicker(w.cfg.IdleProbeInterval)
+		defer t.Stop()
+		idle = t.C
+	}
 	for {
 		select {
 		case it, ok := <-w.queue:
@@ -576,13 +595,34 @@ func (w *Writer) run() {
 			w.commit(w.collect(it))
 		case <-probe.C:
 			if !w.healthy.Load() {
-				if err := w.store.Ping(context.Background()); err == nil {
+				if err := w.ping(); err == nil {
 					w.healthy.Store(true)
 					w.log.Info().Str("chain", w.cfg.ChainID).Msg("audit store probe succeeded")
 				}
 			}
+		case <-idle:
+			if w.committed {
+				w.committed = false // a commit since the last look proved the store
+				continue
+			}
+			if !w.healthy.Load() {
+				continue // the retry probe above watches a failing store
+			}
+			if err := w.ping(); err != nil && w.healthy.Swap(false) {
+				w.log.Error().Err(err).Str("chain", w.cfg.ChainID).Msg("audit store probe failed while idle")
+			}
 		}
 	}
+}
+
+// probeTimeout bounds one Ping, so an unreachable store (packets dropped,
+// not refused) cannot hold the committer for the TCP connect timeout.
+const probeTimeout = 5 * time.Second
+
+func (w *Writer) ping() error {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	return w.store.Ping(ctx)
 }
 
 // collect gathers a batch: first, whatever is queued, and what arrives
@@ -919,6 +959,7 @@ func (w *Writer) appendBatch(live []*item) error {
 	w.head = Head{ChainID: w.cfg.ChainID, Seq: seq, Hash: hash}
 	w.met.headSeq.Set(float64(seq))
 	w.met.lastCommit.SetToCurrentTime()
+	w.committed = true
 	w.met.batchSize.Observe(float64(len(entries)))
 	w.met.records.Add(float64(len(entries)))
 	if !w.healthy.Swap(true) {
