@@ -388,3 +388,21 @@ func TestDecideIDOnly(t *testing.T) {
 		t.Errorf("the second id is not the second request's decision:\n%s", rec)
 	}
 }
+
+// TestDecideMinMasterdataRevision: --min-masterdata-revision is sent as the request's consistency token:
+// one the server has is answered at that revision or later, one it does not reach fails Unavailable
+// (after the server's --consistency-wait, 2s by default) and exits 1.
+func TestDecideMinMasterdataRevision(t *testing.T) {
+	addr, _ := startServer(t)
+	out := ctlOK(t, addr, siteEvent("DC9", "ACTIVE")+"\n", "masterdata", "apply", "-f", "-")
+	rev := strings.TrimSpace(out[strings.LastIndex(out, "revision ")+len("revision "):])
+	out = ctlOK(t, addr, poRequest("u_buyer1", "100.00", "wf-token"), "decide", "--min-masterdata-revision", rev, "-f", "-")
+	if !strings.Contains(out, `"masterdata_revision": "`+rev+`"`) {
+		t.Errorf("decide with token %s:\n%s", rev, out)
+	}
+	got := ctl(t, addr, poRequest("u_buyer1", "100.00", "wf-token"), "decide", "--min-masterdata-revision", "1000", "-f", "-")
+	if got.code != 1 || !strings.HasPrefix(got.stderr, "tollgatectl: decide: Unavailable: master data at revision "+rev+" is ") ||
+		!strings.Contains(got.stderr, "behind the requested min_masterdata_revision 1000") {
+		t.Errorf("decide with a token ahead: exit %d, stderr %q; want 1 and Unavailable saying how far behind", got.code, got.stderr)
+	}
+}

@@ -187,7 +187,7 @@ type Writer struct {
 	// holdUntil (unix ns) keeps Healthy false after a refused record even
 	// when the next commit succeeds at once, so a health check sees it.
 	holdUntil atomic.Int64
-	head      Head       // owned by the committer goroutine after NewWriter
+	head      Head // owned by the committer goroutine after NewWriter
 	// committed is set by every successful append since the last idle
 	// probe; the committer goroutine owns it.
 	committed bool
