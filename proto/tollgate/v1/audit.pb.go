@@ -225,7 +225,8 @@ type DecisionRecord struct {
 	IdempotencyKey string `protobuf:"bytes,15,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// payload_hash tells a retry from a conflicting reuse of an idempotency
 	// key: 0x01 followed by HMAC-SHA-256, under the server's payload key, of the
-	// canonical unmasked request without idempotency_key and want_receipt.
+	// canonical unmasked request without idempotency_key, want_receipt and
+	// min_masterdata_revision.
 	// Records written before payload hashes were keyed carry the plain SHA-256
 	// (32 bytes), which enumeration can reverse for a masked field.
 	PayloadHash []byte `protobuf:"bytes,16,opt,name=payload_hash,json=payloadHash,proto3" json:"payload_hash,omitempty"`
