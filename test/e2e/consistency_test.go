@@ -104,15 +104,17 @@ func TestConsistencyTokenWaitsForTheFeed(t *testing.T) {
 // message and an ErrorInfo, records nothing, and counts it.
 func TestConsistencyTokenBehind(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		wait    time.Duration
-		minWait time.Duration
+		name     string
+		wait     time.Duration
+		deadline time.Duration // the server-side deadline of the call (--decision-timeout)
+		minWait  time.Duration
 	}{
-		{"bounded wait", 300 * time.Millisecond, 300 * time.Millisecond},
-		{"no wait", -1, 0},
+		{"bounded wait", 300 * time.Millisecond, 0, 300 * time.Millisecond},
+		{"no wait", -1, 0, 0},
+		{"never past the call's deadline", time.Minute, 500 * time.Millisecond, 500 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startServer(t, app.Config{ConsistencyWait: tc.wait})
+			srv := startServer(t, app.Config{ConsistencyWait: tc.wait, DecisionTimeout: tc.deadline})
 			ctx := context.Background()
 			rev, before := revision(t, srv), recorded(t, srv)
 			start := time.Now()
