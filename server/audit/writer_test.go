@@ -689,3 +689,26 @@ func TestSecondWriterOnChainRecovers(t *testing.T) {
 		t.Errorf("Verify = %+v, want OK with 3", rep)
 	}
 }
+
+// TestIdleStoreFailure: a writer that gets no record still notices a store that went away (its idle
+// probe), so a health check of an idle replica turns false, and true again when the store is back.
+func TestIdleStoreFailure(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	w := newWriter(t, audit.Config{RetryInterval: 20 * time.Millisecond, IdleProbeInterval: 50 * time.Millisecond}, s)
+	if !w.Healthy() {
+		t.Fatal("Healthy() = false on a new writer")
+	}
+	heal := failInserts(t, s) // no Write from here on: only the idle probe can see it
+	waitFor(t, func() bool { return !w.Healthy() })
+	heal()
+	waitFor(t, w.Healthy)
+
+	// With the idle probe off, health follows commits only.
+	s2 := openStore(t, t.TempDir())
+	off := newWriter(t, audit.Config{RetryInterval: 20 * time.Millisecond, IdleProbeInterval: -1}, s2)
+	defer failInserts(t, s2)()
+	time.Sleep(200 * time.Millisecond)
+	if !off.Healthy() {
+		t.Error("Healthy() = false with the idle probe off and no commit")
+	}
+}
