@@ -108,7 +108,8 @@ func TestPolicyRollout(t *testing.T) {
 	converged := func(revision string) {
 		t.Helper()
 		for i, s := range fleet {
-			deadline := time.Now().Add(15 * time.Second)
+			// The gate runs the pack's Rego tests at each activation: seconds under -race on a loaded machine.
+			deadline := time.Now().Add(90 * time.Second)
 			for {
 				st, err := policy[i].Status(ctx, &tollgatev1.PolicyServiceStatusRequest{})
 				if err != nil {

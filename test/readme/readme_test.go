@@ -352,15 +352,27 @@ func (p *process) waitListening(addr string, timeout time.Duration) error {
 // stop sends SIGTERM to the process group, as Ctrl-C would, and waits; a
 // server that does not stop in time is killed and reported.
 func (p *process) stop() error {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	pgid := p.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	deadline := time.After(stopTimeout)
 	select {
 	case <-p.done:
-		return nil
-	case <-time.After(stopTimeout):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	case <-deadline:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-p.done
 		return fmt.Errorf("did not stop within %v of SIGTERM; killed", stopTimeout)
 	}
+	// bash may exit before the server it started (go run's child) has: the next server block needs the
+	// data dir's lock and the ports, so wait until the whole group is gone.
+	for syscall.Kill(-pgid, 0) == nil {
+		select {
+		case <-deadline:
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			return fmt.Errorf("its children did not stop within %v of SIGTERM; killed", stopTimeout)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func (p *process) log() string {
