@@ -200,7 +200,10 @@ func Connect(cfg Config, log zerolog.Logger) (*nats.Conn, error) {
 		nats.Name(strings.TrimSpace("tollgate "+cfg.Name)),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() { // Close, at shutdown
+				return
+			}
 			log.Warn().Err(err).Msg("NATS disconnected: deciding on the last applied master data")
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
