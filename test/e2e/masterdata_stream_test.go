@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	tollgate "github.com/tollgate/tollgate/clients/go"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/masterdata/feed"
 	"github.com/tollgate/tollgate/server/masterdata/feed/natstest"
@@ -103,5 +105,68 @@ func TestMasterDataStreamExcludesFiles(t *testing.T) {
 	}, zerolog.Nop())
 	if err == nil {
 		t.Fatal("New with --masterdata and --masterdata-stream: no error")
+	}
+}
+
+// TestDecisionsGoOnWithoutNATS: with NATS killed, a stream-fed service keeps deciding on its last data
+// and says it is disconnected; once NATS is back it catches up with what was published meanwhile.
+func TestDecisionsGoOnWithoutNATS(t *testing.T) {
+	nsrv := natstest.StartServer(t)
+	s := natstest.UniqueStream(t, nsrv.URL)
+	ctx := context.Background()
+	publish := func(body []byte) uint64 {
+		t.Helper()
+		p, err := feed.NewPublisher(ctx, feed.Config{URL: s.URL, Stream: s.Name, Subject: s.Subject})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		ack, err := p.Publish(ctx, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
+	}
+	first := publish(userEventJSON("u_a", "ev-a", 1, "ACTIVE"))
+	srv := startServer(t, app.Config{MasterdataStream: s.URL, MasterdataStreamName: s.Name, MasterdataSubject: s.Subject})
+	known := func(user string, revision uint64) {
+		t.Helper()
+		d, err := srv.Client.Decide(ctx, poSubmit(user, "100.00"))
+		if err != nil {
+			t.Fatalf("decide for %s: %v", user, err)
+		}
+		if d.GetReasons()[0].GetCode() == "UNKNOWN_USER" || d.GetMasterdataRevision() != revision {
+			t.Errorf("decide for %s: %v at revision %d, want the user known at %d", user, d.GetReasons(), d.GetMasterdataRevision(), revision)
+		}
+	}
+	known("u_a", first)
+
+	nsrv.Stop()
+	waitStatus(t, srv.Client, "disconnected", func(st *tollgatev1.StatusResponse) bool { return !st.GetStream().GetConnected() })
+	known("u_a", first)
+
+	nsrv.Start()
+	second := publish(userEventJSON("u_b", "ev-b", 1, "ACTIVE"))
+	waitStatus(t, srv.Client, "caught up", func(st *tollgatev1.StatusResponse) bool {
+		return st.GetStream().GetConnected() && st.GetRevision() == second && st.GetStream().GetLag() == 0
+	})
+	known("u_b", second)
+}
+
+func waitStatus(t *testing.T, c *tollgate.Client, what string, cond func(*tollgatev1.StatusResponse) bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := c.MasterDataStatus(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond(st) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %v", what, st)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

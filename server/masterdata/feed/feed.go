@@ -58,7 +58,8 @@ type Config struct {
 	// Registry, if set, receives the feed's metrics.
 	Registry prometheus.Registerer
 	// Observe, if set, is called with the outcome of every event applied from the stream (for the
-	// service's event counter).
+	// service's event counter), on the consuming goroutine after the event is applied: it holds the
+	// feed back while it runs, so it must be quick.
 	Observe func(masterdata.Outcome)
 }
 

@@ -304,3 +304,58 @@ func TestStartRefusedWithoutNATS(t *testing.T) {
 		t.Fatalf("New without NATS: %v, want a connect error", err)
 	}
 }
+
+// TestLagReported: while the replica is behind, Status (and the lag gauge) say by how much, also with
+// NATS down, and the lag goes back to 0 once it caught up. The test holds the consumer back in
+// Config.Observe, which the feed calls after applying each event.
+func TestLagReported(t *testing.T) {
+	srv := natstest.StartServer(t)
+	s := natstest.UniqueStream(t, srv.URL)
+	p := newPublisher(t, s)
+	store := newStore(t, masterdata.Config{})
+	gate := make(chan struct{})
+	cfg := config(s)
+	reg := prometheus.NewRegistry()
+	cfg.Registry = reg
+	cfg.Observe = func(masterdata.Outcome) { <-gate }
+	f := startFeed(t, cfg, store)
+	seqs := publish(t, p, siteEvent("l1", "DC1", 1, "ACTIVE"), siteEvent("l2", "DC2", 1, "ACTIVE"), siteEvent("l3", "DC3", 1, "ACTIVE"))
+	eventually(t, "a lag of 2 while the first event is held", func() bool {
+		st := f.Status()
+		return st.Revision == seqs[0] && st.Head == seqs[2] && st.Lag == 2
+	})
+	if got := gaugeValue(t, reg, "tollgate_masterdata_stream_lag"); got != 2 {
+		t.Errorf("lag gauge %v, want 2", got)
+	}
+
+	srv.Stop()
+	eventually(t, "disconnected", func() bool { return !f.Status().Connected })
+	if got := gaugeValue(t, reg, "tollgate_masterdata_stream_connected"); got != 0 {
+		t.Errorf("connected gauge %v with NATS down, want 0", got)
+	}
+	if st := f.Status(); st.Lag != 2 || st.Head != seqs[2] {
+		t.Errorf("with NATS down: lag %d head %d, want the last seen: 2 and %d", st.Lag, st.Head, seqs[2])
+	}
+	srv.Start()
+	close(gate)
+	eventually(t, "caught up after NATS returned", func() bool {
+		st := f.Status()
+		return st.Connected && st.Revision == seqs[2] && st.Lag == 0
+	})
+}
+
+// gaugeValue returns the value of the registered gauge name.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
