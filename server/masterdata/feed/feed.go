@@ -428,7 +428,12 @@ func (f *Feed) waitRevision(ctx context.Context, seq uint64) error {
 func redact(raw string) string {
 	parts := strings.Split(raw, ",")
 	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
+		p = strings.TrimSpace(p)
+		if !strings.Contains(p, "@") {
+			parts[i] = p // no credentials; also keeps host:port, which url.Parse refuses
+			continue
+		}
+		u, err := url.Parse(p)
 		if err != nil {
 			parts[i] = "(unparseable URL)"
 			continue
