@@ -111,7 +111,11 @@ type Client struct {
 }
 
 // Dial creates a client for addr (host:port, or a grpc target such as
-// dns:///host:port or unix:///path). Like grpc.NewClient it does not connect:
+// dns:///host:port or unix:///path). A comma-separated list of host:port
+// addresses, "r1:7070,r2:7070,r3:7070", is a fleet: calls go round robin to
+// the replicas that are up, and a replica that goes down is skipped until it
+// is back (client-side load balancing; the plaintext rule then holds for
+// every address). Like grpc.NewClient it does not connect:
 // the connection is made by the first call, so an unreachable server shows up
 // as an Unavailable error from that call. ctx bounds only the setup work
 // (reading TLS files). Dial returns [ErrNoTransportSecurity] or
@@ -126,13 +130,27 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	creds, err := cfg.transportCredentials(addr)
+	fleet, err := fleetAddrs(addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	loopback := isLoopback(addr)
+	if fleet != nil {
+		loopback = allLoopback(fleet)
+	}
+	creds, err := cfg.transportCredentials(loopback)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	dialOpts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithUserAgent(userAgent),
+	}
+	target := addr
+	if fleet != nil {
+		var fleetOpts []grpc.DialOption
+		target, fleetOpts = fleetDial(fleet)
+		dialOpts = append(dialOpts, fleetOpts...)
 	}
 	if cfg.token != "" {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearerToken{
@@ -141,7 +159,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		}))
 	}
 	dialOpts = append(dialOpts, cfg.dialOptions...)
-	conn, err := grpc.NewClient(addr, dialOpts...)
+	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
@@ -153,8 +171,9 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	}, nil
 }
 
-// transportCredentials picks TLS or plaintext and enforces the loopback rule.
-func (c *dialConfig) transportCredentials(addr string) (credentials.TransportCredentials, error) {
+// transportCredentials picks TLS or plaintext and enforces the loopback rule;
+// loopback says whether the target is on this machine.
+func (c *dialConfig) transportCredentials(loopback bool) (credentials.TransportCredentials, error) {
 	useTLS := c.tlsConfig != nil || c.tlsFiles
 	switch {
 	case useTLS && c.insecure:
@@ -172,7 +191,6 @@ func (c *dialConfig) transportCredentials(addr string) (credentials.TransportCre
 		}
 		return credentials.NewTLS(cfg), nil
 	}
-	loopback := isLoopback(addr)
 	if !loopback && !c.insecure {
 		return nil, ErrNoTransportSecurity
 	}

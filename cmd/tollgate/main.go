@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate/tollgate/server/audit/transparency"
 	"github.com/tollgate/tollgate/server/masterdata"
 	"github.com/tollgate/tollgate/server/masterdata/feed"
+	"github.com/tollgate/tollgate/server/telemetry"
 )
 
 func main() {
@@ -113,6 +114,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext on a non-loopback --addr or --http-addr (logs a warning at every start)")
 	fs.DurationVar(&cfg.DecisionTimeout, "decision-timeout", 5*time.Second, "server-side deadline of each decision call")
 	bundleFlags := registerBundleFlags(fs, &cfg)
+	fs.StringVar(&cfg.Tracing.Endpoint, "otel-endpoint", telemetry.EndpointFromEnv(os.Getenv), "OpenTelemetry collector `host:port` (or http(s):// URL) that receives traces over OTLP/gRPC; empty turns tracing off (default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else $OTEL_EXPORTER_OTLP_ENDPOINT)")
+	fs.BoolVar(&cfg.Tracing.Insecure, "otel-insecure", false, "send traces in plaintext to a collector that is not on loopback (default TLS there; loopback and http:// endpoints are plaintext)")
+	sampleRatio := fs.Float64("otel-sample-ratio", telemetry.DefaultSampleRatio, "share of traces started here that are sampled, 0 to 1; a caller's traceparent decides for its own trace")
 	logFormat := fs.String("log-format", "json", "log format: json or console")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -126,6 +130,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	cfg.Bundles = bundleCfg
+	cfg.Tracing.SampleRatio = sampleRatio
 	cfg.Audit.Mode = audit.Mode(*auditMode)
 	if *mask != "" {
 		cfg.Audit.MaskPaths = strings.Split(*mask, ",")

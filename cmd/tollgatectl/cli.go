@@ -88,7 +88,7 @@ var globalFlagNames = []string{"addr", "timeout", "ca", "cert", "key", "token", 
 // register defines the global flags on fs with the current values as
 // defaults, so a leaf's flag set keeps what the top level already parsed.
 func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.addr, "addr", g.addr, "server `HOST:PORT` (env TOLLGATE_ADDR)")
+	fs.StringVar(&g.addr, "addr", g.addr, "server `HOST:PORT`, or a fleet as HOST:PORT,HOST:PORT,... (calls go round robin to the replicas that are up) (env TOLLGATE_ADDR)")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "deadline for each call (0: none)")
 	fs.StringVar(&g.ca, "ca", g.ca, "CA certificate `FILE` (PEM) that verifies the server; enables TLS")
 	fs.StringVar(&g.cert, "cert", g.cert, "client certificate `FILE` (PEM) for mutual TLS; needs --key")

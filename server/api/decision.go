@@ -38,6 +38,7 @@ type DecisionServer struct {
 
 	receipts   *Transparency // see WithReceipts
 	asyncAudit bool
+	tracing    decisionTracing // see WithTracing
 }
 
 // NewDecisionServer returns the decision service over eng. Every decision is written to log before it
@@ -92,8 +93,11 @@ func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.Decide
 	}
 	out := &tollgatev1.DecideBatchResponse{Responses: make([]*tollgatev1.DecideResponse, len(ins))}
 	recs := make([]*audit.Record, len(ins))
+	annotateBatch(ctx, len(ins))
 	for i, in := range ins {
-		resp, rec, err := s.decide(ctx, reqs[i], in)
+		dctx, span := s.startSpan(ctx, SpanDecision)
+		resp, rec, err := s.decide(dctx, reqs[i], in)
+		endDecisionSpan(span, err)
 		if err != nil {
 			// Decisions before this one are recorded; the caller learns which failed by its index.
 			return nil, toStatus(s.log, fmt.Errorf("requests[%d]: %w", i, err))
@@ -120,7 +124,9 @@ func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.Decide
 // stored record, or for an idempotent retry the original's (committed in sync mode).
 func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideRequest, in *engine.Request) (*tollgatev1.DecideResponse, *audit.Record, error) {
 	start := time.Now()
-	res := s.engine.Decide(ctx, in)
+	evalCtx, evalSpan := s.startSpan(ctx, SpanEvaluate)
+	res := s.engine.Decide(evalCtx, in)
+	endEvaluate(evalSpan, res)
 	latency := time.Since(start)
 	resp := responseFor(ulid.Make().String(), res)
 	var subject *audit.Record
@@ -129,7 +135,9 @@ func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideReque
 		if err != nil {
 			return nil, nil, err
 		}
-		stored, original, err := s.audit.Write(ctx, rec)
+		auditCtx, auditSpan := s.startSpan(ctx, SpanAuditCommit)
+		stored, original, err := s.audit.Write(auditCtx, rec)
+		s.endAuditCommit(auditSpan, stored, err)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -141,6 +149,7 @@ func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideReque
 		}
 	}
 	s.metrics.observeDecision(in.Action, string(res.Effect), time.Since(start))
+	s.annotateDecision(ctx, in, resp)
 	return resp, subject, nil
 }
 

@@ -37,6 +37,7 @@ import (
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/masterdata"
 	"github.com/tollgate/tollgate/server/masterdata/feed"
+	"github.com/tollgate/tollgate/server/telemetry"
 )
 
 // Config configures the service. The zero value of every field has a working default.
@@ -123,6 +124,9 @@ type Config struct {
 	// Bundles configures the policy bundle gate and its sources (bundle server URL and polling,
 	// signature verification, required tests). Its Dir is BundleDir and its Registry is set by the app.
 	Bundles bundles.Config
+	// Tracing configures OpenTelemetry tracing; off (the zero value) unless it names a collector. Its
+	// ReplicaID is set by the app, and its Version defaults to the binary's.
+	Tracing telemetry.Config
 }
 
 // Defaults for Config.
@@ -178,6 +182,7 @@ type App struct {
 	checkpointer  *transparency.Checkpointer
 	fileWitnesses []*transparency.FileWitness
 	verifierKey   string
+	tracing       *telemetry.Tracing
 }
 
 // New loads the master data and the policy bundle, builds the services and binds both listeners, so the
@@ -207,6 +212,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	defer func() {
 		if !built {
 			a.closeFeed()
+			a.stopTracing()
 			a.unlockDataDir()
 		}
 	}()
@@ -282,6 +288,12 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		return nil, err
 	}
 
+	if err := a.startTelemetry(); err != nil {
+		a.closeAudit()
+		return nil, err
+	}
+	serverOpts = append(serverOpts, a.tracing.ServerOptions()...)
+
 	auditServer := api.NewAuditServer(a.store, eng, cfg.Limits, log).WithImpact(api.ImpactConfig{Gate: a.bundles, Timeout: cfg.ImpactTimeout}).
 		WithTransparency(receipts)
 	if cfg.Checkpoints.SigningKeyFile != "" {
@@ -294,7 +306,8 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		mdServer.WithStream(a.feed)
 	}
 	a.grpc, a.health = api.NewServer(api.Services{
-		Decisions:  api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync),
+		Decisions: api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync).
+			WithTracing(a.tracing.Tracer(), cfg.ReplicaID, a.chainID),
 		MasterData: mdServer,
 		Audit:      auditServer,
 	}, api.NewGuard(a.auth, cfg.DecisionTimeout, log), log, serverOpts...)
@@ -522,6 +535,7 @@ func (a *App) shutdown() {
 	defer cancel()
 	_ = a.http.Shutdown(ctx)
 	a.closeFeed()
+	a.stopTracing()
 	a.closeAudit()
 	a.writer, a.store = nil, nil
 }
@@ -532,6 +546,7 @@ func (a *App) Close() error {
 	a.closeAudit()
 	a.writer, a.store = nil, nil
 	a.grpc.Stop()
+	a.stopTracing()
 	a.engine.Close()
 	_ = a.http.Close()
 	// Listeners handed to Serve are closed by Stop and Close; these close them when Run never ran.

@@ -14,6 +14,10 @@ type metrics struct {
 	commitFailures prometheus.Counter
 	records        prometheus.Counter
 	rejected       prometheus.Counter
+	// headSeq and lastCommit show each replica's chain growing on a fleet dashboard: a chain whose
+	// head stops while others grow is a replica that stopped recording.
+	headSeq    prometheus.Gauge
+	lastCommit prometheus.Gauge
 }
 
 func newMetrics(reg *prometheus.Registry, chainID string, queueDepth, healthy func() float64) (*metrics, error) {
@@ -39,12 +43,20 @@ func newMetrics(reg *prometheus.Registry, chainID string, queueDepth, healthy fu
 			Name: "tollgate_audit_rejected_records_total", Help: "Audit records the store refused; in async mode each is in the dead-letter file.",
 			ConstLabels: labels,
 		}),
+		headSeq: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tollgate_audit_chain_head_seq", Help: "Seq of the last committed record of the audit chain this writer appends to: the chain's length.",
+			ConstLabels: labels,
+		}),
+		lastCommit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tollgate_audit_last_commit_timestamp_seconds", Help: "Unix time of the audit chain's last successful commit by this writer (0 before the first).",
+			ConstLabels: labels,
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	cs := []prometheus.Collector{
-		m.batchSize, m.commitSeconds, m.commitFailures, m.records, m.rejected,
+		m.batchSize, m.commitSeconds, m.commitFailures, m.records, m.rejected, m.headSeq, m.lastCommit,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_audit_queue_depth", Help: "Audit records queued and not yet committed.",
 			ConstLabels: labels,

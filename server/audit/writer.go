@@ -271,6 +271,7 @@ func NewWriter(cfg Config, store Store, log zerolog.Logger) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.met.headSeq.Set(float64(head.Seq))
 	go w.run()
 	return w, nil
 }
@@ -916,6 +917,8 @@ func (w *Writer) appendBatch(live []*item) error {
 		return err
 	}
 	w.head = Head{ChainID: w.cfg.ChainID, Seq: seq, Hash: hash}
+	w.met.headSeq.Set(float64(seq))
+	w.met.lastCommit.SetToCurrentTime()
 	w.met.batchSize.Observe(float64(len(entries)))
 	w.met.records.Add(float64(len(entries)))
 	if !w.healthy.Swap(true) {

@@ -287,3 +287,45 @@ func candidates(t testing.TB, reg *prometheus.Registry, outcome bundles.Outcome)
 	}
 	return 0
 }
+
+// TestActiveInfoMetric: tollgate_bundle_active_info names the deciding revision, and only it, from
+// before the first activation (absent) through a second one.
+func TestActiveInfoMetric(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, bundles.Config{})
+	if got := activeInfo(t, f.registry); len(got) != 0 {
+		t.Fatalf("before any activation: %v, want no series", got)
+	}
+	for _, rev := range []string{"r1", "r2"} {
+		c := f.manager.OfferTarball(ctx, rev, tarball(t, policy(rev, rev), ""))
+		if c.Outcome != bundles.Activated {
+			t.Fatalf("%s: %+v", rev, c)
+		}
+		if got := activeInfo(t, f.registry); len(got) != 1 || got[c.Revision] != 1 {
+			t.Errorf("after activating %s: %v, want only %s = 1", rev, got, c.Revision)
+		}
+	}
+}
+
+// activeInfo reads tollgate_bundle_active_info's series from reg: revision -> value.
+func activeInfo(t testing.TB, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, fam := range families {
+		if fam.GetName() != "tollgate_bundle_active_info" {
+			continue
+		}
+		for _, m := range fam.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "revision" {
+					out[l.GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}

@@ -191,8 +191,10 @@ func New(cfg Config, eng Engine, keep Keeper, log zerolog.Logger) (*Manager, err
 		Help: "Candidate policy bundles considered by the activation gate, by outcome.",
 	}, []string{"outcome"})
 	if cfg.Registry != nil {
-		if err := cfg.Registry.Register(m.count); err != nil {
-			return nil, fmt.Errorf("bundles: register metrics: %w", err)
+		for _, c := range []prometheus.Collector{m.count, newActiveInfo(eng)} {
+			if err := cfg.Registry.Register(c); err != nil {
+				return nil, fmt.Errorf("bundles: register metrics: %w", err)
+			}
 		}
 	}
 	return m, nil

@@ -14,6 +14,18 @@
 //	                                   background and waits until it accepts
 //	                                   connections
 //	<!-- readme-test: exit N -->       the block must end with exit status N
+//	<!-- readme-test: needs postgres nats -->
+//	                                   the block runs against the machine's
+//	                                   PostgreSQL (127.0.0.1:5432) and/or NATS
+//	                                   (127.0.0.1:4222); when one cannot be
+//	                                   reached the block is skipped, saying so,
+//	                                   unless TOLLGATE_REQUIRE_POSTGRES=1 or
+//	                                   TOLLGATE_REQUIRE_NATS=1 (set by .ci/run)
+//	                                   makes that a failure
+//
+// A block may start servers in the background (a line ending with &, its
+// output redirected to a file); the runner kills every process a block left
+// in its process group when the test ends.
 //
 // An unmarked block that starts a server (`tollgate serve` without -h) is an
 // error, named by its line, rather than a block that waits for its timeout.

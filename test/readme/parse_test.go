@@ -16,6 +16,9 @@ type block struct {
 	reason string // why a skipped block is skipped
 	exit   int    // the status the block must end with
 	expect *block // the output block right after this sh block, if any
+	// needs names the local services (postgres, nats) a block runs against; without them it is
+	// skipped, saying so, unless the environment requires them (see requireService).
+	needs []string
 }
 
 // kind says how an sh block runs.
@@ -31,6 +34,7 @@ var (
 	markerRE = regexp.MustCompile(`^<!--\s*readme-test:\s*(.*?)\s*-->$`)
 	exitRE   = regexp.MustCompile(`^exit ([0-9]+)$`)
 	skipRE   = regexp.MustCompile(`^skip\b\s*(.*)$`)
+	needsRE  = regexp.MustCompile(`^needs((?:\s+(?:postgres|nats))+)$`)
 )
 
 // parseReadme returns the README's sh blocks in order, each with its marker
@@ -130,7 +134,11 @@ func applyMarker(b *block, marker string, line int) error {
 		b.exit, _ = strconv.Atoi(m[1])
 		return nil
 	}
-	return fmt.Errorf("README.md:%d: unknown readme-test marker %q (want skip REASON, server or exit N)", line, marker)
+	if m := needsRE.FindStringSubmatch(marker); m != nil {
+		b.needs = strings.Fields(m[1])
+		return nil
+	}
+	return fmt.Errorf("README.md:%d: unknown readme-test marker %q (want skip REASON, server, exit N or needs postgres|nats)", line, marker)
 }
 
 // serveRE finds a command that starts the service rather than asking it for
@@ -140,11 +148,12 @@ var (
 	helpRE  = regexp.MustCompile(`\s(-h|--?help)\b`)
 )
 
-// serveCommand returns the first line of text that starts a server, or "".
+// serveCommand returns the first line of text that starts a server in the foreground, or "". A server
+// started in the background (the line ends with &) does not hold the block.
 func serveCommand(text string) string {
 	for _, m := range serveRE.FindAllStringSubmatch(text, -1) {
 		cmd := strings.TrimSpace(stripComment(m[1]))
-		if !helpRE.MatchString(cmd) {
+		if !helpRE.MatchString(cmd) && !strings.HasSuffix(cmd, "&") {
 			return cmd
 		}
 	}

@@ -74,6 +74,8 @@ func TestReadme(t *testing.T) {
 			switch {
 			case b.kind == skip:
 				t.Skipf("README.md:%d not run: %s", b.line, b.reason)
+			case !r.servicesUp(t, b):
+				// servicesUp skipped or failed the block.
 			case b.kind == server:
 				r.startServer(t, b)
 			case b.transcript() != nil:
@@ -97,6 +99,7 @@ type runner struct {
 	httpAddr string
 	logDir   string
 	srv      *process
+	groups   []int // process groups of the blocks run so far
 }
 
 func newRunner(t *testing.T, root string) *runner {
@@ -118,6 +121,9 @@ func newRunner(t *testing.T, root string) *runner {
 	r.env = append(r.env, "EDITOR="+editor)
 	r.pickPorts(t)
 	t.Cleanup(func() {
+		for _, pgid := range r.groups {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
 		if r.srv != nil {
 			if err := r.srv.stop(); err != nil {
 				t.Errorf("stop the README's server: %v\n%s", err, r.srv.log())
@@ -125,6 +131,42 @@ func newRunner(t *testing.T, root string) *runner {
 		}
 	})
 	return r
+}
+
+// startsBackground reports whether script has a command line ending with &.
+func startsBackground(script string) bool {
+	for _, line := range strings.Split(script, "\n") {
+		if strings.HasSuffix(strings.TrimSpace(stripComment(line)), "&") {
+			return true
+		}
+	}
+	return false
+}
+
+// services are the local services a block may need, at the addresses the README uses, and the
+// environment variable that makes their absence a failure rather than a skip.
+var services = map[string]struct{ addr, require string }{
+	"postgres": {"127.0.0.1:5432", "TOLLGATE_REQUIRE_POSTGRES"},
+	"nats":     {"127.0.0.1:4222", "TOLLGATE_REQUIRE_NATS"},
+}
+
+// servicesUp reports whether every service b needs accepts connections; when one does not, it skips
+// the block or, where the environment requires the service, fails it.
+func (r *runner) servicesUp(t *testing.T, b *block) bool {
+	for _, name := range b.needs {
+		svc := services[name]
+		c, err := net.DialTimeout("tcp", svc.addr, 2*time.Second)
+		if err == nil {
+			c.Close()
+			continue
+		}
+		if os.Getenv(svc.require) == "1" {
+			t.Fatalf("README.md:%d needs %s at %s, and %s=1: %v", b.line, name, svc.addr, svc.require, err)
+		}
+		t.Skipf("README.md:%d not run: it needs %s at %s (%v)", b.line, name, svc.addr, err)
+		return false
+	}
+	return true
 }
 
 // runScript runs an ordinary block and checks its status and output.
@@ -175,6 +217,11 @@ func (r *runner) bash(script string) (string, int, error) {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
+	// What a block started in the background (its process group outlives bash) is killed with the
+	// test, even if a later block that would stop it fails.
+	if startsBackground(script) {
+		r.groups = append(r.groups, cmd.Process.Pid)
+	}
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
@@ -443,12 +490,17 @@ func TestParseReadme(t *testing.T) {
 		"```sh\necho\n",
 		"```sh\nbin/tollgate dev-certs certs\nbin/tollgate serve --callers certs/callers.json   # then\n```\n",
 		"```sh\n$ go run ./cmd/tollgate serve\n```\n",
+		"<!-- readme-test: needs redis -->\n```sh\necho\n```\n",
+		"<!-- readme-test: needs -->\n```sh\necho\n```\n",
 	} {
 		if _, err := parseReadme(bad); err == nil {
 			t.Errorf("parseReadme(%q) = nil error, want one naming the line", bad)
 		}
 	}
 
+	if bs, err := parseReadme("<!-- readme-test: needs postgres nats -->\n```sh\nbin/tollgate serve --addr :1 > r1.log 2>&1 &\n```\n"); err != nil || len(bs) != 1 || strings.Join(bs[0].needs, ",") != "postgres,nats" || bs[0].kind != script {
+		t.Errorf("a needs block starting a server in the background: %v, %v; want a script needing postgres and nats", bs, err)
+	}
 	if _, err := parseReadme("```sh\nbin/tollgate serve -h\nbin/tollgatectl decide -f r.json\n```\n"); err != nil {
 		t.Errorf("parseReadme refused serve -h, which exits at once: %v", err)
 	}
