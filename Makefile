@@ -29,8 +29,10 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # Side-by-side benchmark against stock OPA (issue 6): builds both servers, checks they decide the corpus
-# identically, drives each at 16 and 64 concurrent requests, runs the in-process floor and scale
-# benchmarks and writes docs/performance.md. About 4 minutes; loopback only.
+# identically, drives each at 16 and 64 concurrent requests, beside Tollgate with its audit log in
+# PostgreSQL (issue 13; PERF_FLAGS=-skip-postgres to leave it out, -postgres URL for another server),
+# runs the in-process floor and scale benchmarks and writes docs/performance.md. About 6 minutes;
+# loopback only.
 .PHONY: perf
 perf:
 	$(GO) run ./test/perf/cmd/perfrun -out docs/performance.md $(PERF_FLAGS)

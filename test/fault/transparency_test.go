@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,9 @@ import (
 // witness file, exposes the tampering (--since-checkpoint).
 
 const tamperDecisions = 40
+
+// checkpointsChecked matches verify's line for a log with at least one checkpoint checked.
+var checkpointsChecked = regexp.MustCompile(`(?m)^checkpoints checked: [1-9][0-9]*$`)
 
 // tamperCase is one tampering, applied to the stopped service's file.
 type tamperCase func(t *testing.T, db *sql.DB)
@@ -88,8 +92,9 @@ func runTamper(t *testing.T, tamper tamperCase, outsideSeq uint64, outside, tabl
 			witness := keepCheckpoint(t, dir)
 			if everyTable {
 				s = start(t, dir, "sync")
+				// One checkpoint or more: the restarted service may sign one of its own before verify runs.
 				if out, errOut, code := s.ctl(t, "audit", "verify", "--since-checkpoint", witness); code != 0 ||
-					!strings.Contains(out, "checkpoints checked: 1\n") || !strings.Contains(out, "extends the checkpoint in") {
+					!checkpointsChecked.MatchString(out) || !strings.Contains(out, "extends the checkpoint in") {
 					t.Fatalf("verify --since-checkpoint before tampering: exit %d\n%s%s", code, out, errOut)
 				}
 				s.stop(t)

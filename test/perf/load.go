@@ -54,6 +54,9 @@ type RunStats struct {
 	// ServerCPU and ClientCPU are user+system CPU time spent during the run by the server process and by
 	// this (load) process.
 	ServerCPU, ClientCPU time.Duration
+	// StoreCPU is CPU time spent during the run by the server's store in other processes: PostgreSQL's
+	// backends for Tollgate on PostgreSQL (see PostgresDB.BackendCPU); zero where there are none.
+	StoreCPU time.Duration
 }
 
 // Rate is decisions per second.
@@ -70,6 +73,9 @@ func (s RunStats) Quantile(q float64) time.Duration {
 
 // ServerCPUPerDecision and ClientCPUPerDecision divide the CPU time by the decisions answered.
 func (s RunStats) ServerCPUPerDecision() time.Duration { return perDecision(s.ServerCPU, s.Decisions) }
+
+// StoreCPUPerDecision is the store processes' CPU time per answered decision.
+func (s RunStats) StoreCPUPerDecision() time.Duration { return perDecision(s.StoreCPU, s.Decisions) }
 
 // ClientCPUPerDecision is the load process's CPU time per answered decision.
 func (s RunStats) ClientCPUPerDecision() time.Duration { return perDecision(s.ClientCPU, s.Decisions) }

@@ -22,15 +22,28 @@ type Machine struct {
 	LoadAfter  string // and when it ended
 }
 
+// The servers a report compares, as Run.Server names them.
+const (
+	ServerOPA        = "OPA"         // stock OPA's REST server
+	ServerTollgate   = "Tollgate"    // tollgate serve, sync audit in SQLite (its default)
+	ServerTollgatePG = "Tollgate-PG" // tollgate serve, sync audit in PostgreSQL (--audit-store postgres://…)
+)
+
+// PostgresTarget is the least Tollgate-on-PostgreSQL ÷ Tollgate-on-SQLite decisions/s ratio issue 13
+// asks for on one replica.
+const PostgresTarget = 0.8
+
 // Run is one closed-loop run in a report.
 type Run struct {
-	Server      string // "OPA" or "Tollgate"
+	Server      string // ServerOPA, ServerTollgate or ServerTollgatePG
 	Concurrency int
 	Rep         int
 	Stats       RunStats
 }
 
-// Report is everything docs/performance.md shows.
+// Report is everything docs/performance.md shows. WriteMarkdown writes it as a list of sections and
+// Targets computes the target rows, so a new measurement (the fleet's event-to-decision lag, say) is a
+// field here, one more section writer and its rows in Targets.
 type Report struct {
 	Date     time.Time
 	Command  string
@@ -45,6 +58,15 @@ type Report struct {
 	Reps     int
 	Runs     []Run
 	Bench    Bench
+	// Postgres describes the PostgreSQL server of the ServerTollgatePG runs; nil when they were skipped.
+	Postgres *PostgresInfo
+}
+
+// PostgresInfo is what the report says about the PostgreSQL server measured.
+type PostgresInfo struct {
+	Server            string // URL of the server, password redacted
+	Version           string // server_version
+	SynchronousCommit string // synchronous_commit: "on" for the durability sync mode promises
 }
 
 // Bench holds the in-process results parsed from `go test -bench` output.
@@ -125,6 +147,9 @@ type metric struct {
 	name   string
 	value  func(RunStats) float64
 	format func(float64) string
+	// withPG marks a row shown only when Tollgate on PostgreSQL was measured; pgOnly a figure only it
+	// has (the other servers show "—").
+	withPG, pgOnly bool
 }
 
 func ms(v float64) string  { return fmt.Sprintf("%.2f ms", v) }
@@ -132,13 +157,15 @@ func us(v float64) string  { return fmt.Sprintf("%.0f µs", v) }
 func num(v float64) string { return fmt.Sprintf("%.0f", v) }
 
 var metrics = []metric{
-	{"decisions/s", RunStats.Rate, num},
-	{"p50 latency", func(s RunStats) float64 { return msOf(s.Quantile(0.50)) }, ms},
-	{"p99 latency", func(s RunStats) float64 { return msOf(s.Quantile(0.99)) }, ms},
-	{"p99.9 latency", func(s RunStats) float64 { return msOf(s.Quantile(0.999)) }, ms},
-	{"server CPU / decision", func(s RunStats) float64 { return usOf(s.ServerCPUPerDecision()) }, us},
-	{"client CPU / decision", func(s RunStats) float64 { return usOf(s.ClientCPUPerDecision()) }, us},
-	{"errors", func(s RunStats) float64 { return float64(s.Errors) }, num},
+	{"decisions/s", RunStats.Rate, num, false, false},
+	{"p50 latency", func(s RunStats) float64 { return msOf(s.Quantile(0.50)) }, ms, false, false},
+	{"p99 latency", func(s RunStats) float64 { return msOf(s.Quantile(0.99)) }, ms, false, false},
+	{"p99.9 latency", func(s RunStats) float64 { return msOf(s.Quantile(0.999)) }, ms, false, false},
+	{"server CPU / decision", func(s RunStats) float64 { return usOf(s.ServerCPUPerDecision()) }, us, false, false},
+	{"PostgreSQL CPU / decision", func(s RunStats) float64 { return usOf(s.StoreCPUPerDecision()) }, us, true, true},
+	{"server + PostgreSQL CPU / decision", func(s RunStats) float64 { return usOf(s.ServerCPUPerDecision() + s.StoreCPUPerDecision()) }, us, true, false},
+	{"client CPU / decision", func(s RunStats) float64 { return usOf(s.ClientCPUPerDecision()) }, us, false, false},
+	{"errors", func(s RunStats) float64 { return float64(s.Errors) }, num, false, false},
 }
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -174,11 +201,105 @@ func (r *Report) concurrencies() []int {
 	return cs
 }
 
-// WriteMarkdown writes the report as docs/performance.md.
+// servers returns the servers the report has runs of, in the order they ran.
+func (r *Report) servers() []string {
+	var ss []string
+	for _, s := range []string{ServerOPA, ServerTollgate, ServerTollgatePG} {
+		if slices.ContainsFunc(r.Runs, func(run Run) bool { return run.Server == s }) {
+			ss = append(ss, s)
+		}
+	}
+	return ss
+}
+
+var serverTitles = map[string]string{
+	ServerOPA:        "stock OPA",
+	ServerTollgate:   "Tollgate (SQLite, sync audit)",
+	ServerTollgatePG: "Tollgate (PostgreSQL, sync audit)",
+}
+
+// Target is one row of the report's targets table.
+type Target struct {
+	Issue    int     // the issue that sets the target
+	Name     string  // what is asked, e.g. "Tollgate on PostgreSQL ≥ 0.8× SQLite decisions/s at 16"
+	Measured string  // the figure, formatted
+	Ratio    float64 // the measured ratio, where the target is one (0 otherwise)
+	Met      bool
+}
+
+// Targets computes every target row the report's figures allow, in the order the report shows them.
+func (r *Report) Targets() []Target {
+	var ts []Target
+	cs := r.concurrencies()
+	for _, c := range cs {
+		ratio := r.Summary(ServerTollgate, c, "decisions/s") / r.Summary(ServerOPA, c, "decisions/s")
+		ts = append(ts, Target{6, fmt.Sprintf("Tollgate ≥ 2× OPA decisions/s at %d", c), fmt.Sprintf("%.2f×", ratio), ratio, ratio >= 2})
+	}
+	if slices.Contains(cs, 64) {
+		ratio := r.Summary(ServerTollgate, 64, "p99 latency") / r.Summary(ServerOPA, 64, "p99 latency")
+		ts = append(ts, Target{6, "Tollgate p99 at 64 ≤ ¼ of OPA's", fmt.Sprintf("%.2f× of OPA's", ratio), ratio, ratio <= 0.25})
+	}
+	b := r.Bench
+	opaNs, tgNs := b.CPUNsPerOp["BenchmarkFloor/opa-prepared"], b.CPUNsPerOp["BenchmarkFloor/tollgate-engine"]
+	opaWall, tgWall := b.NsPerOp["BenchmarkFloor/opa-prepared"], b.NsPerOp["BenchmarkFloor/tollgate-engine"]
+	if opaNs > 0 && tgNs > 0 && tgWall > 0 {
+		ts = append(ts, Target{6, "engine path ≥ 0.85× raw prepared eval rate",
+			fmt.Sprintf("%.2f× by CPU per decision (%.2f× by wall time)", opaNs/tgNs, opaWall/tgWall), opaNs / tgNs, opaNs/tgNs >= 0.85})
+	}
+	small, large := b.CPUNsPerOp["BenchmarkScale/records=10000"], b.CPUNsPerOp["BenchmarkScale/records=1000000"]
+	if small > 0 && large > 0 {
+		d := large/small - 1
+		ts = append(ts, Target{6, "decision cost at 1,000,000 vs 10,000 customer and item records within 10 %",
+			fmt.Sprintf("%+.1f %% (CPU per decision)", 100*d), 0, d <= 0.10 && d >= -0.10})
+	}
+	if n, sec, cpu, ok := b.largestLoad(); ok {
+		ts = append(ts, Target{6, "1,000,000 master-data records load in ≤ 10 s",
+			fmt.Sprintf("%d records in %.2f s (%.2f s CPU)", n, sec, cpu), 0, n >= 1_000_000 && sec <= 10})
+	}
+	if slices.Contains(r.servers(), ServerTollgatePG) {
+		for _, c := range cs {
+			ts = append(ts, r.postgresTarget(c))
+		}
+	}
+	return ts
+}
+
+// postgresTarget is issue 13's row at concurrency c: the median decisions/s of Tollgate on PostgreSQL
+// over that of Tollgate on SQLite, met at PostgresTarget or above. A run without a SQLite figure (or
+// without PostgreSQL runs) does not meet it.
+func (r *Report) postgresTarget(c int) Target {
+	t := Target{Issue: 13, Name: fmt.Sprintf("Tollgate on PostgreSQL ≥ %.1f× Tollgate on SQLite decisions/s at %d", PostgresTarget, c)}
+	pg, sq := r.Summary(ServerTollgatePG, c, "decisions/s"), r.Summary(ServerTollgate, c, "decisions/s")
+	if sq <= 0 || pg <= 0 {
+		t.Measured = "no figure"
+		return t
+	}
+	t.Ratio = pg / sq
+	t.Measured = fmt.Sprintf("%.2f× (%.0f vs %.0f decisions/s)", t.Ratio, pg, sq)
+	t.Met = t.Ratio >= PostgresTarget
+	return t
+}
+
+// printer writes formatted text; the section writers share one.
+type printer func(format string, args ...any)
+
+// WriteMarkdown writes the report as docs/performance.md, one section after another.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
-	p("# Performance: Tollgate beside stock OPA\n\n")
+	p := printer(func(format string, args ...any) { fmt.Fprintf(bw, format, args...) })
+	for _, section := range []func(printer){r.writeRun, r.writeLoad, r.writeTargets, r.writeBench, r.writeRuns} {
+		section(p)
+	}
+	return bw.Flush()
+}
+
+func (r *Report) writeRun(p printer) {
+	hasPG := slices.Contains(r.servers(), ServerTollgatePG)
+	title := "# Performance: Tollgate beside stock OPA\n\n"
+	if hasPG {
+		title = "# Performance: Tollgate on SQLite and on PostgreSQL beside stock OPA\n\n"
+	}
+	p("%s", title)
 	p("Written by the harness in `test/perf` (`make perf`); every figure below was measured by the run described here.\n")
 	p("Re-run it to measure your machine; figures from a different machine or load are not comparable.\n\n")
 	p("## Run\n\n")
@@ -186,57 +307,92 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	p("- Command: `%s`\n", r.Command)
 	p("- Source measured: %s\n", r.Source)
 	p("- Machine: %d CPUs (`nproc`), %s; %s; OPA %s\n", r.Machine.NProc, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.OPAVersion)
-	p("- Load average (1, 5, 15 min) before: %s; after: %s. The machine is shared: a load above the CPU count means other\n  work competed with both servers and the load tool.\n", r.Machine.LoadBefore, r.Machine.LoadAfter)
+	p("- Load average (1, 5, 15 min) before: %s; after: %s. The machine is shared: a load above the CPU count means other\n  work competed with the servers and the load tool.\n", r.Machine.LoadBefore, r.Machine.LoadAfter)
 	p("- Stock OPA: `opa run --server --addr 127.0.0.1:PORT --log-level error BUNDLEDIR`, decision logs off, built from the\n  OPA module in go.mod; the pack with `tollgate/md.rego` replaced by `test/perf/opa/md.rego` (reads `data.masterdata`),\n  master data exported from the same records to `data.json`. REST `POST /v1/data/tollgate/decision`, keep-alive\n  connections (one per worker).\n")
 	p("- Tollgate: `tollgate serve` with its defaults (sync durable hash-chained audit log in SQLite in a temp data dir),\n  `--masterdata DIR` with the same records as NDJSON change events. gRPC with the Go client, one connection.\n")
+	if pg := r.Postgres; pg != nil && hasPG {
+		p("- Tollgate on PostgreSQL: the same, with `--audit-store postgres://…/DB` (sync mode, the default) on a database\n  created for the run and dropped after it, on the server at `%s` (PostgreSQL %s, synchronous_commit=%s,\n  loopback). Its server CPU is the tollgate process's; PostgreSQL CPU is that of the database's backend processes\n  (pg_stat_activity, /proc/PID/stat) over the same run, shown apart and added in the row below it.\n",
+			pg.Server, pg.Version, pg.SynchronousCommit)
+	}
 	p("- Master data: the demo data plus %d generated customers, %d items and their inventory rows.\n", r.Volume, r.Volume)
 	p("- Corpus: %d requests from seed %d, cycling through %d generators (%s); they reach %d distinct primary reasons.\n",
 		r.Corpus, r.Seed, len(r.Families), strings.Join(r.Families, ", "), r.Reasons)
-	p("  Before any load, every request was sent to both servers: same effect, primary reason and approvers for all %d.\n", r.Corpus)
-	p("- Load: closed loop, %s per run, %d repetitions interleaved (OPA 16, Tollgate 16, OPA 64, Tollgate 64, …). Latency is\n  per answered request (all samples, sorted); CPU is user+system time of the server process (/proc/PID/stat) and of\n  the load process (getrusage) divided by decisions answered.\n\n", r.Duration, r.Reps)
+	var order []string
+	for _, c := range r.concurrencies() {
+		for _, s := range r.servers() {
+			order = append(order, fmt.Sprintf("%s %d", s, c))
+		}
+	}
+	p("  Before any load, every request was sent to every server: same effect, primary reason and approvers for all %d.\n", r.Corpus)
+	p("- Load: closed loop, %s per run, %d repetitions interleaved (%s, and again). Latency is\n  per answered request (all samples, sorted); CPU is user+system time of the server process (/proc/PID/stat) and of\n  the load process (getrusage) divided by decisions answered.\n\n", r.Duration, r.Reps, strings.Join(order, ", "))
+}
 
+func (r *Report) writeLoad(p printer) {
+	servers := r.servers()
+	hasPG := slices.Contains(servers, ServerTollgatePG)
 	for _, c := range r.concurrencies() {
 		p("## %d concurrent requests\n\n", c)
 		p("Median of %d runs, [min – max].\n\n", r.Reps)
-		p("| metric | stock OPA | Tollgate (sync audit) | Tollgate / OPA |\n|---|---|---|---|\n")
+		p("| metric |")
+		for _, s := range servers {
+			p(" %s |", serverTitles[s])
+		}
+		p(" Tollgate / OPA |")
+		if hasPG {
+			p(" PostgreSQL / SQLite |")
+		}
+		cols := len(servers) + 1
+		if hasPG {
+			cols++
+		}
+		p("\n|---|%s\n", strings.Repeat("---|", cols))
 		for _, m := range metrics {
-			o, t := summarize(r.values("OPA", c, m)), summarize(r.values("Tollgate", c, m))
-			ratio := "—"
-			if o.med != 0 && m.name != "errors" {
-				ratio = fmt.Sprintf("%.2f×", t.med/o.med)
+			if m.withPG && !hasPG {
+				continue
 			}
-			p("| %s | %s [%s – %s] | %s [%s – %s] | %s |\n", m.name, m.format(o.med), m.format(o.lo), m.format(o.hi),
-				m.format(t.med), m.format(t.lo), m.format(t.hi), ratio)
+			p("| %s |", m.name)
+			for _, s := range servers {
+				if m.pgOnly && s != ServerTollgatePG {
+					p(" — |")
+					continue
+				}
+				v := summarize(r.values(s, c, m))
+				p(" %s [%s – %s] |", m.format(v.med), m.format(v.lo), m.format(v.hi))
+			}
+			p(" %s |", r.ratio(m, c, ServerTollgate, ServerOPA))
+			if hasPG {
+				p(" %s |", r.ratio(m, c, ServerTollgatePG, ServerTollgate))
+			}
+			p("\n")
 		}
 		p("\n")
 	}
+}
 
-	p("## Targets (issue 6)\n\n| target | measured | met |\n|---|---|---|\n")
-	for _, c := range r.concurrencies() {
-		ratio := r.Summary("Tollgate", c, "decisions/s") / r.Summary("OPA", c, "decisions/s")
-		p("| Tollgate ≥ 2× OPA decisions/s at %d | %.2f× | %s |\n", c, ratio, yes(ratio >= 2))
+// ratio formats the median of m for server a over that of server b at concurrency c.
+func (r *Report) ratio(m metric, c int, a, b string) string {
+	va, vb := summarize(r.values(a, c, m)).med, summarize(r.values(b, c, m)).med
+	if vb == 0 || m.name == "errors" || m.pgOnly {
+		return "—"
 	}
-	if slices.Contains(r.concurrencies(), 64) {
-		ratio := r.Summary("Tollgate", 64, "p99 latency") / r.Summary("OPA", 64, "p99 latency")
-		p("| Tollgate p99 at 64 ≤ ¼ of OPA's | %.2f× of OPA's | %s |\n", ratio, yes(ratio <= 0.25))
-	}
-	b := r.Bench
-	opaNs, tgNs := b.CPUNsPerOp["BenchmarkFloor/opa-prepared"], b.CPUNsPerOp["BenchmarkFloor/tollgate-engine"]
-	opaWall, tgWall := b.NsPerOp["BenchmarkFloor/opa-prepared"], b.NsPerOp["BenchmarkFloor/tollgate-engine"]
-	if opaNs > 0 && tgNs > 0 && tgWall > 0 {
-		p("| engine path ≥ 0.85× raw prepared eval rate | %.2f× by CPU per decision (%.2f× by wall time) | %s |\n", opaNs/tgNs, opaWall/tgWall, yes(opaNs/tgNs >= 0.85))
-	}
-	small, large := b.CPUNsPerOp["BenchmarkScale/records=10000"], b.CPUNsPerOp["BenchmarkScale/records=1000000"]
-	if small > 0 && large > 0 {
-		d := large/small - 1
-		p("| decision cost at 1,000,000 vs 10,000 customer and item records within 10 %% | %+.1f %% (CPU per decision) | %s |\n", 100*d, yes(d <= 0.10 && d >= -0.10))
-	}
-	if n, sec, cpu, ok := b.largestLoad(); ok {
-		p("| 1,000,000 master-data records load in ≤ 10 s | %d records in %.2f s (%.2f s CPU) | %s |\n", n, sec, cpu, yes(n >= 1_000_000 && sec <= 10))
+	return fmt.Sprintf("%.2f×", va/vb)
+}
+
+func (r *Report) writeTargets(p printer) {
+	p("## Targets\n\n| target | issue | measured | met |\n|---|---|---|---|\n")
+	for _, t := range r.Targets() {
+		p("| %s | %d | %s | %s |\n", t.Name, t.Issue, t.Measured, yes(t.Met))
 	}
 	p("\n")
+}
 
+func (r *Report) writeBench(p printer) {
+	b := r.Bench
 	p("## In-process floor and scale (`go test -bench`, TOLLGATE_PERF=1)\n\n")
+	if len(b.NsPerOp) == 0 && len(b.Failed) == 0 {
+		p("Not run in this report (`-skip-bench`).\n\n")
+		return
+	}
 	p("| benchmark | CPU ns/op | decisions per CPU-second | wall ns/op | B/op | allocs/op |\n|---|---|---|---|---|---|\n")
 	for _, name := range slices.Sorted(maps.Keys(b.NsPerOp)) {
 		cpu := b.CPUNsPerOp[name]
@@ -252,20 +408,37 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if len(b.Failed) > 0 {
 		p("\n**In-process benchmark failures:** %s\n", strings.Join(b.Failed, "; "))
 	}
+	p("\n")
+}
 
-	p("\n## Every run\n\n| rep | concurrency | server | decisions/s | p50 | p99 | p99.9 | server CPU/dec | client CPU/dec | errors |\n|---|---|---|---|---|---|---|---|---|---|\n")
+func (r *Report) writeRuns(p printer) {
+	hasPG := slices.Contains(r.servers(), ServerTollgatePG)
+	p("## Every run\n\n| rep | concurrency | server | decisions/s | p50 | p99 | p99.9 | server CPU/dec |")
+	if hasPG {
+		p(" PostgreSQL CPU/dec |")
+	}
+	p(" client CPU/dec | errors |\n|---|---|---|---|---|---|---|---|---|---|")
+	if hasPG {
+		p("---|")
+	}
+	p("\n")
 	for _, run := range r.Runs {
 		s := run.Stats
-		p("| %d | %d | %s | %.0f | %s | %s | %s | %s | %s | %d |\n", run.Rep, run.Concurrency, run.Server, s.Rate(),
-			ms(msOf(s.Quantile(0.5))), ms(msOf(s.Quantile(0.99))), ms(msOf(s.Quantile(0.999))),
-			us(usOf(s.ServerCPUPerDecision())), us(usOf(s.ClientCPUPerDecision())), s.Errors)
+		p("| %d | %d | %s | %.0f | %s | %s | %s | %s |", run.Rep, run.Concurrency, run.Server, s.Rate(),
+			ms(msOf(s.Quantile(0.5))), ms(msOf(s.Quantile(0.99))), ms(msOf(s.Quantile(0.999))), us(usOf(s.ServerCPUPerDecision())))
+		switch {
+		case hasPG && run.Server == ServerTollgatePG:
+			p(" %s |", us(usOf(s.StoreCPUPerDecision())))
+		case hasPG:
+			p(" — |")
+		}
+		p(" %s | %d |\n", us(usOf(s.ClientCPUPerDecision())), s.Errors)
 	}
 	for _, run := range r.Runs {
 		if run.Stats.FirstError != "" {
 			p("\nFirst error of %s at %d (rep %d): `%s`\n", run.Server, run.Concurrency, run.Rep, run.Stats.FirstError)
 		}
 	}
-	return bw.Flush()
 }
 
 func yes(ok bool) string {

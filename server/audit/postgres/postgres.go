@@ -314,13 +314,16 @@ const insertReasons = `INSERT INTO record_reasons (code, decision_id)
 // found none) and checked it is the writer's prev.
 const (
 	moveHead = `UPDATE chain_heads SET seq = $2, hash = $3, tree_size = $4 WHERE chain_id = $1`
-	newHead  = `INSERT INTO chain_heads (chain_id, seq, hash, tree_size) VALUES ($1, $2, $3, $4) ON CONFLICT (chain_id) DO NOTHING`
+	// A plain INSERT: a first append that another writer's first append
+	// beat fails with a unique violation (ErrHeadMismatch) before COMMIT,
+	// which is in the same round trip.
+	newHead = `INSERT INTO chain_heads (chain_id, seq, hash, tree_size) VALUES ($1, $2, $3, $4)`
 )
 
 // Append implements audit.Store: in one transaction it locks and checks
 // the chain head, reads the few earlier tree hashes the new ones need, and
-// sends the head move, the records, their reason codes and the tree hashes
-// in one round trip.
+// sends the head move, the records, their reason codes, the tree hashes and
+// the COMMIT; two round trips in all (see below).
 func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Entry) error {
 	if err := s.check(); err != nil {
 		return err
@@ -366,17 +369,67 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 	last := entries[n-1].Record
 	what := fmt.Sprintf("audit records %s..%s", ids[0], ids[n-1])
 
-	tx, err := s.w.Begin(ctx)
+	// Two round trips, as each one costs a wake-up of the server's backend
+	// (and of this process) on top of the network: the first opens the
+	// transaction, locks and reads the head and reads the earlier tree
+	// hashes the new ones need; the second writes everything and commits.
+	// The hashes to read depend only on the tree's size, which is the
+	// head's seq unless a chain break skipped seqs, so they are fetched
+	// for that size beside the head (stored hashes never change) and read
+	// again, in one more round trip, only if the tree turns out larger.
+	conn, err := s.w.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin audit append: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	// A connection left in a transaction (a failed ROLLBACK) is closed by
+	// the pool on Release rather than reused.
+	defer conn.Release()
+	open := true
+	defer func() {
+		if open {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	guess, err := treeLeaves(prev.ChainID, prev.Seq, int64(prev.Seq), entries)
+	if err != nil {
+		guess = nil // a chain-break first record: the head's tree size tells
+	}
+	reads, err := treeReads(int64(prev.Seq), len(guess))
+	if err != nil {
+		return err
+	}
+	var first pgx.Batch
+	first.Queue("BEGIN")
 	// FOR UPDATE: a concurrent append to the same chain waits here for this
 	// transaction and then reads the head it moved.
+	first.Queue("SELECT seq, hash, tree_size FROM chain_heads WHERE chain_id = $1 FOR UPDATE", prev.ChainID)
+	if len(reads) > 0 {
+		first.Queue(selectHashes, prev.ChainID, reads)
+	}
 	var seq, size int64
 	var hash []byte
-	err = tx.QueryRow(ctx, "SELECT seq, hash, tree_size FROM chain_heads WHERE chain_id = $1 FOR UPDATE", prev.ChainID).Scan(&seq, &hash, &size)
+	var known map[int64][]byte
+	br := conn.SendBatch(ctx, &first)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return fmt.Errorf("begin audit append: %w", err)
+	}
+	err = br.QueryRow().Scan(&seq, &hash, &size)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		br.Close()
+		return fmt.Errorf("read audit chain head: %w", err)
+	}
+	if len(reads) > 0 {
+		rows, err := br.Query()
+		if err == nil {
+			known, err = scanHashes(rows)
+		}
+		if err != nil {
+			br.Close()
+			return fmt.Errorf("read tree hashes of chain %s: %w", prev.ChainID, err)
+		}
+	}
+	if err := br.Close(); err != nil {
 		return fmt.Errorf("read audit chain head: %w", err)
 	}
 	if uint64(seq) != prev.Seq || (seq != 0 && !bytes.Equal(hash, prev.Hash)) {
@@ -386,12 +439,17 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 	if err != nil {
 		return err
 	}
-	growth, err := treeGrowth(ctx, tx, prev.ChainID, size, leaves)
+	if size != int64(prev.Seq) || len(leaves) != len(guess) {
+		known = nil // fetched for another tree: read what this one needs
+	}
+	growth, err := treeGrowth(ctx, conn, known, prev.ChainID, size, leaves)
 	if err != nil {
 		return err
 	}
 
-	// The rest goes to the server in one round trip.
+	// The rest goes to the server in one round trip, ending with COMMIT:
+	// the first statement that fails makes the server skip the others, the
+	// COMMIT too, and the deferred ROLLBACK ends the transaction.
 	type op struct {
 		what string
 		dup  error // what a unique violation means
@@ -412,13 +470,15 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 	}
 	b.Queue(insertTreeHashes, growth...)
 	ops = append(ops, op{"tree hashes of chain " + prev.ChainID, audit.ErrCorrupt})
-	br := tx.SendBatch(ctx, &b)
-	for i, o := range ops {
-		tag, err := br.Exec()
-		if err == nil && i == 0 && tag.RowsAffected() != 1 {
-			// A first append that another writer's first append beat.
-			err = fmt.Errorf("append to chain %s: its head was created meanwhile: %w", prev.ChainID, audit.ErrHeadMismatch)
-		}
+	b.Queue("COMMIT")
+	br = conn.SendBatch(ctx, &b)
+	// No check of the head move's row count: the COMMIT is already on its
+	// way, so a check here could not stop it. None is needed: the head row
+	// this transaction found is locked (moveHead moves exactly it), and a
+	// missing one is created by a plain INSERT that fails if another writer
+	// created it first.
+	for _, o := range ops {
+		_, err := br.Exec()
 		if err != nil {
 			br.Close()
 			if isUnique(err) {
@@ -427,12 +487,14 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 			return fmt.Errorf("insert %s: %w", o.what, err)
 		}
 	}
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("insert %s: %w", what, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
+	if _, err := br.Exec(); err != nil {
+		br.Close()
 		return fmt.Errorf("commit audit append: %w", err)
 	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("commit audit append: %w", err)
+	}
+	open = false
 	return nil
 }
 

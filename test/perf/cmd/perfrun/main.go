@@ -9,6 +9,11 @@
 // every corpus request, drives each with a closed loop at each concurrency (runs interleaved), runs the
 // in-process floor and scale benchmarks, and writes the report. Every process it starts is stopped on
 // exit, on error and on interrupt.
+//
+// A third server, Tollgate with its sync audit log in PostgreSQL (issue 13), runs beside the two on a
+// database created for the run on the server -postgres names (the machine's own by default) and dropped
+// after it; the report sets its decisions/s against Tollgate on SQLite. -skip-postgres leaves it out; a
+// PostgreSQL that cannot be reached is an error otherwise, not a silent omission.
 package main
 
 import (
@@ -18,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -54,6 +60,8 @@ type options struct {
 	skipBench   bool
 	keep        bool
 	command     string
+	postgres    string
+	skipPG      bool
 }
 
 func run(ctx context.Context, args []string) error {
@@ -72,6 +80,8 @@ func run(ctx context.Context, args []string) error {
 	fset.BoolVar(&o.skipBench, "skip-bench", false, "skip the in-process floor and scale benchmarks")
 	fset.BoolVar(&o.keep, "keep", false, "keep the work directory (binaries, bundle, logs)")
 	fset.StringVar(&o.command, "command", "make perf", "the command recorded in the report")
+	fset.StringVar(&o.postgres, "postgres", perf.DefaultPostgresURL, "PostgreSQL server URL on which a database is created for the run and dropped after it")
+	fset.BoolVar(&o.skipPG, "skip-postgres", false, "leave out Tollgate on PostgreSQL")
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
@@ -104,6 +114,22 @@ func run(ctx context.Context, args []string) error {
 	rep.Machine = machine(root)
 	rep.Source = source(root)
 
+	var pg *perf.PostgresDB
+	if !o.skipPG {
+		// First, so that an unreachable server fails the run before the builds.
+		step("create a PostgreSQL database for the audit log")
+		if pg, err = perf.NewPostgresDB(ctx, o.postgres); err != nil {
+			return err
+		}
+		defer func() {
+			if err := pg.Drop(ctx); err != nil {
+				step("warning: " + err.Error())
+			}
+		}()
+		u, _ := url.Parse(o.postgres)
+		rep.Postgres = &perf.PostgresInfo{Server: u.Redacted(), Version: pg.Version, SynchronousCommit: pg.SynchronousCommit}
+	}
+
 	step("build stock OPA and tollgate")
 	opaBin, tgBin := filepath.Join(work, "opa"), filepath.Join(work, "tollgate")
 	if err := goCmd(ctx, root, nil, "build", "-o", opaBin, "github.com/open-policy-agent/opa"); err != nil {
@@ -126,7 +152,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	step("start both servers on loopback")
+	step("start the servers on loopback")
 	opaAddr, err := perf.FreeLoopbackAddr()
 	if err != nil {
 		return err
@@ -137,22 +163,6 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer opa.Stop()
-	tgAddr, err := perf.FreeLoopbackAddr()
-	if err != nil {
-		return err
-	}
-	tgHTTP, err := perf.FreeLoopbackAddr()
-	if err != nil {
-		return err
-	}
-	tg, err := perf.Start(ctx, "tollgate", tgAddr, filepath.Join(work, "tollgate.log"), tgBin,
-		"serve", "--addr", tgAddr, "--http-addr", tgHTTP, "--data-dir", filepath.Join(work, "tollgate-data"),
-		"--masterdata", mdDir, "--log-level", "warn")
-	if err != nil {
-		return err
-	}
-	defer tg.Stop()
-
 	maxConc := 0
 	for _, c := range o.conc {
 		maxConc = max(maxConc, c)
@@ -165,27 +175,40 @@ func run(ctx context.Context, args []string) error {
 	if err := opa.WaitReady(60*time.Second, opaClient.Ready); err != nil {
 		return withLog(err, filepath.Join(work, "opa.log"))
 	}
-	tgClient, err := perf.DialTollgate(ctx, tgAddr, corpus)
-	if err != nil {
-		return err
-	}
-	defer tgClient.Close()
-	if err := tg.WaitReady(60*time.Second, tgClient.Ready); err != nil {
-		return withLog(err, filepath.Join(work, "tollgate.log"))
-	}
-
-	step(fmt.Sprintf("check that both servers decide all %d requests the same", len(corpus)))
-	reasons, err := compare(ctx, corpus, opaClient, tgClient)
-	if err != nil {
-		return err
-	}
-	rep.Reasons = reasons
-
-	servers := []struct {
+	type server struct {
 		name string
 		d    perf.Decider
 		p    *perf.Process
-	}{{"OPA", opaClient, opa}, {"Tollgate", tgClient, tg}}
+	}
+	servers := []server{{perf.ServerOPA, opaClient, opa}}
+	// Each Tollgate: report name, its log and data directory under work, and its flags beyond the defaults.
+	type tollgate struct {
+		name, dir string
+		extra     []string
+	}
+	tollgates := []tollgate{{perf.ServerTollgate, "tollgate", nil}}
+	if pg != nil {
+		tollgates = append(tollgates, tollgate{perf.ServerTollgatePG, "tollgate-pg", []string{"--audit-store", pg.URL}})
+	}
+	for _, t := range tollgates {
+		d, p, err := startTollgate(ctx, work, tgBin, t.dir, mdDir, corpus, t.extra...)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		defer p.Stop()
+		defer d.Close()
+		servers = append(servers, server{t.name, d, p})
+	}
+
+	step(fmt.Sprintf("check that every server decides all %d requests as stock OPA does", len(corpus)))
+	for _, s := range servers[1:] {
+		reasons, err := compare(ctx, corpus, opaClient, s.d, s.name)
+		if err != nil {
+			return err
+		}
+		rep.Reasons = reasons
+	}
+
 	for _, s := range servers {
 		if _, err := perf.Drive(ctx, s.d, len(corpus), maxConc, o.warmup, s.p.PID()); err != nil {
 			return err
@@ -194,21 +217,35 @@ func run(ctx context.Context, args []string) error {
 	for r := 1; r <= o.reps; r++ {
 		for _, c := range o.conc {
 			for _, s := range servers {
+				var before map[int]time.Duration
+				if s.name == perf.ServerTollgatePG {
+					if before, err = pg.BackendCPU(ctx); err != nil {
+						return err
+					}
+				}
 				st, err := perf.Drive(ctx, s.d, len(corpus), c, o.dur, s.p.PID())
 				if err != nil {
 					return err
 				}
+				if s.name == perf.ServerTollgatePG {
+					after, err := pg.BackendCPU(ctx)
+					if err != nil {
+						return err
+					}
+					st.StoreCPU = perf.CPUSince(before, after)
+				}
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				step(fmt.Sprintf("rep %d  %-8s c=%-3d %7.0f decisions/s  p99 %6.2f ms  errors %d", r, s.name, c, st.Rate(),
+				step(fmt.Sprintf("rep %d  %-11s c=%-3d %7.0f decisions/s  p99 %6.2f ms  errors %d", r, s.name, c, st.Rate(),
 					float64(st.Quantile(0.99))/1e6, st.Errors))
 				rep.Runs = append(rep.Runs, perf.Run{Server: s.name, Concurrency: c, Rep: r, Stats: st})
 			}
 		}
 	}
-	opa.Stop()
-	tg.Stop()
+	for _, s := range servers {
+		s.p.Stop()
+	}
 
 	if !o.skipBench {
 		step("in-process floor and scale benchmarks")
@@ -281,8 +318,40 @@ func prepareData(root, mdDir, bundleDir string, volume int) error {
 	return perf.WriteOPABundle(bundleDir, os.DirFS(filepath.Join(root, "policies")), twin, perf.ExportMasterdata(store.Snapshot()))
 }
 
-// compare sends every request to both servers and fails on the first differences.
-func compare(ctx context.Context, corpus []perf.Request, a, b perf.Decider) (int, error) {
+// startTollgate starts `tollgate serve` on loopback with its data under work/dir, the master data of
+// mdDir and the extra flags, and waits until it answers.
+func startTollgate(ctx context.Context, work, bin, dir, mdDir string, corpus []perf.Request, extra ...string) (*perf.TollgateClient, *perf.Process, error) {
+	addr, err := perf.FreeLoopbackAddr()
+	if err != nil {
+		return nil, nil, err
+	}
+	httpAddr, err := perf.FreeLoopbackAddr()
+	if err != nil {
+		return nil, nil, err
+	}
+	logPath := filepath.Join(work, dir+".log")
+	args := append([]string{"serve", "--addr", addr, "--http-addr", httpAddr, "--data-dir", filepath.Join(work, dir+"-data"),
+		"--masterdata", mdDir, "--log-level", "warn"}, extra...)
+	p, err := perf.Start(ctx, dir, addr, logPath, bin, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := perf.DialTollgate(ctx, addr, corpus)
+	if err != nil {
+		p.Stop()
+		return nil, nil, err
+	}
+	if err := p.WaitReady(60*time.Second, client.Ready); err != nil {
+		client.Close()
+		p.Stop()
+		return nil, nil, withLog(err, logPath)
+	}
+	return client, p, nil
+}
+
+// compare sends every request to stock OPA (a) and to the Tollgate server named name (b) and fails on
+// the first differences.
+func compare(ctx context.Context, corpus []perf.Request, a, b perf.Decider, name string) (int, error) {
 	var diffs []string
 	reasons := map[string]bool{}
 	for i, r := range corpus {
@@ -298,15 +367,15 @@ func compare(ctx context.Context, corpus []perf.Request, a, b perf.Decider) (int
 			db, err = b.Decide(ctx, i)
 		}
 		if err != nil {
-			return 0, fmt.Errorf("tollgate, request %d: %w", i, err)
+			return 0, fmt.Errorf("%s, request %d: %w", name, i, err)
 		}
 		reasons[db.Primary] = true
 		if !da.Equal(db) && len(diffs) < 20 {
-			diffs = append(diffs, fmt.Sprintf("request %d (%s) %v: OPA %s, Tollgate %s", i, r.Family, r.Input, da, db))
+			diffs = append(diffs, fmt.Sprintf("request %d (%s) %v: OPA %s, %s %s", i, r.Family, r.Input, da, name, db))
 		}
 	}
 	if len(diffs) > 0 {
-		return 0, fmt.Errorf("the servers disagree, so they do not run the same policy:\n%s", strings.Join(diffs, "\n"))
+		return 0, fmt.Errorf("OPA and %s disagree, so they do not run the same policy:\n%s", name, strings.Join(diffs, "\n"))
 	}
 	return len(reasons), nil
 }
