@@ -91,7 +91,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.MasterdataStreamName, "masterdata-stream-name", feed.DefaultStream, "JetStream stream of master-data change events (created if missing: file storage, no limits, 10m duplicate window)")
 	fs.StringVar(&cfg.MasterdataSubject, "masterdata-subject", feed.DefaultSubject, "subject the master-data events are published on")
 	fs.DurationVar(&cfg.MasterdataStreamStartTimeout, "masterdata-stream-start-timeout", feed.DefaultStartTimeout, "bound on catching up with the master-data stream at start; the service does not start if it is not caught up by then")
-	fs.DurationVar(&cfg.MasterdataRetain, "masterdata-retain", masterdata.DefaultRetain, "how long applied event ids and deleted records' tombstones are remembered, in event time (stream timestamps), to refuse duplicate and stale events; must exceed the source's longest delay (negative: forever)")
+	fs.DurationVar(&cfg.MasterdataRetain, "masterdata-retain", masterdata.DefaultRetain, "how long applied event ids and deleted records' tombstones are remembered, in event time (stream timestamps), to refuse duplicate and stale events; must exceed the source's longest delay (0: the default; negative: forever)")
 	fs.DurationVar(&cfg.EvalTimeout, "eval-timeout", 250*time.Millisecond, "bound on one policy evaluation")
 	fs.IntVar(&cfg.MaxEvaluations, "max-evaluations", 0, "policy evaluations running at once, the rest wait in arrival order (0: one per CPU)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "bound on draining in-flight calls at shutdown")

@@ -333,7 +333,10 @@ func (f *Feed) handle(msg jetstream.Msg) {
 	}
 	res, err := f.store.ApplyAt(events, seq, md.Timestamp)
 	if errors.Is(err, masterdata.ErrRevision) {
-		return // delivered again after a consumer reset; already processed
+		// A consumer starts after the revision, so this is a stream whose sequences went back (deleted
+		// and created again): its messages cannot be told from those applied. Restart the replica.
+		f.log.Error().Err(err).Uint64("sequence", seq).Msg("master-data stream sequence not after the revision: message skipped; was the stream recreated? restart this replica")
+		return
 	}
 	if err != nil {
 		f.log.Error().Err(err).Uint64("sequence", seq).Msg("apply master-data stream message")
