@@ -23,6 +23,8 @@ import (
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/audit/sqlite"
 	"github.com/tollgate/tollgate/server/audit/transparency"
+	"github.com/tollgate/tollgate/server/masterdata"
+	"github.com/tollgate/tollgate/server/masterdata/feed"
 	"github.com/tollgate/tollgate/server/telemetry"
 )
 
@@ -85,7 +87,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", app.DefaultHTTPAddr, "HTTP listen address for /metrics and /healthz; TLS with --tls-cert, else plaintext, allowed only on loopback unless --insecure")
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "directory for the service's files (audit log)")
 	fs.StringVar(&cfg.BundleDir, "bundle", "", "policy bundle directory (watched) or bundle archive (.tar.gz) (default: the bundle active before a restart, else the pack embedded in the binary)")
-	fs.StringVar(&cfg.MasterdataDir, "masterdata", "", "directory of NDJSON change-event files to load at start (default: embedded demo data)")
+	fs.StringVar(&cfg.MasterdataDir, "masterdata", "", "directory of NDJSON change-event files to load at start (default: embedded demo data; not with --masterdata-stream)")
+	fs.StringVar(&cfg.MasterdataStream, "masterdata-stream", "", "NATS `URL` (nats://host:4222): master data comes from that JetStream stream only (no demo data, no --masterdata files; Apply is refused), the revision is the stream sequence, and the service starts answering once it caught up with the stream")
+	fs.StringVar(&cfg.MasterdataStreamName, "masterdata-stream-name", feed.DefaultStream, "JetStream stream of master-data change events (created if missing: file storage, no limits, 10m duplicate window)")
+	fs.StringVar(&cfg.MasterdataSubject, "masterdata-subject", feed.DefaultSubject, "subject the master-data events are published on")
+	fs.DurationVar(&cfg.MasterdataStreamStartTimeout, "masterdata-stream-start-timeout", feed.DefaultStartTimeout, "bound on catching up with the master-data stream at start; the service does not start if it is not caught up by then")
+	fs.DurationVar(&cfg.MasterdataRetain, "masterdata-retain", masterdata.DefaultRetain, "how long applied event ids and deleted records' tombstones are remembered, in event time (stream timestamps), to refuse duplicate and stale events; must exceed the source's longest delay (0: the default; negative: forever)")
 	fs.DurationVar(&cfg.EvalTimeout, "eval-timeout", 250*time.Millisecond, "bound on one policy evaluation")
 	fs.IntVar(&cfg.MaxEvaluations, "max-evaluations", 0, "policy evaluations running at once, the rest wait in arrival order (0: one per CPU)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "bound on draining in-flight calls at shutdown")

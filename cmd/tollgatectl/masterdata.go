@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -13,14 +15,16 @@ import (
 
 	tollgate "github.com/tollgate/tollgate/clients/go"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/server/masterdata"
+	"github.com/tollgate/tollgate/server/masterdata/feed"
 )
 
 func masterDataCommand() *command {
 	return &command{
 		name:    "masterdata",
-		summary: "feed and inspect master data (apply, get, status)",
-		help:    "Feeds change events to the server's in-memory master data and inspects it.",
-		subs:    []*command{masterDataApplyCommand(), masterDataGetCommand(), masterDataStatusCommand()},
+		summary: "feed and inspect master data (apply, publish, get, status)",
+		help:    "Feeds change events to the server's in-memory master data (or to the NATS stream a fleet reads) and inspects it.",
+		subs:    []*command{masterDataApplyCommand(), masterDataPublishCommand(), masterDataGetCommand(), masterDataStatusCommand()},
 	}
 }
 
@@ -264,7 +268,8 @@ func masterDataStatusCommand() *command {
 	}
 }
 
-// printStatus prints the revision, the last event and a KIND COUNT table.
+// printStatus prints the revision, the last event, the stream's view (if fed by one) and a KIND COUNT
+// table.
 func printStatus(w io.Writer, resp *tollgatev1.StatusResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "revision\t%d\n", resp.GetRevision())
@@ -273,6 +278,26 @@ func printStatus(w io.Writer, resp *tollgatev1.StatusResponse) error {
 	}
 	if resp.GetLastAppliedAt() != nil {
 		fmt.Fprintf(tw, "last applied at\t%s\n", resp.GetLastAppliedAt().AsTime().UTC().Format(time.RFC3339Nano))
+	}
+	fmt.Fprintf(tw, "seen event ids\t%d\n", resp.GetSeenEventIds())
+	fmt.Fprintf(tw, "tombstones\t%d\n", resp.GetTombstones())
+	if st := resp.GetStream(); st != nil {
+		fmt.Fprintf(tw, "stream\t%s %s (subject %s)\n", st.GetUrl(), st.GetStream(), st.GetSubject())
+		fmt.Fprintf(tw, "connected\t%t\n", st.GetConnected())
+		head := fmt.Sprint(st.GetHead())
+		if st.GetHeadSeenAt() != nil {
+			head += " (seen at " + st.GetHeadSeenAt().AsTime().UTC().Format(time.RFC3339Nano) + ")"
+		}
+		fmt.Fprintf(tw, "head\t%s\n", head)
+		fmt.Fprintf(tw, "lag\t%d\n", st.GetLag())
+		fmt.Fprintf(tw, "rejected events\t%d\n", st.GetRejectedEvents())
+		if r := st.GetLastRejected(); r != nil {
+			id := r.GetEventId()
+			if id == "" {
+				id = "(unparseable)"
+			}
+			fmt.Fprintf(tw, "last rejected\tsequence %d %s: %s\n", r.GetSequence(), id, oneLine(r.GetError()))
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
@@ -286,4 +311,114 @@ func printStatus(w io.Writer, resp *tollgatev1.StatusResponse) error {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
+}
+
+func masterDataPublishCommand() *command {
+	return &command{
+		name:    "publish",
+		args:    "-f FILE --stream nats://HOST:4222 [--stream-name NAME] [--subject SUBJECT]",
+		summary: "publish change events to the NATS JetStream stream a fleet reads",
+		help: `Publishes change events (the NDJSON of 'masterdata apply', one event per
+line) to the master-data stream of replicas started with --masterdata-stream,
+one message per event, in file order, with Nats-Msg-Id = event_id so that
+JetStream drops an event id it already stored within its duplicate window.
+The stream is created if it does not exist. This talks to NATS, not to the
+service: --addr and the TLS flags do not apply; --timeout bounds the whole
+run (0: none).
+
+Every line is decoded first, as 'masterdata apply' does, and must have an
+event_id: a malformed line publishes nothing, and the error names the line.
+The events are not validated further: a replica rejects an invalid or stale
+event and reports it in 'masterdata status'. Prints one line per event,
+"EVENT_ID SEQUENCE", or "EVENT_ID duplicate SEQUENCE" when the stream already
+held it (at that sequence). The stream sequence is the master-data revision
+of a replica that has applied the event.
+
+Exit status: 0 when every event was stored or found a duplicate; 1 if the
+file is malformed or NATS refused an event (the events before it stay
+published, the later ones are not sent).`,
+		setup: func(fs *flag.FlagSet) runFunc {
+			file := fs.String("f", "", "NDJSON `FILE` of change events (- for stdin)")
+			url := fs.String("stream", "", "NATS `URL` of the master-data stream, e.g. nats://127.0.0.1:4222")
+			name := fs.String("stream-name", feed.DefaultStream, "JetStream stream `NAME`")
+			subject := fs.String("subject", feed.DefaultSubject, "`SUBJECT` the events are published on")
+			return func(ctx context.Context, a *app, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				if *file == "" {
+					return usagef("-f is required")
+				}
+				if *url == "" {
+					return usagef("--stream is required")
+				}
+				bodies, err := a.readEventLines(*file)
+				if err != nil {
+					return err
+				}
+				p, err := feed.NewPublisher(ctx, feed.Config{URL: *url, Stream: *name, Subject: *subject})
+				if err != nil {
+					return err
+				}
+				defer p.Close()
+				tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+				defer tw.Flush()
+				for i, body := range bodies {
+					ack, err := p.Publish(ctx, body)
+					if err != nil {
+						_ = tw.Flush()
+						return fmt.Errorf("%w; %d of %d events published, later ones not sent", err, i, len(bodies))
+					}
+					if ack.Duplicate {
+						fmt.Fprintf(tw, "%s\tduplicate\t%d\n", ack.EventID, ack.Sequence)
+					} else {
+						fmt.Fprintf(tw, "%s\t%d\n", ack.EventID, ack.Sequence)
+					}
+				}
+				if err := tw.Flush(); err != nil {
+					return fmt.Errorf("write output: %w", err)
+				}
+				return nil
+			}
+		},
+	}
+}
+
+// readEventLines reads the NDJSON events of a -f argument as message bodies, one per non-blank line,
+// each checked with the master-data decoder and for an event_id; the first bad line is an error that
+// names it.
+func (a *app) readEventLines(file string) ([][]byte, error) {
+	r, name := a.stdin, "stdin"
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("read input: %w", err)
+		}
+		defer f.Close()
+		r, name = f, file
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	var bodies [][]byte
+	for line := 1; sc.Scan(); line++ {
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		ev, err := masterdata.DecodeEvent(b)
+		if err == nil && ev.EventID == "" {
+			err = feed.ErrNoEventID
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w; nothing published", name, line, err)
+		}
+		bodies = append(bodies, bytes.Clone(b))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(bodies) == 0 {
+		return nil, fmt.Errorf("%s: no change events", name)
+	}
+	return bodies, nil
 }

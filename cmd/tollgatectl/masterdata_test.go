@@ -90,6 +90,8 @@ func TestPrintStatus(t *testing.T) {
 		Revision:      42,
 		LastEventId:   "erp-88121",
 		LastAppliedAt: timestamppb.New(time.Date(2026, 3, 2, 9, 30, 0, 500, time.UTC)),
+		SeenEventIds:  1233,
+		Tombstones:    7,
 		Counts: []*tollgatev1.KindCount{
 			{Kind: "user", Count: 32}, {Kind: "supplier_invoice", Count: 1}, {Kind: "inventory", Count: 1200},
 		},
@@ -100,6 +102,8 @@ func TestPrintStatus(t *testing.T) {
 	want := `revision         42
 last event       erp-88121
 last applied at  2026-03-02T09:30:00.0000005Z
+seen event ids   1233
+tombstones       7
 
 KIND              COUNT
 user              32
@@ -111,12 +115,43 @@ inventory         1200
 	}
 }
 
+func TestPrintStatusStream(t *testing.T) {
+	var buf bytes.Buffer
+	err := printStatus(&buf, &tollgatev1.StatusResponse{
+		Revision: 40,
+		Stream: &tollgatev1.StreamStatus{
+			Url: "nats://127.0.0.1:4222", Stream: "TOLLGATE_MASTERDATA", Subject: "tollgate.masterdata",
+			Head: 42, HeadSeenAt: timestamppb.New(time.Date(2026, 3, 2, 9, 30, 1, 0, time.UTC)), Lag: 2,
+			RejectedEvents: 1,
+			LastRejected:   &tollgatev1.RejectedEvent{Sequence: 17, Error: "unparseable: decode event: EOF"},
+		},
+	})
+	if err != nil {
+		t.Fatalf("printStatus: %v", err)
+	}
+	want := `revision         40
+seen event ids   0
+tombstones       0
+stream           nats://127.0.0.1:4222 TOLLGATE_MASTERDATA (subject tollgate.masterdata)
+connected        false
+head             42 (seen at 2026-03-02T09:30:01Z)
+lag              2
+rejected events  1
+last rejected    sequence 17 (unparseable): unparseable: decode event: EOF
+
+KIND  COUNT
+`
+	if diff := cmp.Diff(want, buf.String()); diff != "" {
+		t.Errorf("output mismatch (-want +got):\n%s", diff)
+	}
+}
+
 func TestPrintStatusEmpty(t *testing.T) {
 	var buf bytes.Buffer
 	if err := printStatus(&buf, &tollgatev1.StatusResponse{}); err != nil {
 		t.Fatalf("printStatus: %v", err)
 	}
-	want := "revision  0\n\nKIND  COUNT\n"
+	want := "revision        0\nseen event ids  0\ntombstones      0\n\nKIND  COUNT\n"
 	if diff := cmp.Diff(want, buf.String()); diff != "" {
 		t.Errorf("output mismatch (-want +got):\n%s", diff)
 	}

@@ -61,6 +61,8 @@ func toStatus(log zerolog.Logger, err error) error {
 		return st.Err()
 	case errors.Is(err, errNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, errFedByStream):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	case errors.Is(err, context.Canceled):
@@ -72,3 +74,6 @@ func toStatus(log zerolog.Logger, err error) error {
 }
 
 var errNotFound = errors.New("not found")
+
+// errFedByStream refuses MasterDataService.Apply on a replica fed by a stream.
+var errFedByStream = errors.New("master data is not applied on this replica")

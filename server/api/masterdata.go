@@ -13,6 +13,7 @@ import (
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/masterdata"
+	"github.com/tollgate/tollgate/server/masterdata/feed"
 )
 
 // MasterDataServer implements tollgatev1.MasterDataServiceServer.
@@ -22,6 +23,20 @@ type MasterDataServer struct {
 	limits  Limits
 	metrics *Metrics
 	log     zerolog.Logger
+	stream  streamFeed // nil unless the store is fed by a stream
+}
+
+// streamFeed is what the service needs of a master-data stream feed.
+type streamFeed interface {
+	Status() feed.Status
+}
+
+// WithStream marks the store as fed by stream: Apply is then refused with FailedPrecondition (events go
+// to the stream, so that every replica applies the same ones in the same order), and Status reports
+// the stream's view. It returns s.
+func (s *MasterDataServer) WithStream(stream streamFeed) *MasterDataServer {
+	s.stream = stream
+	return s
 }
 
 // NewMasterDataServer returns the master-data service over store.
@@ -32,6 +47,11 @@ func NewMasterDataServer(store *masterdata.Store, limits Limits, metrics *Metric
 // Apply applies a batch of change events in one transaction. A malformed event is reported INVALID in
 // its result, not as an RPC error, so the rest of the batch still applies.
 func (s *MasterDataServer) Apply(_ context.Context, req *tollgatev1.ApplyRequest) (*tollgatev1.ApplyResponse, error) {
+	if s.stream != nil {
+		st := s.stream.Status()
+		return nil, toStatus(s.log, fmt.Errorf("%w: it comes from the NATS stream %s (subject %s): publish events there (tollgatectl masterdata publish)",
+			errFedByStream, st.Stream, st.Subject))
+	}
 	if n := len(req.GetEvents()); n == 0 {
 		return nil, toStatus(s.log, badField("events", "at least one event is required"))
 	} else if n > s.limits.MaxApplyEvents {
@@ -83,14 +103,37 @@ func (s *MasterDataServer) Get(_ context.Context, req *tollgatev1.GetRequest) (*
 // Status reports counts per kind and the revision.
 func (s *MasterDataServer) Status(context.Context, *tollgatev1.StatusRequest) (*tollgatev1.StatusResponse, error) {
 	st := s.store.Status()
-	out := &tollgatev1.StatusResponse{Revision: st.Revision, LastEventId: st.LastEventID}
+	out := &tollgatev1.StatusResponse{
+		Revision: st.Revision, LastEventId: st.LastEventID,
+		SeenEventIds: uint64(st.SeenEventIDs), Tombstones: uint64(st.Tombstones),
+	}
 	if !st.LastAppliedAt.IsZero() {
 		out.LastAppliedAt = timestamppb.New(st.LastAppliedAt)
+	}
+	if s.stream != nil {
+		out.Stream = streamStatus(s.stream.Status())
 	}
 	for _, k := range masterdata.Kinds() {
 		out.Counts = append(out.Counts, &tollgatev1.KindCount{Kind: string(k), Count: uint64(st.Counts[k])})
 	}
 	return out, nil
+}
+
+// streamStatus converts a feed's status.
+func streamStatus(fs feed.Status) *tollgatev1.StreamStatus {
+	out := &tollgatev1.StreamStatus{
+		Url: fs.URL, Stream: fs.Stream, Subject: fs.Subject, Connected: fs.Connected,
+		Head: fs.Head, Lag: fs.Lag, RejectedEvents: fs.RejectedEvents,
+	}
+	if !fs.HeadSeenAt.IsZero() {
+		out.HeadSeenAt = timestamppb.New(fs.HeadSeenAt)
+	}
+	if r := fs.LastRejected; r != nil {
+		out.LastRejected = &tollgatev1.RejectedEvent{
+			Sequence: r.Sequence, EventId: r.EventID, Error: r.Reason + ": " + r.Error, RejectedAt: timestamppb.New(r.At),
+		}
+	}
+	return out
 }
 
 var ops = map[tollgatev1.ChangeOp]masterdata.Op{

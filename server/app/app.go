@@ -36,6 +36,7 @@ import (
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/masterdata"
+	"github.com/tollgate/tollgate/server/masterdata/feed"
 	"github.com/tollgate/tollgate/server/telemetry"
 )
 
@@ -58,8 +59,21 @@ type Config struct {
 	// bundle active before the restart, or uses the pack embedded in the binary (see activateBundle).
 	BundleDir string
 	// MasterdataDir is a directory of NDJSON change-event files loaded at start; "" loads the embedded
-	// demo data.
+	// demo data. Not with MasterdataStream.
 	MasterdataDir string
+	// MasterdataStream is a NATS URL (nats://host:4222). With it master data comes from that NATS
+	// JetStream stream only (server/masterdata/feed): no demo data and no files are loaded, New returns
+	// once the replica caught up with the stream (bounded by MasterdataStreamStartTimeout), the revision
+	// is the stream sequence, and MasterDataService.Apply is refused with FailedPrecondition.
+	MasterdataStream string
+	// MasterdataStreamName and MasterdataSubject name the stream and subject. Defaults
+	// feed.DefaultStream and feed.DefaultSubject.
+	MasterdataStreamName, MasterdataSubject string
+	// MasterdataStreamStartTimeout bounds the catch-up at start. Default feed.DefaultStartTimeout.
+	MasterdataStreamStartTimeout time.Duration
+	// MasterdataRetain is how long seen event ids and tombstones are remembered (masterdata.Config.Retain).
+	// Default masterdata.DefaultRetain; negative keeps them forever.
+	MasterdataRetain time.Duration
 	// EvalTimeout bounds one policy evaluation. Default engine.DefaultEvalTimeout.
 	EvalTimeout time.Duration
 	// MaxEvaluations bounds the policy evaluations running at once; more wait their turn in arrival
@@ -158,6 +172,7 @@ type App struct {
 	chainID  string
 	writer   *audit.Writer
 	md       *masterdata.Store
+	feed     *feed.Feed // nil unless MasterdataStream
 	engine   *engine.Engine
 	bundles  *bundles.Manager
 	grpc     *grpc.Server
@@ -200,6 +215,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	built := false
 	defer func() {
 		if !built {
+			a.closeFeed()
 			a.stopTracing()
 			a.unlockDataDir()
 		}
@@ -210,12 +226,17 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	md, err := masterdata.New(masterdata.Config{Prepare: engine.PrepareRecord})
+	md, err := masterdata.New(masterdata.Config{Prepare: engine.PrepareRecord, Retain: cfg.MasterdataRetain})
 	if err != nil {
 		return nil, fmt.Errorf("create master data: %w", err)
 	}
 	a.md = md
-	if err := a.loadMasterdata(metrics); err != nil {
+	if cfg.MasterdataStream != "" {
+		err = a.startFeed(ctx, metrics)
+	} else {
+		err = a.loadMasterdata(metrics)
+	}
+	if err != nil {
 		return nil, err
 	}
 
@@ -284,11 +305,17 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		// runs would all fail verify's signature check.
 		auditServer.WithCheckpointVerifier(receipts.Verifier, "")
 	}
+	mdServer := api.NewMasterDataServer(md, cfg.Limits, metrics, log)
+	consistency := api.Consistency{Store: md, Wait: cfg.ConsistencyWait}
+	if a.feed != nil {
+		mdServer.WithStream(a.feed)
+		consistency.Head = a.feed // a replica that is behind names the stream head it is behind
+	}
 	a.grpc, a.health = api.NewServer(api.Services{
 		Decisions: api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync).
 			WithTracing(a.tracing.Tracer(), cfg.ReplicaID, a.chainID).
-			WithConsistency(api.Consistency{Store: md, Wait: cfg.ConsistencyWait}),
-		MasterData: api.NewMasterDataServer(md, cfg.Limits, metrics, log),
+			WithConsistency(consistency),
+		MasterData: mdServer,
 		Audit:      auditServer,
 	}, api.NewGuard(a.auth, cfg.DecisionTimeout, log), log, serverOpts...)
 	tollgatev1.RegisterPolicyServiceServer(a.grpc, api.NewPolicyServer(a.bundles, log))
@@ -378,6 +405,32 @@ func (a *App) unlockDataDir() {
 		a.log.Error().Err(err).Msg("unlock data dir")
 	}
 	a.dataLock = nil
+}
+
+// startFeed feeds the master data from the NATS JetStream stream, and returns once it caught up.
+func (a *App) startFeed(ctx context.Context, metrics *api.Metrics) error {
+	if a.cfg.MasterdataDir != "" {
+		return errors.New("master data comes from --masterdata-stream or from --masterdata files, not both: publish the files to the stream (tollgatectl masterdata publish)")
+	}
+	f, err := feed.New(ctx, feed.Config{
+		URL: a.cfg.MasterdataStream, Stream: a.cfg.MasterdataStreamName, Subject: a.cfg.MasterdataSubject,
+		Name: a.cfg.ReplicaID, StartTimeout: a.cfg.MasterdataStreamStartTimeout, Registry: a.registry,
+		Observe: func(o masterdata.Outcome) { metrics.ObserveEvents(string(o), 1) },
+	}, a.md, a.log)
+	if err != nil {
+		return fmt.Errorf("master data: %w", err)
+	}
+	a.feed = f
+	st := a.md.Status()
+	a.log.Info().Str("source", "stream "+f.Status().Stream).Uint64("revision", st.Revision).Interface("counts", st.Counts).Msg("master data loaded")
+	return nil
+}
+
+// closeFeed stops consuming the master-data stream; decisions then see the last applied data.
+func (a *App) closeFeed() {
+	if a.feed != nil {
+		a.feed.Close()
+	}
 }
 
 func (a *App) loadMasterdata(metrics *api.Metrics) error {
@@ -488,6 +541,7 @@ func (a *App) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = a.http.Shutdown(ctx)
+	a.closeFeed()
 	a.stopTracing()
 	a.closeAudit()
 	a.writer, a.store = nil, nil
@@ -495,6 +549,7 @@ func (a *App) shutdown() {
 
 // Close releases what New acquired if Run was never called. After Run returned it is a no-op.
 func (a *App) Close() error {
+	a.closeFeed()
 	a.closeAudit()
 	a.writer, a.store = nil, nil
 	a.grpc.Stop()

@@ -43,6 +43,13 @@ func DecodeEvents(r io.Reader) ([]Event, error) {
 	return events, nil
 }
 
+// DecodeEvent decodes one change event: the JSON object of one DecodeEvents line (surrounding white
+// space allowed), e.g. the body of one stream message. Like DecodeEvents it checks only the JSON shape.
+func DecodeEvent(b []byte) (Event, error) {
+	var fp fastParser
+	return decodeEvent(&fp, bytes.TrimSpace(b))
+}
+
 // decodeLines calls each with every event of r and its line number, in order, until a line does not
 // decode or each returns false. Handing over one event at a time lets LoadDir keep what it checked instead
 // of every decoded record of a file.

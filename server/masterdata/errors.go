@@ -11,6 +11,9 @@ var ErrInvalid = errors.New("invalid master-data event")
 // ErrStale is matched (with errors.Is) by the error of a STALE event.
 var ErrStale = errors.New("stale master-data event")
 
+// ErrRevision is matched by ApplyAt's error when the revision it is given is not after the current one.
+var ErrRevision = errors.New("master-data revision must grow")
+
 // ValidationError says why an event is INVALID. It matches ErrInvalid, and Err (if set) with errors.Is/As.
 //
 // Its message names the record and the field, e.g.

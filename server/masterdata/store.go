@@ -7,7 +7,10 @@
 // silently ignored. The one field beyond policy-pack §3 is "id" on single-key kinds: it may be sent (it
 // must equal the key) and is always stored, so policies see a record's own id. Events are idempotent by event id and ordered per record by version; every applied
 // batch increments a revision that is stored in memdb beside the data, so a Snapshot's revision always
-// matches what it sees.
+// matches what it sees. Fed by a stream, the revision is instead the stream sequence (ApplyAt).
+//
+// The memory that makes events idempotent and ordered (the seen event ids, and the tombstones of deleted
+// records) is compacted by event time, Config.Retain: see Config.Retain for what that costs.
 //
 // Every read goes through an index (the key, or a secondary index such as IndexPair); no read scans a
 // table except Snapshot.All, which exists for export. The package knows nothing of OPA or gRPC.
@@ -61,9 +64,27 @@ type Config struct {
 	// Prepare must be safe for concurrent use, must not call the Store (the writer lock is held), and
 	// must not retain or modify fields.
 	Prepare func(kind Kind, key string, fields map[string]any) (any, error)
-	// Now returns the time recorded as Status.LastAppliedAt; nil means time.Now.
+	// Now returns the time recorded as Status.LastAppliedAt, and the event time of what Apply and LoadDir
+	// apply (see Retain); nil means time.Now.
 	Now func() time.Time
+	// Retain is how long the store remembers an applied event's id (to report a resent event DUPLICATE)
+	// and a deleted record's tombstone (to report an older UPSERT of it STALE), in event time: after
+	// each committed batch, what is older than the newest event time seen minus Retain is forgotten. The
+	// event time is the stream message's timestamp for ApplyAt (so replicas that applied the same
+	// messages forget the same things), and Now when the batch commits for Apply and LoadDir.
+	//
+	// Beyond the window, a resent event is still refused as STALE when its record has not gone back
+	// (records keep their version); it is applied again only if its version is newer than the stored
+	// record's. But a late UPSERT of a record whose tombstone was forgotten is applied, resurrecting the
+	// deleted record: so Retain must exceed the longest delay with which the source can deliver an
+	// event. 0 means DefaultRetain; a negative Retain keeps everything forever (memory then grows with
+	// every event id and delete).
+	Retain time.Duration
 }
+
+// DefaultRetain is Config.Retain's default: a day, far longer than an ERP outbox or a stream consumer is
+// expected to hold an event back, and small enough that a busy source's ids fit in memory.
+const DefaultRetain = 24 * time.Hour
 
 // Store is the master-data cache. It is safe for concurrent use: Apply calls are serialized by memdb's
 // writer lock, and readers use snapshots that never block writers or each other.
@@ -77,6 +98,20 @@ type Store struct {
 	// and six allocations per record (radix node, leaf, two notify channels, key, row), against about 40
 	// bytes here, the id's text being shared with Record.EventID.
 	applied map[string]struct{}
+	// retain is Config.Retain (negative: never compact). window holds what applied batches remembered,
+	// oldest first, until compaction forgets it; newest is the latest event time seen. Like applied they
+	// are only used under memdb's writer lock.
+	retain time.Duration
+	window []remembered
+	newest time.Time
+}
+
+// remembered is what one committed batch added to the store's memory: the event ids it applied and the
+// tombstones it stored, all with the batch's event time.
+type remembered struct {
+	at         time.Time
+	ids        []string
+	tombstones []*Record
 }
 
 // meta is the single object in tableMeta, replaced (never modified) by every Apply that applies an event.
@@ -86,6 +121,9 @@ type meta struct {
 	Counts        map[Kind]int // live records per kind
 	LastEventID   string
 	LastAppliedAt time.Time
+	// SeenEventIDs and Tombstones are the sizes of the store's memory after the batch's compaction.
+	SeenEventIDs int
+	Tombstones   int
 }
 
 // New returns an empty Store at revision 0.
@@ -94,9 +132,12 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create master-data memdb: %w", err)
 	}
-	s := &Store{db: db, prepare: cfg.Prepare, now: cfg.Now, applied: make(map[string]struct{})}
+	s := &Store{db: db, prepare: cfg.Prepare, now: cfg.Now, applied: make(map[string]struct{}), retain: cfg.Retain}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.retain == 0 {
+		s.retain = DefaultRetain
 	}
 	txn := db.Txn(true)
 	m := &meta{ID: metaID, Counts: make(map[Kind]int, len(kindSpecs))}
@@ -123,26 +164,55 @@ func New(cfg Config) (*Store, error) {
 // INVALID, DUPLICATE or STALE; those change nothing, and their event ids are not remembered (so an invalid
 // event may be corrected and resent under the same id). Readers see either none or all of a batch. The
 // revision grows by one per Apply that applied at least one event. Apply is safe for concurrent use.
+//
+// Apply is for a store fed by calls and files; a store fed by a stream uses ApplyAt only, since Apply's
+// revision +1 would no longer be a stream sequence.
 func (s *Store) Apply(events []Event) ApplyResult {
+	res, _ := s.applyBatch(events, 0, time.Time{})
+	return res
+}
+
+// ApplyAt applies a batch of events from a stream as Apply does, except for the revision: it becomes
+// revision (the stream sequence of the batch's last message), even if no event of the batch applied, so
+// that every replica that processed the same messages reports the same revision, bad and duplicate
+// messages included. at is the batch's event time (the message's stream timestamp), which compaction
+// (Config.Retain) uses instead of the clock so that replicas forget the same things.
+//
+// It returns an error matching ErrRevision, and applies nothing, if revision is not greater than the
+// current revision; a memdb failure is reported per event as in Apply, with a nil error and the
+// revision unchanged. ApplyAt is safe for concurrent use.
+func (s *Store) ApplyAt(events []Event, revision uint64, at time.Time) (ApplyResult, error) {
+	if revision == 0 {
+		return ApplyResult{}, fmt.Errorf("%w: revision 0", ErrRevision)
+	}
+	return s.applyBatch(events, revision, at)
+}
+
+// applyBatch is Apply (revision 0: the next revision, and only if an event applied) and ApplyAt.
+func (s *Store) applyBatch(events []Event, revision uint64, at time.Time) (ApplyResult, error) {
 	checked := make([]checkedEvent, len(events))
 	for i, ev := range events {
 		checked[i] = check(ev, false)
 	}
 	b := s.begin(len(events))
 	defer b.abort() // no-op after commit
+	if revision != 0 && revision <= b.cur.Revision {
+		return ApplyResult{Revision: b.cur.Revision}, fmt.Errorf("%w: %d is not after the current revision %d", ErrRevision, revision, b.cur.Revision)
+	}
+	b.revision, b.at = revision, at
 	results := make([]EventResult, len(events))
 	for i, ev := range checked {
 		res, err := b.apply(ev)
 		if err != nil {
-			return abortedResult(checked, results[:i], b.cur.Revision, err)
+			return abortedResult(checked, results[:i], b.cur.Revision, err), nil
 		}
 		results[i] = res
 	}
-	revision, err := b.commit()
+	rev, err := b.commit()
 	if err != nil {
-		return abortedResult(checked, results, b.cur.Revision, err)
+		return abortedResult(checked, results, b.cur.Revision, err), nil
 	}
-	return ApplyResult{Results: results, Revision: revision}
+	return ApplyResult{Results: results, Revision: rev}, nil
 }
 
 // checkedEvent is an event after checkEvent. It does not keep the event's Record: a large load then holds
@@ -185,9 +255,15 @@ type batch struct {
 	cur       *meta                 // the meta object when the batch began
 	counts    map[Kind]int          // live records per kind, as the batch changes them
 	records   map[recordRef]*Record // records inserted by this batch
-	added     []string              // event ids this batch added to s.applied, until it commits
+	added     []string              // event ids this batch added to s.applied
+	tombs     []*Record             // tombstones this batch stored
+	tombCount int                   // tombstones in the store, as the batch changes them
 	applied   int                   // events APPLIED
 	lastID    string                // the last event APPLIED
+	// revision is ApplyAt's revision (the batch commits as it even if nothing applied), 0 for the next
+	// one; at is ApplyAt's event time, zero for Now.
+	revision uint64
+	at       time.Time
 }
 
 // recordRef names a record across kinds.
@@ -216,6 +292,7 @@ func (s *Store) begin(size int) *batch {
 		committed: s.db.Txn(false),
 		cur:       cur,
 		counts:    maps.Clone(cur.Counts),
+		tombCount: cur.Tombstones,
 		records:   make(map[recordRef]*Record, size),
 		added:     make([]string, 0, size),
 	}
@@ -266,6 +343,14 @@ func (b *batch) apply(ev checkedEvent) (EventResult, error) {
 	b.records[recordRef{rec.Kind, rec.Key}] = rec
 	b.s.applied[rec.EventID] = struct{}{}
 	b.added = append(b.added, rec.EventID)
+	if rec.Deleted {
+		b.tombs = append(b.tombs, rec)
+		if prev == nil || !prev.Deleted {
+			b.tombCount++
+		}
+	} else if prev != nil && prev.Deleted {
+		b.tombCount--
+	}
 	wasLive := prev != nil && !prev.Deleted
 	switch {
 	case rec.Deleted && wasLive:
@@ -291,10 +376,11 @@ func (b *batch) record(kind Kind, key string) (*Record, error) {
 	return raw.(*Record), nil
 }
 
-// commit makes the batch visible as the next revision, if it applied any event, and returns the revision
-// readers now see. On an error the batch must be aborted.
+// commit makes the batch visible as the next revision (or b.revision), if it applied any event or has
+// b.revision, compacts the store's memory, and returns the revision readers now see. On an error the batch
+// must be aborted.
 func (b *batch) commit() (uint64, error) {
-	if b.applied == 0 {
+	if b.applied == 0 && b.revision == 0 {
 		b.abort()
 		return b.cur.Revision, nil
 	}
@@ -302,15 +388,81 @@ func (b *batch) commit() (uint64, error) {
 		ID:            metaID,
 		Revision:      b.cur.Revision + 1,
 		Counts:        b.counts,
-		LastEventID:   b.lastID,
-		LastAppliedAt: b.s.now(),
+		LastEventID:   b.cur.LastEventID,
+		LastAppliedAt: b.cur.LastAppliedAt,
 	}
+	if b.revision != 0 {
+		next.Revision = b.revision
+	}
+	if b.applied > 0 {
+		next.LastEventID, next.LastAppliedAt = b.lastID, b.s.now()
+	}
+	at := b.at
+	if at.IsZero() {
+		at = b.s.now()
+	}
+	forget, forgotten, err := b.compact(at)
+	if err != nil {
+		return 0, err
+	}
+	next.SeenEventIDs = len(b.s.applied) - forgotten
+	next.Tombstones = b.tombCount
 	if err := b.txn.Insert(tableMeta, next); err != nil {
 		return 0, fmt.Errorf("insert meta: %w", err)
 	}
-	b.txn.Commit()
+	// Nothing can fail from here on, so the memory beside memdb changes too, before Commit releases the
+	// writer lock that guards it.
+	s := b.s
+	for _, r := range s.window[:forget] {
+		for _, id := range r.ids {
+			delete(s.applied, id)
+		}
+	}
+	s.window = s.window[forget:]
+	if len(b.added) > 0 || len(b.tombs) > 0 {
+		s.window = append(s.window, remembered{at: at, ids: b.added, tombstones: b.tombs})
+	}
+	if at.After(s.newest) {
+		s.newest = at
+	}
 	b.added = nil
+	b.txn.Commit()
 	return next.Revision, nil
+}
+
+// compact deletes, in the batch's transaction, the tombstones of the oldest remembered batches whose
+// event time is older than the newest event time (this batch's included) minus Retain, and returns how
+// many of those batches to forget once the transaction commits and how many event ids they hold. A
+// tombstone since replaced (by a newer UPSERT or DELETE) is not the stored record any more and stays.
+func (b *batch) compact(at time.Time) (forget, ids int, err error) {
+	s := b.s
+	if s.retain < 0 {
+		return 0, 0, nil
+	}
+	newest := s.newest
+	if at.After(newest) {
+		newest = at
+	}
+	cutoff := newest.Add(-s.retain)
+	for forget < len(s.window) && s.window[forget].at.Before(cutoff) {
+		r := s.window[forget]
+		for _, t := range r.tombstones {
+			cur, err := b.record(t.Kind, t.Key)
+			if err != nil {
+				return 0, 0, fmt.Errorf("look up %s %q: %w", t.Kind, t.Key, err)
+			}
+			if cur != t {
+				continue
+			}
+			if err := b.txn.Delete(string(t.Kind), t); err != nil {
+				return 0, 0, fmt.Errorf("delete tombstone %s %q: %w", t.Kind, t.Key, err)
+			}
+			b.tombCount--
+		}
+		ids += len(r.ids)
+		forget++
+	}
+	return forget, ids, nil
 }
 
 // abort drops the batch: nothing it wrote is seen, and its event ids are forgotten. It is a no-op after
@@ -349,7 +501,8 @@ func currentMeta(txn *memdb.Txn) *meta {
 
 // Status summarises the store.
 type Status struct {
-	// Revision counts the Apply calls that applied at least one event.
+	// Revision counts the Apply calls that applied at least one event; fed by ApplyAt, it is the last
+	// stream sequence processed.
 	Revision uint64
 	// Counts holds the number of live records (tombstones excluded) of every kind.
 	Counts map[Kind]int
@@ -357,6 +510,10 @@ type Status struct {
 	LastEventID string
 	// LastAppliedAt is when the last applying batch committed (Config.Now), zero before the first.
 	LastAppliedAt time.Time
+	// SeenEventIDs is the number of event ids remembered to refuse duplicates, and Tombstones the number
+	// of deleted records remembered to refuse stale UPSERTs; both shrink with compaction (Config.Retain).
+	SeenEventIDs int
+	Tombstones   int
 }
 
 // Status returns the current status. It does not scan: counts are maintained by Apply. The returned map
@@ -389,6 +546,8 @@ func (sn *Snapshot) Status() Status {
 		Counts:        maps.Clone(sn.meta.Counts),
 		LastEventID:   sn.meta.LastEventID,
 		LastAppliedAt: sn.meta.LastAppliedAt,
+		SeenEventIDs:  sn.meta.SeenEventIDs,
+		Tombstones:    sn.meta.Tombstones,
 	}
 }
 
