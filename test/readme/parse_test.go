@@ -151,6 +151,7 @@ var (
 // serveCommand returns the first line of text that starts a server in the foreground, or "". A server
 // started in the background (the line ends with &) does not hold the block.
 func serveCommand(text string) string {
+	text = strings.ReplaceAll(text, "\\\n", " ") // a command continued over lines is one line
 	for _, m := range serveRE.FindAllStringSubmatch(text, -1) {
 		cmd := strings.TrimSpace(stripComment(m[1]))
 		if !helpRE.MatchString(cmd) && !strings.HasSuffix(cmd, "&") {

@@ -510,7 +510,7 @@ func TestParseReadme(t *testing.T) {
 		}
 	}
 
-	if bs, err := parseReadme("<!-- readme-test: needs postgres nats -->\n```sh\nbin/tollgate serve --addr :1 > r1.log 2>&1 &\n```\n"); err != nil || len(bs) != 1 || strings.Join(bs[0].needs, ",") != "postgres,nats" || bs[0].kind != script {
+	if bs, err := parseReadme("<!-- readme-test: needs postgres nats -->\n```sh\nbin/tollgate serve --addr :1 \\\n  --http-addr :2 > r1.log 2>&1 &\n```\n"); err != nil || len(bs) != 1 || strings.Join(bs[0].needs, ",") != "postgres,nats" || bs[0].kind != script {
 		t.Errorf("a needs block starting a server in the background: %v, %v; want a script needing postgres and nats", bs, err)
 	}
 	if _, err := parseReadme("```sh\nbin/tollgate serve -h\nbin/tollgatectl decide -f r.json\n```\n"); err != nil {
