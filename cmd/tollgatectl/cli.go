@@ -70,7 +70,14 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	g              globals
+	// streamURL is where `masterdata publish` publishes without --stream: TOLLGATE_MASTERDATA_STREAM,
+	// else the NATS server on this machine, as --addr defaults to the service on this machine.
+	streamURL string
 }
+
+// defaultStreamURL is the NATS server `masterdata publish` uses without --stream or
+// TOLLGATE_MASTERDATA_STREAM.
+const defaultStreamURL = "nats://127.0.0.1:4222"
 
 // globals are the connection flags, accepted before or after the command name.
 type globals struct {
@@ -103,6 +110,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	a.g.addr = cmp.Or(getenv("TOLLGATE_ADDR"), defaultAddr)
 	a.g.token = getenv("TOLLGATE_TOKEN")
+	a.streamURL = cmp.Or(getenv("TOLLGATE_MASTERDATA_STREAM"), defaultStreamURL)
 	a.g.timeout = 10 * time.Second
 
 	root := rootCommand()

@@ -316,7 +316,7 @@ func printStatus(w io.Writer, resp *tollgatev1.StatusResponse) error {
 func masterDataPublishCommand() *command {
 	return &command{
 		name:    "publish",
-		args:    "-f FILE --stream nats://HOST:4222 [--stream-name NAME] [--subject SUBJECT]",
+		args:    "-f FILE [--stream nats://HOST:4222] [--stream-name NAME] [--subject SUBJECT]",
 		summary: "publish change events to the NATS JetStream stream a fleet reads",
 		help: `Publishes change events (the NDJSON of 'masterdata apply', one event per
 line) to the master-data stream of replicas started with --masterdata-stream,
@@ -324,7 +324,8 @@ one message per event, in file order, with Nats-Msg-Id = event_id so that
 JetStream drops an event id it already stored within its duplicate window.
 The stream is created if it does not exist. This talks to NATS, not to the
 service: --addr and the TLS flags do not apply; --timeout bounds the whole
-run (0: none).
+run (0: none). Without --stream it publishes to TOLLGATE_MASTERDATA_STREAM, else
+to nats://127.0.0.1:4222.
 
 Every line is decoded first, as 'masterdata apply' does, and must have an
 event_id: a malformed line publishes nothing, and the error names the line.
@@ -339,7 +340,7 @@ file is malformed or NATS refused an event (the events before it stay
 published, the later ones are not sent).`,
 		setup: func(fs *flag.FlagSet) runFunc {
 			file := fs.String("f", "", "NDJSON `FILE` of change events (- for stdin)")
-			url := fs.String("stream", "", "NATS `URL` of the master-data stream, e.g. nats://127.0.0.1:4222")
+			url := fs.String("stream", "", "NATS `URL` of the master-data stream (default env TOLLGATE_MASTERDATA_STREAM, else "+defaultStreamURL+")")
 			name := fs.String("stream-name", feed.DefaultStream, "JetStream stream `NAME`")
 			subject := fs.String("subject", feed.DefaultSubject, "`SUBJECT` the events are published on")
 			return func(ctx context.Context, a *app, args []string) error {
@@ -350,7 +351,7 @@ published, the later ones are not sent).`,
 					return usagef("-f is required")
 				}
 				if *url == "" {
-					return usagef("--stream is required")
+					*url = a.streamURL
 				}
 				bodies, err := a.readEventLines(*file)
 				if err != nil {

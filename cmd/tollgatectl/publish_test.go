@@ -86,8 +86,22 @@ func TestMasterDataPublishRefusesMalformedFile(t *testing.T) {
 	if ids := streamMessages(t, s); len(ids) != 0 {
 		t.Errorf("published %v from malformed files", ids)
 	}
-	got := runCmd(t, nil, "", "masterdata", "publish", "-f", "x.ndjson")
-	if got.code != exitUsage || !strings.Contains(got.stderr, "--stream is required") {
-		t.Errorf("without --stream: exit %d, stderr %q", got.code, got.stderr)
+}
+
+// TestMasterDataPublishDefaultStream: without --stream, publish goes to TOLLGATE_MASTERDATA_STREAM, so
+// `tollgatectl masterdata publish -f events.ndjson` works as the issue writes it.
+func TestMasterDataPublishDefaultStream(t *testing.T) {
+	s := natstest.NewStream(t)
+	file := writeFile(t, "events.ndjson", publishEvents)
+	got := runCmd(t, map[string]string{"TOLLGATE_MASTERDATA_STREAM": s.URL}, "", "masterdata", "publish", "-f", file, "--stream-name", s.Name, "--subject", s.Subject)
+	if got.code != 0 {
+		t.Fatalf("exit %d, stderr %q", got.code, got.stderr)
+	}
+	if diff := cmp.Diff([]string{"p1", "p2"}, streamMessages(t, s)); diff != "" {
+		t.Errorf("stream messages (-want +got):\n%s", diff)
+	}
+	got = runCmd(t, map[string]string{"TOLLGATE_MASTERDATA_STREAM": "nats://127.0.0.1:1"}, "", "masterdata", "publish", "-f", file, "--timeout", "3s")
+	if got.code != exitError || !strings.Contains(got.stderr, "127.0.0.1:1") {
+		t.Errorf("to an unreachable default stream: exit %d, stderr %q; want 1 naming the server", got.code, got.stderr)
 	}
 }
