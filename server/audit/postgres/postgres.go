@@ -227,72 +227,6 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	return v, nil
 }
 
-// columns are the indexed values derived from a record.
-type columns struct {
-	decisionID, chainID                    string
-	seq                                    int64
-	kind                                   int32
-	evaluatedAt                            int64
-	actorID, action, resType, resID        string
-	effect                                 int32
-	bundleRevision, workflowID, idempotKey string
-	idempotScope                           string
-	hash                                   []byte
-}
-
-func columnsOf(r *audit.Record) columns {
-	var at int64
-	if r.GetEvaluatedAt() != nil {
-		at = r.GetEvaluatedAt().AsTime().UnixNano()
-	}
-	req := r.GetRequest()
-	return columns{
-		decisionID: r.GetDecisionId(), chainID: r.GetChainId(), seq: int64(r.GetSeq()),
-		kind: int32(r.GetKind()), evaluatedAt: at,
-		actorID: req.GetActor().GetId(), action: req.GetAction(),
-		resType: req.GetResource().GetType(), resID: req.GetResource().GetId(),
-		effect: int32(r.GetEffect()), bundleRevision: r.GetBundleRevision(),
-		workflowID: req.GetContext()["workflow_id"], idempotKey: r.GetIdempotencyKey(),
-		idempotScope: audit.IdempotencyScope(r), hash: r.GetHash(),
-	}
-}
-
-func (c columns) diff(o columns) string {
-	switch {
-	case c.decisionID != o.decisionID:
-		return "decision_id"
-	case c.chainID != o.chainID:
-		return "chain_id"
-	case c.seq != o.seq:
-		return "seq"
-	case c.kind != o.kind:
-		return "kind"
-	case c.evaluatedAt != o.evaluatedAt:
-		return "evaluated_at"
-	case c.actorID != o.actorID:
-		return "actor_id"
-	case c.action != o.action:
-		return "action"
-	case c.resType != o.resType:
-		return "resource_type"
-	case c.resID != o.resID:
-		return "resource_id"
-	case c.effect != o.effect:
-		return "effect"
-	case c.bundleRevision != o.bundleRevision:
-		return "bundle_revision"
-	case c.workflowID != o.workflowID:
-		return "workflow_id"
-	case c.idempotKey != o.idempotKey:
-		return "idempotency_key"
-	case c.idempotScope != o.idempotScope:
-		return "idempotency_scope"
-	case !bytes.Equal(c.hash, o.hash):
-		return "hash"
-	}
-	return ""
-}
-
 func (s *Store) check() error {
 	if s.closed.Load() {
 		return audit.ErrClosed
@@ -356,13 +290,13 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 		if sum := sha256.Sum256(e.Body); !bytes.Equal(sum[:], r.GetHash()) {
 			return fmt.Errorf("append record %s: body does not hash to the record's hash: %w", r.GetDecisionId(), audit.ErrInvalidArgument)
 		}
-		c := columnsOf(r)
-		ids[i], chains[i], seqs[i], kinds[i], ats[i] = c.decisionID, c.chainID, c.seq, c.kind, c.evaluatedAt
-		actors[i], actions[i], resTypes[i], resIDs[i], effects[i] = c.actorID, c.action, c.resType, c.resID, c.effect
-		bundles[i], workflows[i], keys[i], scopes[i], hashes[i], bodies[i] = c.bundleRevision, c.workflowID, c.idempotKey, c.idempotScope, c.hash, e.Body
+		c := audit.ColumnsOf(r)
+		ids[i], chains[i], seqs[i], kinds[i], ats[i] = c.DecisionID, c.ChainID, c.Seq, c.Kind, c.EvaluatedAt
+		actors[i], actions[i], resTypes[i], resIDs[i], effects[i] = c.ActorID, c.Action, c.ResType, c.ResID, c.Effect
+		bundles[i], workflows[i], keys[i], scopes[i], hashes[i], bodies[i] = c.BundleRevision, c.WorkflowID, c.IdempotKey, c.IdempotScope, c.Hash, e.Body
 		for _, reason := range r.GetReasons() {
 			if reason.GetCode() != "" {
-				reasonCodes, reasonIDs = append(reasonCodes, reason.GetCode()), append(reasonIDs, c.decisionID)
+				reasonCodes, reasonIDs = append(reasonCodes, reason.GetCode()), append(reasonIDs, c.DecisionID)
 			}
 		}
 	}
@@ -739,18 +673,17 @@ func chain(ctx context.Context, q querier, chainID string, fromSeq uint64, fn fu
 		if n%paceEvery == 0 {
 			pace.rest()
 		}
-		var c columns
+		var c audit.Columns
 		var body []byte
-		if err := rows.Scan(&c.decisionID, &c.chainID, &c.seq, &c.kind, &c.evaluatedAt, &c.actorID, &c.action,
-			&c.resType, &c.resID, &c.effect, &c.bundleRevision, &c.workflowID, &c.idempotKey, &c.idempotScope, &c.hash, &body); err != nil {
+		if err := rows.Scan(append(c.Targets(), &body)...); err != nil {
 			return fmt.Errorf("read audit chain %s: %w", chainID, err)
 		}
-		r, err := decode(body, c.hash)
+		r, err := decode(body, c.Hash)
 		if err != nil {
-			return &audit.IntegrityError{ChainID: chainID, Seq: uint64(c.seq), DecisionID: c.decisionID, Problem: "body does not decode: " + err.Error()}
+			return &audit.IntegrityError{ChainID: chainID, Seq: uint64(c.Seq), DecisionID: c.DecisionID, Problem: "body does not decode: " + err.Error()}
 		}
-		if col := c.diff(columnsOf(r)); col != "" {
-			return &audit.IntegrityError{ChainID: chainID, Seq: uint64(c.seq), DecisionID: c.decisionID, Problem: "column " + col + " disagrees with the record body"}
+		if col := c.Diff(audit.ColumnsOf(r)); col != "" {
+			return &audit.IntegrityError{ChainID: chainID, Seq: uint64(c.Seq), DecisionID: c.DecisionID, Problem: "column " + col + " disagrees with the record body"}
 		}
 		if err := fn(r); err != nil {
 			return err

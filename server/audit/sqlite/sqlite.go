@@ -328,72 +328,6 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// columns are the indexed values derived from a record.
-type columns struct {
-	decisionID, chainID                    string
-	seq                                    uint64
-	kind                                   int64
-	evaluatedAt                            int64
-	actorID, action, resType, resID        string
-	effect                                 int64
-	bundleRevision, workflowID, idempotKey string
-	idempotScope                           string
-	hash                                   []byte
-}
-
-func columnsOf(r *audit.Record) columns {
-	var at int64
-	if r.GetEvaluatedAt() != nil {
-		at = r.GetEvaluatedAt().AsTime().UnixNano()
-	}
-	req := r.GetRequest()
-	return columns{
-		decisionID: r.GetDecisionId(), chainID: r.GetChainId(), seq: r.GetSeq(),
-		kind: int64(r.GetKind()), evaluatedAt: at,
-		actorID: req.GetActor().GetId(), action: req.GetAction(),
-		resType: req.GetResource().GetType(), resID: req.GetResource().GetId(),
-		effect: int64(r.GetEffect()), bundleRevision: r.GetBundleRevision(),
-		workflowID: req.GetContext()["workflow_id"], idempotKey: r.GetIdempotencyKey(),
-		idempotScope: audit.IdempotencyScope(r), hash: r.GetHash(),
-	}
-}
-
-func (c columns) diff(o columns) string {
-	switch {
-	case c.decisionID != o.decisionID:
-		return "decision_id"
-	case c.chainID != o.chainID:
-		return "chain_id"
-	case c.seq != o.seq:
-		return "seq"
-	case c.kind != o.kind:
-		return "kind"
-	case c.evaluatedAt != o.evaluatedAt:
-		return "evaluated_at"
-	case c.actorID != o.actorID:
-		return "actor_id"
-	case c.action != o.action:
-		return "action"
-	case c.resType != o.resType:
-		return "resource_type"
-	case c.resID != o.resID:
-		return "resource_id"
-	case c.effect != o.effect:
-		return "effect"
-	case c.bundleRevision != o.bundleRevision:
-		return "bundle_revision"
-	case c.workflowID != o.workflowID:
-		return "workflow_id"
-	case c.idempotKey != o.idempotKey:
-		return "idempotency_key"
-	case c.idempotScope != o.idempotScope:
-		return "idempotency_scope"
-	case !bytes.Equal(c.hash, o.hash):
-		return "hash"
-	}
-	return ""
-}
-
 func (s *Store) check() error {
 	if s.closed.Load() {
 		return audit.ErrClosed
@@ -471,13 +405,13 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 		args := make([]any, 0, 16*len(chunk))
 		var reasons []any
 		for _, e := range chunk {
-			c := columnsOf(e.Record)
-			args = append(args, c.decisionID, c.chainID, c.seq, c.kind, c.evaluatedAt,
-				c.actorID, c.action, c.resType, c.resID, c.effect, c.bundleRevision, c.workflowID, c.idempotKey,
-				c.idempotScope, c.hash, string(e.Body))
+			c := audit.ColumnsOf(e.Record)
+			args = append(args, c.DecisionID, c.ChainID, c.Seq, c.Kind, c.EvaluatedAt,
+				c.ActorID, c.Action, c.ResType, c.ResID, c.Effect, c.BundleRevision, c.WorkflowID, c.IdempotKey,
+				c.IdempotScope, c.Hash, string(e.Body))
 			for _, reason := range e.Record.GetReasons() {
 				if reason.GetCode() != "" {
-					reasons = append(reasons, reason.GetCode(), c.decisionID)
+					reasons = append(reasons, reason.GetCode(), c.DecisionID)
 				}
 			}
 		}
@@ -822,18 +756,17 @@ func chain(ctx context.Context, q querier, chainID string, fromSeq uint64, fn fu
 		if n%paceEvery == 0 {
 			pace.rest()
 		}
-		var c columns
+		var c audit.Columns
 		var body string
-		if err := rows.Scan(&c.decisionID, &c.chainID, &c.seq, &c.kind, &c.evaluatedAt, &c.actorID, &c.action,
-			&c.resType, &c.resID, &c.effect, &c.bundleRevision, &c.workflowID, &c.idempotKey, &c.idempotScope, &c.hash, &body); err != nil {
+		if err := rows.Scan(append(c.Targets(), &body)...); err != nil {
 			return fmt.Errorf("read audit chain %s: %w", chainID, err)
 		}
-		r, err := decode(body, c.hash)
+		r, err := decode(body, c.Hash)
 		if err != nil {
-			return &audit.IntegrityError{ChainID: chainID, Seq: c.seq, DecisionID: c.decisionID, Problem: "body does not decode: " + err.Error()}
+			return &audit.IntegrityError{ChainID: chainID, Seq: uint64(c.Seq), DecisionID: c.DecisionID, Problem: "body does not decode: " + err.Error()}
 		}
-		if col := c.diff(columnsOf(r)); col != "" {
-			return &audit.IntegrityError{ChainID: chainID, Seq: c.seq, DecisionID: c.decisionID, Problem: "column " + col + " disagrees with the record body"}
+		if col := c.Diff(audit.ColumnsOf(r)); col != "" {
+			return &audit.IntegrityError{ChainID: chainID, Seq: uint64(c.Seq), DecisionID: c.DecisionID, Problem: "column " + col + " disagrees with the record body"}
 		}
 		if err := fn(r); err != nil {
 			return err
