@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	sqldriver "database/sql/driver"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -319,29 +318,12 @@ func (s *Store) PutCheckpoint(ctx context.Context, chainID string, cp transparen
 	return nil
 }
 
-const checkpointCols = "tree_size, root, origin, note, signed_at"
-
-func scanCheckpoint(sc interface{ Scan(...any) error }) (transparency.Checkpoint, error) {
-	var cp transparency.Checkpoint
-	var root []byte
-	var at int64
-	if err := sc.Scan(&cp.Size, &root, &cp.Origin, &cp.Note, &at); err != nil {
-		return transparency.Checkpoint{}, err
-	}
-	if len(root) != tlog.HashSize {
-		return transparency.Checkpoint{}, fmt.Errorf("checkpoint at size %d has a root of %d bytes: %w", cp.Size, len(root), audit.ErrCorrupt)
-	}
-	copy(cp.Root[:], root)
-	cp.SignedAt = time.Unix(0, at).UTC()
-	return cp, nil
-}
-
 // LatestCheckpoint implements audit.Store and transparency.CheckpointStore.
 func (s *Store) LatestCheckpoint(ctx context.Context, chainID string) (transparency.Checkpoint, error) {
 	if err := s.check(); err != nil {
 		return transparency.Checkpoint{}, err
 	}
-	cp, err := scanCheckpoint(s.r.QueryRowContext(ctx, "SELECT "+checkpointCols+" FROM checkpoints WHERE chain_id = ? ORDER BY tree_size DESC LIMIT 1", chainID))
+	cp, err := audit.ScanCheckpoint(s.r.QueryRowContext(ctx, "SELECT "+audit.CheckpointColumns+" FROM checkpoints WHERE chain_id = ? ORDER BY tree_size DESC LIMIT 1", chainID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return transparency.Checkpoint{}, fmt.Errorf("checkpoint of chain %s: %w: %w", chainID, audit.ErrNotFound, transparency.ErrNotFound)
 	}
@@ -357,18 +339,12 @@ func (s *Store) ListCheckpoints(ctx context.Context, q audit.CheckpointQuery) (a
 	if err := s.check(); err != nil {
 		return audit.CheckpointPage{}, err
 	}
-	below := int64(-1)
-	if q.PageToken != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(q.PageToken)
-		if err == nil {
-			below, err = strconv.ParseInt(string(raw), 10, 64)
-		}
-		if err != nil || below < 0 {
-			return audit.CheckpointPage{}, fmt.Errorf("page token %q: %w", q.PageToken, audit.ErrInvalidArgument)
-		}
+	below, err := audit.CheckpointsBelow(q.PageToken)
+	if err != nil {
+		return audit.CheckpointPage{}, err
 	}
 	size := q.EffectivePageSize()
-	query := "SELECT " + checkpointCols + " FROM checkpoints WHERE chain_id = ?"
+	query := "SELECT " + audit.CheckpointColumns + " FROM checkpoints WHERE chain_id = ?"
 	args := []any{q.ChainID}
 	if below >= 0 {
 		query += " AND tree_size < ?"
@@ -379,20 +355,8 @@ func (s *Store) ListCheckpoints(ctx context.Context, q audit.CheckpointQuery) (a
 		return audit.CheckpointPage{}, fmt.Errorf("list checkpoints of chain %s: %w", q.ChainID, err)
 	}
 	defer rows.Close()
-	var page audit.CheckpointPage
-	for rows.Next() {
-		if len(page.Checkpoints) == size {
-			last := page.Checkpoints[size-1].Size
-			page.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(last, 10)))
-			break
-		}
-		cp, err := scanCheckpoint(rows)
-		if err != nil {
-			return audit.CheckpointPage{}, fmt.Errorf("list checkpoints of chain %s: %w", q.ChainID, err)
-		}
-		page.Checkpoints = append(page.Checkpoints, cp)
-	}
-	if err := rows.Err(); err != nil {
+	page, err := audit.CheckpointPageOf(rows, size)
+	if err != nil {
 		return audit.CheckpointPage{}, fmt.Errorf("list checkpoints of chain %s: %w", q.ChainID, err)
 	}
 	return page, nil
@@ -450,14 +414,14 @@ func (n *snapshot) ReadHashes(ctx context.Context, chainID string, indexes []int
 }
 
 func (n *snapshot) Checkpoints(ctx context.Context, chainID string) ([]transparency.Checkpoint, error) {
-	rows, err := n.conn.QueryContext(ctx, "SELECT "+checkpointCols+" FROM checkpoints WHERE chain_id = ? ORDER BY tree_size", chainID)
+	rows, err := n.conn.QueryContext(ctx, "SELECT "+audit.CheckpointColumns+" FROM checkpoints WHERE chain_id = ? ORDER BY tree_size", chainID)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoints of chain %s: %w", chainID, err)
 	}
 	defer rows.Close()
 	var out []transparency.Checkpoint
 	for rows.Next() {
-		cp, err := scanCheckpoint(rows)
+		cp, err := audit.ScanCheckpoint(rows)
 		if err != nil {
 			return nil, fmt.Errorf("read checkpoints of chain %s: %w", chainID, err)
 		}
