@@ -321,6 +321,8 @@ func decideLag(ctx context.Context, c *tollgate.Client) (Decision, uint64, time.
 type LagResult struct {
 	Replicas int
 	Gap      time.Duration
+	// Approved is the decision on the probe while the supplier is APPROVED, as the fleet gave it.
+	Approved string
 	// All is, per event in publish order, the time from just before the publish until the last replica
 	// answered with the event applied; PerReplica[r] the same for replica r alone.
 	All        []time.Duration
@@ -375,7 +377,7 @@ func quantileSorted(s []time.Duration, q float64) time.Duration {
 // implies (a wrong one is an error, not a sample). The next event is published LagGap after every
 // replica decided on this one. progress, if set, is called after every event.
 func (f *LagFleet) Measure(ctx context.Context, events int, progress func(done int)) (*LagResult, error) {
-	r := &LagResult{Replicas: len(f.clients), Gap: LagGap, PerReplica: make([][]time.Duration, len(f.clients))}
+	r := &LagResult{Replicas: len(f.clients), Gap: LagGap, Approved: f.approved.String(), PerReplica: make([][]time.Duration, len(f.clients))}
 	for e := 0; e < events; e++ {
 		lags, err := f.measureOne(ctx, r)
 		if err != nil {

@@ -58,7 +58,7 @@ func TestQuantile(t *testing.T) {
 func TestWriteMarkdownLag(t *testing.T) {
 	r := &perf.Report{Reps: 1, LagNATS: "nats://127.0.0.1:4222"}
 	r.Runs = append(r.Runs, run(perf.ServerOPA, 16, 1, 500, 4*time.Millisecond), run(perf.ServerTollgate, 16, 1, 1000, 2*time.Millisecond))
-	l := &perf.LagResult{Replicas: 3, Gap: perf.LagGap, PerReplica: make([][]time.Duration, 3),
+	l := &perf.LagResult{Replicas: 3, Gap: perf.LagGap, Approved: "ALLOW PO_OK", PerReplica: make([][]time.Duration, 3),
 		Calls: 400, CallTime: 800 * time.Millisecond, Publish: 100 * time.Millisecond}
 	for i := 1; i <= 100; i++ {
 		for rep := range 3 {
@@ -76,6 +76,7 @@ func TestWriteMarkdownLag(t *testing.T) {
 		"## Event to decision lag across a fleet\n",
 		"`--masterdata-stream nats://127.0.0.1:4222`",
 		"Events: 100,",
+		"(ALLOW PO_OK while APPROVED, DENY SUPPLIER_BLOCKED while BLOCKED)",
 		"Mean Decide round trip while polling in this run: **2.00 ms** (400 calls",
 		"acknowledge a publish: 1.00 ms",
 		"| **all 3 replicas decided on it** | 15.00 ms | 29.70 ms | 30.00 ms |\n",
@@ -154,7 +155,10 @@ func TestLagFleet(t *testing.T) {
 	if l.Calls < events*perf.LagReplicas || l.MeanDecide() <= 0 || l.MeanPublish() <= 0 {
 		t.Errorf("%d calls, mean Decide %v, mean publish %v", l.Calls, l.MeanDecide(), l.MeanPublish())
 	}
-	t.Logf("lag to all %d: p50 %v p99 %v; mean Decide %v over %d calls", l.Replicas, perf.Quantile(l.All, 0.5), perf.Quantile(l.All, 0.99), l.MeanDecide(), l.Calls)
+	if l.Approved == "" || strings.Contains(l.Approved, "SUPPLIER_BLOCKED") {
+		t.Errorf("decision on the APPROVED supplier %q", l.Approved)
+	}
+	t.Logf("approved: %s; lag to all %d: p50 %v p99 %v; mean Decide %v over %d calls", l.Approved, l.Replicas, perf.Quantile(l.All, 0.5), perf.Quantile(l.All, 0.99), l.MeanDecide(), l.Calls)
 
 	// An answer that contradicts the supplier's status at its revision fails the measurement.
 	fleet.SetApprovedDecision(perf.Decision{Effect: "REQUIRE_APPROVAL", Primary: "NOT_THE_POLICY"})
