@@ -64,11 +64,7 @@ func (s RunStats) Rate() float64 { return float64(s.Decisions) / s.Elapsed.Secon
 
 // Quantile returns the latency at quantile q in [0,1] (nearest rank).
 func (s RunStats) Quantile(q float64) time.Duration {
-	if len(s.Latencies) == 0 {
-		return 0
-	}
-	i := int(q*float64(len(s.Latencies))+0.5) - 1
-	return s.Latencies[min(max(i, 0), len(s.Latencies)-1)]
+	return quantileSorted(s.Latencies, q)
 }
 
 // ServerCPUPerDecision and ClientCPUPerDecision divide the CPU time by the decisions answered.

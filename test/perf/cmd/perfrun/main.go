@@ -14,6 +14,12 @@
 // database created for the run on the server -postgres names (the machine's own by default) and dropped
 // after it; the report sets its decisions/s against Tollgate on SQLite. -skip-postgres leaves it out; a
 // PostgreSQL that cannot be reached is an error otherwise, not a silent omission.
+//
+// Last, with the three servers stopped, it measures the fleet's event-to-decision lag (issue 13): three
+// replicas of tollgate on a stream made for the run on the NATS server -nats names and on a database of
+// their own on the -postgres server, and -lag-events master-data events, each timed from its publish
+// until all three decide on it (see perf.LagFleet). -skip-lag leaves it out; a NATS server that cannot
+// be reached is an error at the start otherwise.
 package main
 
 import (
@@ -29,6 +35,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -62,9 +69,13 @@ type options struct {
 	command     string
 	postgres    string
 	skipPG      bool
+	nats        string
+	skipLag     bool
+	lagEvents   int
 }
 
-func run(ctx context.Context, args []string) error {
+// parseFlags parses and checks perfrun's flags.
+func parseFlags(args []string) (options, error) {
 	fset := flag.NewFlagSet("perfrun", flag.ContinueOnError)
 	var o options
 	var conc string
@@ -82,18 +93,40 @@ func run(ctx context.Context, args []string) error {
 	fset.StringVar(&o.command, "command", "make perf", "the command recorded in the report")
 	fset.StringVar(&o.postgres, "postgres", perf.DefaultPostgresURL, "PostgreSQL server URL on which a database is created for the run and dropped after it")
 	fset.BoolVar(&o.skipPG, "skip-postgres", false, "leave out Tollgate on PostgreSQL")
+	fset.StringVar(&o.nats, "nats", perf.DefaultNATSURL, "NATS JetStream server URL on which a stream is made for the event-to-decision lag and deleted after it")
+	fset.BoolVar(&o.skipLag, "skip-lag", false, "leave out the event-to-decision lag of three replicas (needs NATS and PostgreSQL)")
+	fset.IntVar(&o.lagEvents, "lag-events", 200, "master-data events whose lag to all three replicas is measured")
 	if err := fset.Parse(args); err != nil {
-		return err
+		return o, err
+	}
+	if fset.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fset.Args())
 	}
 	for _, s := range strings.Split(conc, ",") {
 		c, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || c <= 0 {
-			return fmt.Errorf("-conc: %q is not a positive integer", s)
+			return o, fmt.Errorf("-conc: %q is not a positive integer", s)
 		}
 		o.conc = append(o.conc, c)
 	}
 	if o.corpus < 1 || o.reps < 1 || o.dur <= 0 {
-		return errors.New("-corpus, -reps and -dur must be positive")
+		return o, errors.New("-corpus, -reps and -dur must be positive")
+	}
+	if !o.skipLag {
+		if o.lagEvents < 1 {
+			return o, fmt.Errorf("-lag-events: %d, want at least 1 (or -skip-lag)", o.lagEvents)
+		}
+		if !strings.HasPrefix(o.nats, "nats://") {
+			return o, fmt.Errorf("-nats: %q, want a nats:// URL (or -skip-lag)", o.nats)
+		}
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
 	}
 
 	root, err := repoRoot()
@@ -128,6 +161,30 @@ func run(ctx context.Context, args []string) error {
 		}()
 		u, _ := url.Parse(o.postgres)
 		rep.Postgres = &perf.PostgresInfo{Server: u.Redacted(), Version: pg.Version, SynchronousCommit: pg.SynchronousCommit}
+	}
+	var lagDB *perf.PostgresDB
+	var lagStream *perf.NATSStream
+	if !o.skipLag {
+		// Also before the builds: the lag's fleet needs NATS JetStream and a database of its own.
+		step("create a NATS stream and a PostgreSQL database for the event-to-decision lag")
+		if lagStream, err = perf.NewNATSStream(ctx, o.nats); err != nil {
+			return err
+		}
+		defer func() {
+			if err := lagStream.Delete(ctx); err != nil {
+				step("warning: " + err.Error())
+			}
+		}()
+		if lagDB, err = perf.NewPostgresDB(ctx, o.postgres); err != nil {
+			return fmt.Errorf("event-to-decision lag: %w", err)
+		}
+		defer func() {
+			if err := lagDB.Drop(ctx); err != nil {
+				step("warning: " + err.Error())
+			}
+		}()
+		u, _ := url.Parse(o.nats)
+		rep.LagNATS = u.Redacted()
 	}
 
 	step("build stock OPA and tollgate")
@@ -247,6 +304,24 @@ func run(ctx context.Context, args []string) error {
 		s.p.Stop()
 	}
 
+	if !o.skipLag {
+		// After the throughput runs, with their servers stopped: the fleet has the machine to itself.
+		step(fmt.Sprintf("event-to-decision lag: start %d replicas on the stream and PostgreSQL", perf.LagReplicas))
+		fleet, err := perf.StartLagFleet(ctx, perf.LagFleetConfig{Bin: tgBin, Work: work, PostgresURL: lagDB.URL, Stream: lagStream})
+		if err != nil {
+			return fmt.Errorf("event-to-decision lag: %w", err)
+		}
+		step(fmt.Sprintf("event-to-decision lag: %d events", o.lagEvents))
+		rep.Lag, err = fleet.Measure(ctx, o.lagEvents, nil)
+		fleet.Close()
+		if err != nil {
+			return fmt.Errorf("event-to-decision lag: %w", err)
+		}
+		l := rep.Lag
+		step(fmt.Sprintf("lag to all %d replicas: p50 %.2f ms  p99 %.2f ms  max %.2f ms  (mean Decide %.2f ms over %d calls)",
+			l.Replicas, msf(perf.Quantile(l.All, 0.5)), msf(perf.Quantile(l.All, 0.99)), msf(slices.Max(l.All)), msf(l.MeanDecide()), l.Calls))
+	}
+
 	if !o.skipBench {
 		step("in-process floor and scale benchmarks")
 		var out bytes.Buffer
@@ -279,6 +354,8 @@ func run(ctx context.Context, args []string) error {
 	step("wrote " + o.out)
 	return nil
 }
+
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func step(msg string) { fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), msg) }
 
