@@ -30,6 +30,7 @@ type Index struct {
 	// evictedAt is the now of the last Evict: a record that Evict would
 	// already have dropped is not added.
 	evictedAt int64
+	evicted   bool
 	// currencies interns currency codes; entry.cur indexes it, 0 = no value.
 	currencies []string
 	curIndex   map[string]uint8
@@ -56,7 +57,6 @@ func New(views Views) *Index {
 		views:      views,
 		series:     map[ViewKey][]entry{},
 		seen:       map[string]int64{},
-		evictedAt:  -1 << 63,
 		currencies: []string{""},
 		curIndex:   map[string]uint8{},
 	}
@@ -130,7 +130,7 @@ func (ix *Index) observe(rec *audit.Record, unordered bool) int {
 	n := 0
 	for _, a := range adds {
 		v := ix.views.byName[a.vk.View]
-		if at <= ix.evictedAt-int64(v.window.retention()) {
+		if ix.evicted && at <= ix.evictedAt-int64(v.window.retention()) {
 			continue // Evict has dropped its peers; it could never count
 		}
 		e := entry{id: id, at: at, minor: a.minor, cur: ix.intern(a.cur)}
@@ -243,10 +243,10 @@ func (ix *Index) Evict(now time.Time) int {
 	nowN := now.UnixNano()
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if nowN <= ix.evictedAt {
+	if ix.evicted && nowN <= ix.evictedAt {
 		return 0
 	}
-	ix.evictedAt = nowN
+	ix.evictedAt, ix.evicted = nowN, true
 	dropped := 0
 	for vk, s := range ix.series {
 		cut := nowN - int64(ix.views.byName[vk.View].window.retention())
