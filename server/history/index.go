@@ -203,9 +203,12 @@ func (ix *Index) Query(view, key string, t time.Time) (Result, error) {
 	s := ix.series[ViewKey{View: view, Key: key}]
 	first := sort.Search(len(s), func(i int) bool { return s[i].at > lo })
 	last := sort.Search(len(s), func(i int) bool { return s[i].at > tn })
-	var sums map[uint8]*sum
-	for _, e := range s[first:max(first, last)] {
-		res.Count++
+	window := s[first:max(first, last)]
+	res.Count = len(window)
+	res.DecisionIDs = make([]string, 0, len(window))
+	var sums []sum // by entry.cur; a handful of currencies at most
+	var used []bool
+	for _, e := range window {
 		res.DecisionIDs = append(res.DecisionIDs, e.id)
 		switch e.cur {
 		case curNone:
@@ -215,22 +218,26 @@ func (ix *Index) Query(view, key string, t time.Time) (Result, error) {
 			continue
 		}
 		if sums == nil {
-			sums = map[uint8]*sum{}
-		}
-		if sums[e.cur] == nil {
-			sums[e.cur] = &sum{}
+			sums, used = make([]sum, len(ix.currencies)), make([]bool, len(ix.currencies))
 		}
 		sums[e.cur].add(e.minor)
+		used[e.cur] = true
 	}
 	curs := ix.currencies
 	ix.mu.RUnlock()
 
-	for c, s := range sums {
-		digits, _ := masterdata.CurrencyDigits(curs[c])
-		res.Sums[curs[c]] = s.format(digits)
+	for c := range sums {
+		if used[c] {
+			digits, _ := masterdata.CurrencyDigits(curs[c])
+			res.Sums[curs[c]] = sums[c].format(digits)
+		}
 	}
-	sort.Strings(res.DecisionIDs)
-	sort.Strings(res.Unvalued)
+	// Ties in evaluation time, and late records of other chains, leave the
+	// window out of id order.
+	if !slices.IsSorted(res.DecisionIDs) {
+		slices.Sort(res.DecisionIDs)
+	}
+	slices.Sort(res.Unvalued)
 	return res, nil
 }
 
