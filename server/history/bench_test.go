@@ -148,3 +148,13 @@ func BenchmarkRebuild(b *testing.B) {
 	b.ReportMetric(perRecord*1e6/1e9, "s/1M-postings")
 	_ = tollgatev1.Effect_EFFECT_ALLOW
 }
+
+// BenchmarkLock is the uncontended cost of taking and releasing one key.
+func BenchmarkLock(b *testing.B) {
+	locks := history.NewLocks(0)
+	key := history.ViewKey{View: "po_split", Key: `["u1","S1","DC1"]`}.LockKey()
+	b.ReportAllocs()
+	for b.Loop() {
+		locks.Lock(key)()
+	}
+}

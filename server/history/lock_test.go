@@ -1,6 +1,8 @@
 package history_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -125,4 +127,30 @@ func TestLockExcludes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("unlock did not release the key")
 	}
+}
+
+// TestLockContextDeadline: a wait for a held key ends with the caller's
+// deadline, releasing the stripes it had already taken.
+func TestLockContextDeadline(t *testing.T) {
+	locks := history.NewLocks(1 << 16)
+	unlock := locks.Lock("b")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := locks.LockContext(ctx, "a", "b", "c"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("LockContext on a held key = %v, want DeadlineExceeded", err)
+	}
+	// Nothing the failed call took stays held.
+	done := make(chan struct{})
+	go func() { locks.Lock("a", "c")(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a failed LockContext left a key held")
+	}
+	unlock()
+	u2, err := locks.LockContext(context.Background(), "a", "b", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2()
 }

@@ -218,6 +218,30 @@ func (vs Views) KeyOf(view string, req *tollgatev1.DecideRequest) (key string, o
 	return v.keyOf(req)
 }
 
+// Paths returns every request path the views read (keys, values,
+// currencies, where conditions), sorted and without duplicates. Records hold
+// the request after masking, so a view reading a masked path would count
+// "***MASKED***" after a restart where it counted the real value before: the
+// activation gate should refuse views whose paths the audit mask covers.
+func (vs Views) Paths() []string {
+	var out []string
+	for _, v := range vs.byName {
+		for _, k := range v.key {
+			out = append(out, k.path.text)
+		}
+		for _, a := range v.actions {
+			if a.value != nil {
+				out = append(out, a.value.text, a.currency.text)
+			}
+			for _, c := range a.where {
+				out = append(out, c.path.text)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // ViewKey names one key of one view.
 type ViewKey struct {
 	View, Key string

@@ -43,6 +43,18 @@ func TestParsePackViews(t *testing.T) {
 	}
 }
 
+func TestPaths(t *testing.T) {
+	want := []string{
+		"actor.id", "actor.type", "ai.mode",
+		"resource.attributes.amount", "resource.attributes.currency", "resource.attributes.customer_id",
+		"resource.attributes.invoice_ref", "resource.attributes.site_id", "resource.attributes.supplier_id",
+		"resource.attributes.value", "resource.attributes.variance_amount",
+	}
+	if diff := cmp.Diff(want, packViews(t).Paths()); diff != "" {
+		t.Fatalf("Paths (-want +got):\n%s", diff)
+	}
+}
+
 func TestParseWithoutViews(t *testing.T) {
 	for _, doc := range []string{`{}`, `{"params":{}}`, `{"params":{"history":{}}}`, `{"params":{"history":{"views":null}}}`} {
 		vs, err := history.Parse([]byte(doc))
