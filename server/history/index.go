@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,7 +127,9 @@ func (ix *Index) observe(rec *audit.Record, unordered bool) int {
 	if _, dup := ix.seen[rec.GetDecisionId()]; dup {
 		return 0
 	}
-	id := rec.GetDecisionId()
+	// Copies, so a record decoded in place (a substring of a page) is not
+	// kept alive by its id for as long as the window lasts.
+	id := strings.Clone(rec.GetDecisionId())
 	n := 0
 	for _, a := range adds {
 		v := ix.views.byName[a.vk.View]
@@ -163,6 +166,7 @@ func (ix *Index) intern(cur string) uint8 {
 	}
 	// parseMinor accepted cur, so it is one of masterdata's few supported
 	// currencies and the table stays far below 255.
+	cur = strings.Clone(cur)
 	ix.currencies = append(ix.currencies, cur)
 	ix.curIndex[cur] = uint8(len(ix.currencies) - 1)
 	return uint8(len(ix.currencies) - 1)
