@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -328,4 +329,38 @@ func activeInfo(t testing.TB, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// TestGateRefusesMalformedHistoryViews: a bundle's history views (params.history.views) are checked at
+// the gate, for activation and for impact analysis's Check alike: a malformed one is refused naming the
+// view and field, and the running bundle stays; well-formed views pass.
+func TestGateRefusesMalformedHistoryViews(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, bundles.Config{})
+	withViews := func(revision, views string) []byte {
+		files := policy(revision, revision)
+		files["data.json"] = `{"params": {"message": "` + revision + `", "history": {"views": ` + views + `}}}`
+		return tarball(t, files, "")
+	}
+	good := f.manager.OfferTarball(ctx, "good", withViews("v1", `{"po_split": {
+		"actions": [{"action": "PO.SUBMIT", "value": "resource.attributes.amount", "currency": "resource.attributes.currency"}],
+		"key": [{"path": "actor.id"}, {"path": "resource.attributes.supplier_id"}],
+		"effects": ["ALLOW", "REQUIRE_APPROVAL"], "window": "24h"}}`))
+	if good.Outcome != bundles.Activated {
+		t.Fatalf("a bundle with a well-formed view: %+v, want activated", good)
+	}
+	bad := withViews("v2", `{"po_split": {"actions": [{"action": "PO.SUBMIT"}], "key": [{"path": "actor.id"}],
+		"effects": ["ALLOW"], "window": "yesterday"}}`)
+	got := f.manager.OfferTarball(ctx, "bad", bad)
+	if got.Outcome != bundles.RefusedCompile || !strings.Contains(got.Reason, "invalid history views") ||
+		!strings.Contains(got.Reason, `"po_split"`) || !strings.Contains(got.Reason, "window") {
+		t.Errorf("a bundle with a malformed window: %s %q, want refused_compile naming the view and field", got.Outcome, got.Reason)
+	}
+	if active := f.active(t); active != good.Revision {
+		t.Errorf("active = %q after the refusal, want %q kept", active, good.Revision)
+	}
+	var refused *bundles.RefusedError
+	if _, err := f.manager.Check(ctx, bad); !errors.As(err, &refused) || refused.Outcome != bundles.RefusedCompile {
+		t.Errorf("Check of the malformed bundle: %v, want a RefusedError with refused_compile", err)
+	}
 }

@@ -9,7 +9,8 @@
 //     (unsigned, tampered or wrongly signed bundles are refused; without a key, pushed and fetched
 //     bundles are refused under Config.RefuseUnverified),
 //  2. compiles under the engine's capabilities (Engine.Compile: no network or host built-ins unless
-//     allowed) and defines the decision rule,
+//     allowed), defines the decision rule and declares well-formed history views (history.Parse of
+//     params.history.views),
 //  3. passes its own Rego tests (*_test.rego run by OPA's tester with the engine's builtins, under the
 //     same capabilities),
 //  4. is kept in the audit store under its revision, so its decisions can be replayed, and recorded in

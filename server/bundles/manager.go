@@ -283,6 +283,9 @@ func (m *Manager) Check(ctx context.Context, data []byte) (*engine.Compiled, err
 	if err != nil {
 		return nil, &RefusedError{Outcome: RefusedCompile, Reason: err.Error()}
 	}
+	if err := checkViews(b); err != nil {
+		return nil, &RefusedError{Outcome: RefusedCompile, Reason: err.Error()}
+	}
 	return compiled, nil
 }
 
@@ -337,6 +340,9 @@ func (m *Manager) check(ctx context.Context, c *Candidate, opts offerOpts, read 
 		return RefusedCompile, err.Error()
 	}
 	c.Revision = compiled.Revision()
+	if err := checkViews(b); err != nil {
+		return RefusedCompile, err.Error()
+	}
 	if opts.revision != "" && compiled.Revision() != opts.revision {
 		return RefusedVerification, fmt.Sprintf("kept bundle %s compiles as revision %s", opts.revision, compiled.Revision())
 	}
