@@ -2,14 +2,9 @@ package fleet_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,39 +15,6 @@ import (
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/test/testserver"
 )
-
-// bundleServer serves one bundle archive, with an ETag, as a fleet's bundle server does.
-type bundleServer struct {
-	*httptest.Server
-	mu   sync.Mutex
-	data []byte
-}
-
-func newBundleServer(t *testing.T) *bundleServer {
-	t.Helper()
-	bs := &bundleServer{}
-	bs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		bs.mu.Lock()
-		data := bs.data
-		bs.mu.Unlock()
-		sum := sha256.Sum256(data)
-		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
-		if r.Header.Get("If-None-Match") == etag {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		w.Header().Set("ETag", etag)
-		_, _ = w.Write(data)
-	}))
-	t.Cleanup(bs.Close)
-	return bs
-}
-
-func (bs *bundleServer) serve(data []byte) {
-	bs.mu.Lock()
-	bs.data = data
-	bs.mu.Unlock()
-}
 
 // devKey reads one of the repository's dev-only bundle signing keys.
 func devKey(t *testing.T, name string) string {
@@ -93,8 +55,8 @@ func TestPolicyRollout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs := newBundleServer(t)
-	bs.serve(packBundle(t, "fleet-1"))
+	bs := testserver.NewBundleServer(t)
+	bs.Serve(packBundle(t, "fleet-1"))
 	var fleet []*testserver.Server
 	var policy []tollgatev1.PolicyServiceClient
 	for _, id := range []string{"replica-a", "replica-b", "replica-c"} {
@@ -133,8 +95,8 @@ func TestPolicyRollout(t *testing.T) {
 		}
 	}
 	converged("fleet-1")
-	bs.serve(packBundle(t, "fleet-2"))
+	bs.Serve(packBundle(t, "fleet-2"))
 	converged("fleet-2")
-	bs.serve(packBundle(t, "fleet-1")) // the rollback: publish the previous bundle again
+	bs.Serve(packBundle(t, "fleet-1")) // the rollback: publish the previous bundle again
 	converged("fleet-1")
 }

@@ -26,7 +26,7 @@ func TestBundleServerGate(t *testing.T) {
 	if err := bundles.SignDir(startDir, priv, ""); err != nil {
 		t.Fatal(err)
 	}
-	bs := newBundleServer(t)
+	bs := testserver.NewBundleServer(t)
 	srv := startServer(t, app.Config{BundleDir: startDir, Bundles: bundles.Config{
 		URL: bs.URL + "/bundle.tar.gz", PollInterval: 100 * time.Millisecond, Verifier: verifier(t), RequireTests: true,
 	}})
@@ -64,7 +64,7 @@ func TestBundleServerGate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(srv.status(t).GetHistory())
-			bs.serve(tc.data)
+			bs.Serve(tc.data)
 			var st *tollgatev1.PolicyServiceStatusResponse
 			waitFor(t, 10*time.Second, "the candidate in the history", func() bool {
 				st = srv.status(t)
@@ -84,7 +84,7 @@ func TestBundleServerGate(t *testing.T) {
 		})
 	}
 
-	bs.serve(good)
+	bs.Serve(good)
 	waitFor(t, 10*time.Second, "the good bundle to be activated", func() bool {
 		return strings.HasPrefix(srv.status(t).GetActiveRevision(), "v2@")
 	})
@@ -94,13 +94,13 @@ func TestBundleServerGate(t *testing.T) {
 	}
 
 	// Unchanged bundle: the poller keeps asking with its ETag, the server answers 304, nothing is offered.
-	full, notMod := bs.full.Load(), bs.notMod.Load()
+	full, notMod := bs.Full.Load(), bs.NotModified.Load()
 	history := len(srv.status(t).GetHistory())
 	time.Sleep(600 * time.Millisecond)
-	if got := bs.full.Load(); got != full {
+	if got := bs.Full.Load(); got != full {
 		t.Errorf("bundle fetched in full %d more times while unchanged; want 0", got-full)
 	}
-	if got := bs.notMod.Load() - notMod; got < 3 {
+	if got := bs.NotModified.Load() - notMod; got < 3 {
 		t.Errorf("%d conditional polls answered 304 in 600ms at a 100ms interval; want at least 3", got)
 	}
 	st := srv.status(t)

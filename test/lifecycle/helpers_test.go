@@ -2,15 +2,8 @@ package lifecycle_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,46 +149,4 @@ func tarball(t testing.TB, files map[string]string, sign bool) []byte {
 		t.Fatal(err)
 	}
 	return data
-}
-
-// bundleServer is a local HTTP bundle server: it serves one tarball with a content ETag and answers
-// 304 to a matching If-None-Match, as OPA's bundle protocol expects.
-type bundleServer struct {
-	*httptest.Server
-	mu           sync.Mutex
-	data         []byte
-	full, notMod atomic.Int64
-}
-
-func newBundleServer(t testing.TB) *bundleServer {
-	t.Helper()
-	bs := &bundleServer{}
-	bs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		bs.mu.Lock()
-		data := bs.data
-		bs.mu.Unlock()
-		if data == nil {
-			http.NotFound(w, r)
-			return
-		}
-		sum := sha256.Sum256(data)
-		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
-		if strings.Contains(r.Header.Get("If-None-Match"), etag) {
-			bs.notMod.Add(1)
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		bs.full.Add(1)
-		w.Header().Set("ETag", etag)
-		w.Header().Set("Content-Type", "application/gzip")
-		_, _ = w.Write(data)
-	}))
-	t.Cleanup(bs.Close)
-	return bs
-}
-
-func (bs *bundleServer) serve(data []byte) {
-	bs.mu.Lock()
-	bs.data = data
-	bs.mu.Unlock()
 }

@@ -124,13 +124,13 @@ func TestPolicySurvivesRestart(t *testing.T) {
 	stop(t, restarted)
 
 	// A bundle from --bundle-url survives a restart even while the bundle server is down.
-	bs := newBundleServer(t)
-	bs.serve(tarball(t, poPolicy("fetched", "7000.00", "fetched"), false))
+	bs := testserver.NewBundleServer(t)
+	bs.Serve(tarball(t, poPolicy("fetched", "7000.00", "fetched"), false))
 	fetching := startServer(t, app.Config{DataDir: dataDir, Bundles: bundles.Config{URL: bs.URL + "/b.tar.gz", PollInterval: 50 * time.Millisecond}})
 	waitFor(t, 10*time.Second, "the fetched bundle", func() bool { return strings.HasPrefix(fetching.status(t).GetActiveRevision(), "fetched@") })
 	fetched := fetching.status(t).GetActiveRevision()
 	stop(t, fetching)
-	bs.serve(nil)
+	bs.Serve(nil)
 	down := startServer(t, app.Config{DataDir: dataDir, Bundles: bundles.Config{URL: bs.URL + "/b.tar.gz", PollInterval: time.Hour}})
 	if got := down.status(t).GetActiveRevision(); got != fetched {
 		t.Fatalf("after a restart with the bundle server down: %q, want %q", got, fetched)
