@@ -172,10 +172,11 @@ func regoBuiltins() []func(*rego.Rego) {
 	return []func(*rego.Rego){
 		rego.Function2(getDecl, mdGet),
 		rego.Function3(lookupDecl, mdLookup),
+		rego.Function2(historyDecl, historyBuiltin),
 	}
 }
 
-// TesterBuiltins returns the master-data builtins for OPA's test runner, so Rego unit tests compile with
+// TesterBuiltins returns the master-data and history builtins for OPA's test runner, so Rego unit tests compile with
 // the same declarations the engine uses. Tests mock them with `with md.get as ...`; unmocked calls read
 // the snapshot in the test's context, and fail when there is none.
 func TesterBuiltins() []*tester.Builtin {
@@ -187,6 +188,10 @@ func TesterBuiltins() []*tester.Builtin {
 		{
 			Decl: &ast.Builtin{Name: lookupDecl.Name, Decl: lookupDecl.Decl, Nondeterministic: true},
 			Func: rego.Function3(lookupDecl, mdLookup),
+		},
+		{
+			Decl: &ast.Builtin{Name: historyDecl.Name, Decl: historyDecl.Decl, Nondeterministic: true},
+			Func: rego.Function2(historyDecl, historyBuiltin),
 		},
 	}
 }
