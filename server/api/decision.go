@@ -2,18 +2,22 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/history"
 )
 
 // Decider evaluates a normalized request; *engine.Engine is the implementation.
@@ -40,6 +44,22 @@ type DecisionServer struct {
 	asyncAudit  bool
 	tracing     decisionTracing // see WithTracing
 	consistency Consistency     // see WithConsistency
+	history     HistoryKeeper   // see WithHistory
+}
+
+// HistoryKeeper serializes decisions per history view key and keeps the index they read;
+// *history.Tracker is the implementation.
+type HistoryKeeper interface {
+	Begin(ctx context.Context, req *tollgatev1.DecideRequest) (*history.Ticket, error)
+}
+
+// WithHistory makes decisions read and feed the history views (policy-pack §6): each takes the locks
+// of its view keys before evaluation, reads the ticket's index through tollgate.history, and is
+// observed once the audit log returned its record; the keys are released after. Without it a policy
+// calling tollgate.history fails closed (POLICY_ERROR).
+func (s *DecisionServer) WithHistory(h HistoryKeeper) *DecisionServer {
+	s.history = h
+	return s
 }
 
 // NewDecisionServer returns the decision service over eng. Every decision is written to log before it
@@ -146,7 +166,15 @@ func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.Decide
 // on data older than the retry's token: a key names one decision, made once (docs/consistency.md).
 func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideRequest, in *engine.Request) (*tollgatev1.DecideResponse, *audit.Record, error) {
 	start := time.Now()
+	ticket, err := s.beginHistory(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ticket.Release()
 	evalCtx, evalSpan := s.startSpan(ctx, SpanEvaluate)
+	if idx := ticket.Index(); idx != nil {
+		evalCtx = engine.WithHistory(evalCtx, idx)
+	}
 	res := s.engine.Decide(evalCtx, in)
 	endEvaluate(evalSpan, res)
 	latency := time.Since(start)
@@ -171,6 +199,10 @@ func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideReque
 			resp = responseFromRecord(original)
 			resp.Replay = true
 			subject = original
+		} else {
+			// Committed (sync) or queued (async: answered, so it counts even if it lands in the
+			// dead-letter file); a replay marker is not a new decision and is not observed.
+			ticket.Observe(stored)
 		}
 	}
 	s.metrics.observeDecision(in.Action, string(res.Effect), time.Since(start))
@@ -255,4 +287,22 @@ var effects = map[engine.Effect]tollgatev1.Effect{
 	engine.Allow:           tollgatev1.Effect_EFFECT_ALLOW,
 	engine.Deny:            tollgatev1.Effect_EFFECT_DENY,
 	engine.RequireApproval: tollgatev1.Effect_EFFECT_REQUIRE_APPROVAL,
+}
+
+// beginHistory takes the decision's history view keys (HistoryKeeper.Begin). Without a keeper it
+// returns a ticket that holds nothing. A wait that outlasts the call's deadline makes no decision: the
+// caller gets DeadlineExceeded (or Canceled), and nothing is recorded.
+func (s *DecisionServer) beginHistory(ctx context.Context, req *tollgatev1.DecideRequest) (*history.Ticket, error) {
+	if s.history == nil {
+		return &history.Ticket{}, nil
+	}
+	tk, err := s.history.Begin(ctx, req)
+	if err != nil {
+		code := codes.DeadlineExceeded
+		if errors.Is(err, context.Canceled) {
+			code = codes.Canceled
+		}
+		return nil, status.Errorf(code, "waiting for another decision on the same history key: %v", err)
+	}
+	return tk, nil
 }

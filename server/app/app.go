@@ -35,6 +35,7 @@ import (
 	"github.com/tollgate/tollgate/server/auth"
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/history"
 	"github.com/tollgate/tollgate/server/masterdata"
 	"github.com/tollgate/tollgate/server/masterdata/feed"
 	"github.com/tollgate/tollgate/server/telemetry"
@@ -187,6 +188,7 @@ type App struct {
 	fileWitnesses []*transparency.FileWitness
 	verifierKey   string
 	tracing       *telemetry.Tracing
+	history       *history.Tracker
 }
 
 // New loads the master data and the policy bundle, builds the services and binds both listeners, so the
@@ -279,8 +281,16 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		a.closeAudit()
 		return nil, err
 	}
+	if a.history, err = history.NewTracker(history.TrackerConfig{Store: a.store, Registry: a.registry, Log: log}); err != nil {
+		a.closeAudit()
+		return nil, err
+	}
 	bundleCfg := cfg.Bundles
 	bundleCfg.Dir, bundleCfg.Registry = cfg.BundleDir, a.registry
+	bundleCfg.CheckViews = checkMaskedViews(auditCfg.MaskPaths)
+	// The startup bundle's activation rebuilds the history index from the audit store, so the service
+	// serves only once its views hold every decision their windows reach.
+	bundleCfg.PrepareViews = a.history.Prepare
 	bundleCfg.StateFile = filepath.Join(cfg.DataDir, bundles.StateFileName)
 	bundleCfg.RefuseUnverified = !cfg.AllowUnsignedBundles && !isLoopback(cfg.Addr)
 	if a.bundles, err = bundles.New(bundleCfg, eng, a.store, log); err != nil {
@@ -314,7 +324,8 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	a.grpc, a.health = api.NewServer(api.Services{
 		Decisions: api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync).
 			WithTracing(a.tracing.Tracer(), cfg.ReplicaID, a.chainID).
-			WithConsistency(consistency),
+			WithConsistency(consistency).
+			WithHistory(a.history),
 		MasterData: mdServer,
 		Audit:      auditServer,
 	}, api.NewGuard(a.auth, cfg.DecisionTimeout, log), log, serverOpts...)
@@ -480,6 +491,7 @@ func (a *App) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go a.watchAudit(watchCtx, a.writer)
+	go a.history.Run(watchCtx)
 	if err := a.bundles.Start(watchCtx); err != nil {
 		errc <- fmt.Errorf("watch bundle sources: %w", err)
 	}
@@ -569,4 +581,16 @@ func (a *App) serveHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))
+}
+
+// checkMaskedViews refuses history views that read a request path the audit log masks: records keep
+// the masked request, so such a view would count the real value live and "***MASKED***" after a
+// rebuild, and a replay could not reproduce the key the decision read.
+func checkMaskedViews(maskPaths []string) func(history.Views) error {
+	return func(views history.Views) error {
+		if masked := views.MaskedPaths(maskPaths); len(masked) > 0 {
+			return fmt.Errorf("history views read request paths the audit log masks (--audit-mask): %s; a view must read what the log keeps", strings.Join(masked, ", "))
+		}
+		return nil
+	}
 }

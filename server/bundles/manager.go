@@ -17,6 +17,7 @@ import (
 
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/history"
 )
 
 // Outcome is what the gate did with a candidate. The values are the outcome label of
@@ -98,6 +99,14 @@ type Config struct {
 	MaxBundleBytes int64
 	// HTTPClient fetches from URL. Default a client with a 30s timeout.
 	HTTPClient *http.Client
+	// CheckViews, when set, vets a candidate's history views (engine.Compiled.HistoryViews) beyond their
+	// form, which Compile checks: an error refuses the candidate with RefusedCompile. The app refuses
+	// views reading request paths the audit log masks. Check (impact analysis) runs it too.
+	CheckViews func(history.Views) error
+	// PrepareViews, when set, is called with a candidate's history views after its tests and before it
+	// is kept and activated, to make the service maintain them (history.Tracker.Prepare rebuilds the
+	// index when the views are new); an error fails the candidate (Failed) and the running bundle stays.
+	PrepareViews func(ctx context.Context, views history.Views) error
 	// Registry receives tollgate_bundle_candidates_total; nil registers nothing.
 	Registry *prometheus.Registry
 }
@@ -283,7 +292,7 @@ func (m *Manager) Check(ctx context.Context, data []byte) (*engine.Compiled, err
 	if err != nil {
 		return nil, &RefusedError{Outcome: RefusedCompile, Reason: err.Error()}
 	}
-	if err := checkViews(b); err != nil {
+	if err := m.checkViews(compiled); err != nil {
 		return nil, &RefusedError{Outcome: RefusedCompile, Reason: err.Error()}
 	}
 	return compiled, nil
@@ -340,7 +349,7 @@ func (m *Manager) check(ctx context.Context, c *Candidate, opts offerOpts, read 
 		return RefusedCompile, err.Error()
 	}
 	c.Revision = compiled.Revision()
-	if err := checkViews(b); err != nil {
+	if err := m.checkViews(compiled); err != nil {
 		return RefusedCompile, err.Error()
 	}
 	if opts.revision != "" && compiled.Revision() != opts.revision {
@@ -353,6 +362,12 @@ func (m *Manager) check(ctx context.Context, c *Candidate, opts offerOpts, read 
 	if opts.runTests {
 		if outcome, reason := m.test(ctx, b); outcome != "" {
 			return outcome, reason
+		}
+	}
+
+	if m.cfg.PrepareViews != nil {
+		if err := m.cfg.PrepareViews(ctx, compiled.HistoryViews()); err != nil {
+			return Failed, fmt.Sprintf("prepare history views: %v", err)
 		}
 	}
 
@@ -369,6 +384,14 @@ func (m *Manager) check(ctx context.Context, c *Candidate, opts offerOpts, read 
 	}
 	m.engine.Activate(compiled)
 	return Activated, ""
+}
+
+// checkViews runs Config.CheckViews on the compiled candidate's views.
+func (m *Manager) checkViews(c *engine.Compiled) error {
+	if m.cfg.CheckViews == nil {
+		return nil
+	}
+	return m.cfg.CheckViews(c.HistoryViews())
 }
 
 // test runs the candidate's own Rego tests; a non-empty outcome refuses it.

@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
+
+	"github.com/tollgate/tollgate/server/history"
 )
 
 // Compiled is a bundle compiled and prepared for evaluation outside the live path: replaying a
@@ -20,7 +23,12 @@ type Compiled struct {
 	revision string
 	data     []byte
 	query    rego.PreparedEvalQuery
+	views    history.Views
 }
+
+// HistoryViews are the history views the bundle declares (params.history.views): what its rules may
+// ask tollgate.history for, and so what the service must maintain before it decides.
+func (c *Compiled) HistoryViews() history.Views { return c.views }
 
 // Revision is the effective revision of the compiled bundle: its manifest revision followed by "@" and
 // the first 12 hex digits of the SHA-256 of its serialized form. Decisions report it, and the audit log
@@ -32,8 +40,8 @@ func (c *Compiled) Revision() string { return c.revision }
 func (c *Compiled) Data() []byte { return c.data }
 
 // Compile compiles b under the safe capabilities and prepares its decision query. It fails when the
-// bundle does not compile, calls a built-in outside the safe set or does not define the decision rule
-// (ErrNoDecisionRule).
+// bundle does not compile, calls a built-in outside the safe set, does not define the decision rule
+// (ErrNoDecisionRule) or declares malformed history views (history.ErrInvalidViews).
 func Compile(ctx context.Context, b *bundle.Bundle) (*Compiled, error) {
 	return CompileWith(ctx, b, safeCapabilities())
 }
@@ -47,12 +55,16 @@ func CompileWith(ctx context.Context, b *bundle.Bundle, caps *Capabilities) (*Co
 	if err != nil {
 		return nil, err
 	}
+	views, err := bundleViews(b)
+	if err != nil {
+		return nil, err
+	}
 	data, err := Serialize(b)
 	if err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(data)
-	return &Compiled{revision: b.Manifest.Revision + "@" + hex.EncodeToString(sum[:6]), data: data, query: pq}, nil
+	return &Compiled{revision: b.Manifest.Revision + "@" + hex.EncodeToString(sum[:6]), data: data, query: pq, views: views}, nil
 }
 
 // Serialize writes b in OPA's bundle format (tar.gz); the revision digest is taken over it. The output is
@@ -93,4 +105,18 @@ func (e *Engine) evaluateRecorded(ctx context.Context, c *Compiled, req *Request
 		rego.EvalGenerateJSON(rawTerm),
 	)
 	return e.finish(ctx, res, req, rs, err)
+}
+
+// bundleViews parses the history views a bundle declares. A rule reading a view that cannot be
+// maintained must not decide, so malformed views fail the compile.
+func bundleViews(b *bundle.Bundle) (history.Views, error) {
+	params, ok := b.Data["params"]
+	if !ok {
+		return history.Views{}, nil
+	}
+	data, err := json.Marshal(map[string]any{"params": params})
+	if err != nil {
+		return history.Views{}, fmt.Errorf("read params for history views: %w", err)
+	}
+	return history.Parse(data)
 }

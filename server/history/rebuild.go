@@ -16,6 +16,16 @@ import (
 // ahead) are included. It returns the store's error, wrapped, or ctx's.
 func Rebuild(ctx context.Context, store audit.Store, views Views, now time.Time) (*Index, error) {
 	ix := New(views)
+	if err := ix.fill(ctx, store, now); err != nil {
+		return nil, err
+	}
+	return ix, nil
+}
+
+// fill is Rebuild into ix, which may be observing live records at the same time (Tracker.Prepare):
+// entries are appended in any order and every series is sorted once at the end.
+func (ix *Index) fill(ctx context.Context, store audit.Store, now time.Time) error {
+	views := ix.views
 	actions := map[string]bool{}
 	for a := range views.byAction {
 		actions[a] = true
@@ -30,11 +40,11 @@ func Rebuild(ctx context.Context, store audit.Store, views Views, now time.Time)
 		f := audit.Filter{From: from, Action: action, PageSize: audit.MaxPageSize}
 		for {
 			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("rebuild history: %w", err)
+				return fmt.Errorf("rebuild history: %w", err)
 			}
 			page, err := store.List(ctx, f)
 			if err != nil {
-				return nil, fmt.Errorf("rebuild history: list %s decisions: %w", action, err)
+				return fmt.Errorf("rebuild history: list %s decisions: %w", action, err)
 			}
 			for _, rec := range page.Records {
 				ix.observe(rec, true)
@@ -47,5 +57,5 @@ func Rebuild(ctx context.Context, store audit.Store, views Views, now time.Time)
 	}
 	ix.sortSeries()
 	ix.Evict(now)
-	return ix, nil
+	return nil
 }

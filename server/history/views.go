@@ -88,7 +88,10 @@ var normalizers = map[string]func(string) string{
 
 // View is one parsed view declaration. It is immutable.
 type View struct {
-	name    string
+	name string
+	// decl is the declaration re-encoded canonically, so two bundles declaring the same view compare
+	// equal however their JSON is spaced or ordered.
+	decl    string
 	actions map[string]*actionSpec
 	key     []keyField
 	effects []tollgatev1.Effect
@@ -242,6 +245,57 @@ func (vs Views) Paths() []string {
 	return slices.Compact(out)
 }
 
+// Covers reports whether vs declares every view of other exactly as other does: an Index over vs then
+// answers every query other's rules can ask.
+func (vs Views) Covers(other Views) bool {
+	for name, v := range other.byName {
+		if mine := vs.byName[name]; mine == nil || mine.decl != v.decl {
+			return false
+		}
+	}
+	return true
+}
+
+// Merge returns the views of vs and newer together; a view both declare is newer's. The Index built
+// for a bundle being activated covers the views of the bundle it replaces too, so a decision still
+// evaluating on the old bundle reads its views from the new Index.
+func (vs Views) Merge(newer Views) Views {
+	out := Views{byName: map[string]*View{}, byAction: map[string][]*View{}}
+	for name, v := range vs.byName {
+		out.byName[name] = v
+	}
+	for name, v := range newer.byName {
+		out.byName[name] = v
+	}
+	for name := range out.byName {
+		out.names = append(out.names, name)
+	}
+	sort.Strings(out.names)
+	for _, name := range out.names {
+		v := out.byName[name]
+		for a := range v.actions {
+			out.byAction[a] = append(out.byAction[a], v)
+		}
+	}
+	return out
+}
+
+// MaskedPaths returns the request paths of vs that a mask path (audit.Config.MaskPaths, the same dotted
+// proto names) covers: equal, or one inside the other. The audit record keeps the masked request, so
+// such a view would count a real value live and "***MASKED***" after a rebuild; the gate refuses it.
+func (vs Views) MaskedPaths(maskPaths []string) []string {
+	var out []string
+	for _, p := range vs.Paths() {
+		for _, m := range maskPaths {
+			if p == m || strings.HasPrefix(p, m+".") || strings.HasPrefix(m, p+".") {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // ViewKey names one key of one view.
 type ViewKey struct {
 	View, Key string
@@ -369,8 +423,12 @@ func parseView(name string, body []byte) (*View, error) {
 		return nil, errors.New("declaration: trailing data")
 	}
 	v := &View{name: name, actions: map[string]*actionSpec{}}
+	canonical, err := json.Marshal(d) // struct fields in order, map keys sorted
+	if err != nil {
+		return nil, fmt.Errorf("declaration: %v", err)
+	}
+	v.decl = string(canonical)
 
-	var err error
 	if v.window, err = parseWindow(d.Window); err != nil {
 		return nil, fmt.Errorf("window: %v", err)
 	}
