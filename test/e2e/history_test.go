@@ -116,9 +116,15 @@ func TestHistoryViewOfABundle(t *testing.T) {
 
 // TestHistoryNoSlipUnderConcurrency sends 24 refunds of one actor at once over real gRPC: exactly two
 // are allowed, because decisions on one view key are serialized from before evaluation until their
-// record is observed.
+// record is observed: after the commit in sync mode, at enqueue in async mode.
 func TestHistoryNoSlipUnderConcurrency(t *testing.T) {
-	srv := startServer(t, app.Config{BundleDir: refundsBundle})
+	for _, mode := range []audit.Mode{audit.ModeSync, audit.ModeAsync} {
+		t.Run(string(mode), func(t *testing.T) { noSlip(t, mode) })
+	}
+}
+
+func noSlip(t *testing.T, mode audit.Mode) {
+	srv := startServer(t, app.Config{BundleDir: refundsBundle, Audit: audit.Config{Mode: mode}})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	effects := map[tollgatev1.Effect]int{}
