@@ -98,6 +98,19 @@ func TestHistoryViewOfABundle(t *testing.T) {
 		}
 	}
 
+	// Process owners see the findings in the metrics like any other reason.
+	metrics := httpGet(t, "http://"+srv.App.HTTPAddr().String()+"/metrics")
+	for _, want := range []string{
+		`tollgate_decision_reasons_total{action="REFUND.ISSUE",code="REFUND_VELOCITY",effect="REQUIRE_APPROVAL"} 2`,
+		`tollgate_decision_reasons_total{action="REFUND.ISSUE",code="ALLOWED",effect="ALLOW"} 4`, // r1, its retry (metrics count answered calls), r2, r5,
+		`tollgate_history_tracked{kind="decisions"}`,
+		`tollgate_history_rebuild_seconds_count 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
 	// After the window: nothing counts any more, yet the replay reproduces the approval.
 	time.Sleep(time.Until(second.GetEvaluatedAt().AsTime().Add(refundsWindow + 100*time.Millisecond)))
 	wantDecision(t, decideOK(t, srv, refund("clerk-1", "1.00", "r6")), tollgatev1.Effect_EFFECT_ALLOW, "0 prior refunds")
