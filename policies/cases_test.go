@@ -80,6 +80,7 @@ func TestDecisionCases(t *testing.T) {
 		t.Errorf("%d cases, want at least 120", len(cases))
 	}
 	shared := newStore(t, os.DirFS(filepath.Join(packDir(t), "testdata", "fixture")), nil)
+	ctx := emptyHistory(t)
 
 	seen := map[string]bool{}
 	names := map[string]bool{}
@@ -98,7 +99,7 @@ func TestDecisionCases(t *testing.T) {
 				store = newStore(t, os.DirFS(filepath.Join(packDir(t), "testdata", "fixture")), evs)
 			}
 			srv := newServer(t, compiled, store, c.Now)
-			got, codes := decide(t, srv, c.Request)
+			got, codes := decide(t, ctx, srv, c.Request)
 			for _, code := range codes {
 				seen[code] = true
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/server/api"
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/history"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
 
@@ -66,6 +67,23 @@ func compilePack(tb testing.TB) *engine.Compiled {
 		tb.Fatalf("compile pack: %v", err)
 	}
 	return c
+}
+
+// emptyHistory returns a context whose decisions read an empty decision
+// history: a real index of the views the embedded pack declares that has
+// observed no decision. The history-aware rules (policy-pack §6) then find no
+// prior decision, and a decision that reads history without it fails closed.
+func emptyHistory(tb testing.TB) context.Context {
+	tb.Helper()
+	raw, err := fs.ReadFile(policies.FS, "data.json")
+	if err != nil {
+		tb.Fatalf("read pack data: %v", err)
+	}
+	views, err := history.Parse(raw)
+	if err != nil {
+		tb.Fatalf("parse history views: %v", err)
+	}
+	return engine.WithHistory(context.Background(), history.New(views))
 }
 
 // newStore returns a real master-data store (go-memdb) loaded with the
@@ -121,11 +139,12 @@ func parseRequest(tb testing.TB, raw []byte) *tollgatev1.DecideRequest {
 	return req
 }
 
-// decide sends the JSON request raw to srv and returns the outcome and every
-// reason code, primary first.
-func decide(tb testing.TB, srv *api.DecisionServer, raw []byte) (outcome, []string) {
+// decide sends the JSON request raw to srv under ctx (which carries the
+// decision history, emptyHistory) and returns the outcome and every reason
+// code, primary first.
+func decide(tb testing.TB, ctx context.Context, srv *api.DecisionServer, raw []byte) (outcome, []string) {
 	tb.Helper()
-	resp, err := srv.Decide(context.Background(), parseRequest(tb, raw))
+	resp, err := srv.Decide(ctx, parseRequest(tb, raw))
 	if err != nil {
 		tb.Fatalf("decide: %v", err)
 	}
