@@ -19,6 +19,7 @@ import (
 	"github.com/tollgate/tollgate/policies"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/api"
+	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/history"
@@ -69,11 +70,8 @@ func compilePack(tb testing.TB) *engine.Compiled {
 	return c
 }
 
-// emptyHistory returns a context whose decisions read an empty decision
-// history: a real index of the views the embedded pack declares that has
-// observed no decision. The history-aware rules (policy-pack §6) then find no
-// prior decision, and a decision that reads history without it fails closed.
-func emptyHistory(tb testing.TB) context.Context {
+// packViews returns the history views the embedded pack declares.
+func packViews(tb testing.TB) history.Views {
 	tb.Helper()
 	raw, err := fs.ReadFile(policies.FS, "data.json")
 	if err != nil {
@@ -83,7 +81,27 @@ func emptyHistory(tb testing.TB) context.Context {
 	if err != nil {
 		tb.Fatalf("parse history views: %v", err)
 	}
-	return engine.WithHistory(context.Background(), history.New(views))
+	return views
+}
+
+// withHistory returns a context whose decisions read the decision history
+// of records: a real index of views that has observed them, as the decision
+// path observes committed records.
+func withHistory(views history.Views, records ...*audit.Record) context.Context {
+	ix := history.New(views)
+	for _, r := range records {
+		ix.Observe(r)
+	}
+	return engine.WithHistory(context.Background(), ix)
+}
+
+// emptyHistory returns a context whose decisions read an empty decision
+// history of the embedded pack's views: the history-aware rules
+// (policy-pack §6) find no prior decision. Without a history in its context a
+// decision that reads history fails closed.
+func emptyHistory(tb testing.TB) context.Context {
+	tb.Helper()
+	return withHistory(packViews(tb))
 }
 
 // newStore returns a real master-data store (go-memdb) loaded with the
