@@ -1,6 +1,7 @@
 package tollgate.th_test
 
 import data.tollgate.fixture
+import data.tollgate.money
 
 req(actor, action, attrs) := fixture.request(actor, action, attrs)
 
@@ -190,91 +191,103 @@ test_adjust_controlled if {
 # TH-7 split purchase and TH-8 credit-memo velocity read the decision history
 # (policy-pack §6); fixture.histories gives the answers of tollgate.history
 # for one view and key, so every test also checks the view and key order the
-# rule asks with.
+# rule asks with. The TH-7 amounts are set relative to the bundle's TH-1 tier
+# limits (limit(i) is tier i's max in cents, usd(c) cents as an amount), so
+# these tests judge TH-7 whatever the tier numbers; TH-1's own test pins them.
 
 split_key := ["u_buyer1", "S1", "DC1"]
 
 # split(h) is histories holding h as the buyer's earlier POs for S1 at DC1.
 split(h) := fixture.at("po_split", split_key, h)
 
-usd(ids, amount) := fixture.prior(ids, {"USD": amount})
+prior_usd(ids, cents) := fixture.prior(ids, {"USD": usd(cents)})
+
+limit(i) := money.minor(data.params.th.po.tiers[i].max, "USD")
+
+usd(cents) := money.format(cents, "USD")
+
+tier_code(i) := data.params.th.po.tiers[i].code
 
 test_split_combined_tier_higher if {
-	d := fixture.decide(po("4000.00", {})) with fixture.histories as split(usd(["01A"], "2000.00"))
+	d := fixture.decide(po(usd(limit(0) - 100000), {})) with fixture.histories as split(prior_usd(["01A"], 200000))
 	d.effect == "REQUIRE_APPROVAL"
-	[r.code | some r in d.reasons] == ["PO_SPLIT_SUSPECTED", "PO_WITHIN_BUYER_LIMIT"]
-	d.approvers == ["PROCUREMENT_MANAGER"]
+	[r.code | some r in d.reasons] == ["PO_SPLIT_SUSPECTED", tier_code(0)]
+	d.approvers == data.params.th.po.tiers[1].approvers
 	msg := d.reasons[0].message
-	contains(msg, "1 prior PO(s)")
-	contains(msg, "combined with this PO 6000.00 USD: PO_TIER_2_APPROVAL")
-	contains(msg, "this PO alone: PO_WITHIN_BUYER_LIMIT")
+	contains(msg, "1 prior PO(s) by u_buyer1 for supplier S1 at site DC1 in the last 24h")
+	contains(msg, sprintf("combined with this PO %s USD: %s", [usd(limit(0) + 100000), tier_code(1)]))
+	contains(msg, sprintf("this PO alone: %s", [tier_code(0)]))
 }
 
 test_split_equal_to_limit_passes_one_cent_over_fails if {
-	d := fixture.decide(po("4000.00", {})) with fixture.histories as split(usd(["01A", "01B"], "1000.00"))
+	this := usd(limit(0) - 100000)
+	d := fixture.decide(po(this, {})) with fixture.histories as split(prior_usd(["01A", "01B"], 100000))
 	d.effect == "ALLOW"
-	[r.code | some r in d.reasons] == ["PO_WITHIN_BUYER_LIMIT"]
-	d2 := fixture.decide(po("4000.00", {})) with fixture.histories as split(usd(["01A", "01B"], "1000.01"))
+	[r.code | some r in d.reasons] == [tier_code(0)]
+	d2 := fixture.decide(po(this, {})) with fixture.histories as split(prior_usd(["01A", "01B"], 100001))
 	d2.reasons[0].code == "PO_SPLIT_SUSPECTED"
 	contains(d2.reasons[0].message, "2 prior PO(s)")
-	contains(d2.reasons[0].message, "5000.01 USD")
+	contains(d2.reasons[0].message, sprintf("%s USD", [usd(limit(0) + 1)]))
 }
 
 test_split_same_tier_no_finding if {
-	d := fixture.decide(po("6000.00", {})) with fixture.histories as split(usd(["01A"], "19000.00"))
-	[r.code | some r in d.reasons] == ["PO_TIER_2_APPROVAL"]
+	h := split(prior_usd(["01A"], (limit(1) - limit(0)) - 1))
+	d := fixture.decide(po(usd(limit(0) + 1), {})) with fixture.histories as h
+	[r.code | some r in d.reasons] == [tier_code(1)]
 }
 
 test_split_keeps_th1_finding_and_unites_approvers if {
-	d := fixture.decide(po("6000.00", {})) with fixture.histories as split(usd(["01A"], "19000.01"))
-	[r.code | some r in d.reasons] == ["PO_TIER_2_APPROVAL", "PO_SPLIT_SUSPECTED"]
-	d.approvers == ["PROCUREMENT_MANAGER", "DIRECTOR_SUPPLY_CHAIN"]
+	h := split(prior_usd(["01A"], limit(1) - limit(0)))
+	d := fixture.decide(po(usd(limit(0) + 1), {})) with fixture.histories as h
+	[r.code | some r in d.reasons] == [tier_code(1), "PO_SPLIT_SUSPECTED"]
+	d.approvers == data.params.th.po.tiers[2].approvers
 }
 
 test_split_category_extra_approvers if {
-	d := fixture.decide(po("4000.00", {"category": "CAPEX"})) with fixture.histories as split(usd(["01A"], "2000.00"))
+	d := fixture.decide(po(usd(limit(0)), {"category": "CAPEX"})) with fixture.histories as split(prior_usd(["01A"], 1))
 	d.reasons[0].code == "PO_SPLIT_SUSPECTED"
-	d.approvers == ["PROCUREMENT_MANAGER", "FINANCE_CONTROLLER"]
+	d.approvers == array.concat(data.params.th.po.tiers[1].approvers, ["FINANCE_CONTROLLER"])
 }
 
 test_split_branch_buyer_limit_applies_to_both_tiers if {
-	h := fixture.at("po_split", ["u_buyer1", "S1", "BR1"], usd(["01A"], "500.00"))
-	fixture.primary(po("2000.00", {"site_id": "BR1"})) == "PO_WITHIN_BUYER_LIMIT" with fixture.histories as h
-	h2 := fixture.at("po_split", ["u_buyer1", "S1", "BR1"], usd(["01A"], "500.01"))
-	fixture.primary(po("2000.00", {"site_id": "BR1"})) == "PO_SPLIT_SUSPECTED" with fixture.histories as h2
+	branch := money.minor(data.params.th.po.buyer_limit_by_site_type.BRANCH, "USD")
+	key := ["u_buyer1", "S1", "BR1"]
+	fixture.primary(po(usd(branch - 50000), {"site_id": "BR1"})) == tier_code(0) with fixture.histories as fixture.at("po_split", key, prior_usd(["01A"], 50000))
+	fixture.primary(po(usd(branch - 50000), {"site_id": "BR1"})) == "PO_SPLIT_SUSPECTED" with fixture.histories as fixture.at("po_split", key, prior_usd(["01A"], 50001))
 }
 
 test_split_other_currencies_not_combined if {
 	h := split(fixture.prior(["01A", "01B"], {"EUR": "900000.00", "USD": "1000.00"}))
-	fixture.decide(po("4000.00", {})).effect == "ALLOW" with fixture.histories as h
+	fixture.decide(po(usd(limit(0) - 100000), {})).effect == "ALLOW" with fixture.histories as h
 
 	# only EUR priors: nothing in USD to combine
-	fixture.decide(po("5000.00", {})).effect == "ALLOW" with fixture.histories as split(fixture.prior(["01A"], {"EUR": "1.00"}))
+	fixture.decide(po(usd(limit(0)), {})).effect == "ALLOW" with fixture.histories as split(fixture.prior(["01A"], {"EUR": "1.00"}))
 }
 
 test_split_unvalued_fails_closed if {
-	h := split(object.union(usd(["01A", "01B"], "100.00"), {"unvalued": ["01B"]}))
+	h := split(object.union(prior_usd(["01A", "01B"], 10000), {"unvalued": ["01B"]}))
 	d := fixture.decide(po("100.00", {})) with fixture.histories as h
 	d.reasons[0].code == "PO_SPLIT_SUSPECTED"
-	d.approvers == ["PROCUREMENT_MANAGER", "DIRECTOR_SUPPLY_CHAIN", "CFO", "CEO"]
-	contains(d.reasons[0].message, "cannot be judged")
+	d.approvers == data.params.th.po.tiers[count(data.params.th.po.tiers) - 1].approvers
+	contains(d.reasons[0].message, "their amounts cannot all be read, so the combined amount cannot be judged")
 
 	# already at the top tier alone: the finding still says it cannot be judged
-	d5 := fixture.decide(po("600000.00", {})) with fixture.histories as h
-	[r.code | some r in d5.reasons] == ["PO_TIER_5_APPROVAL", "PO_SPLIT_SUSPECTED"]
+	top := limit(count(data.params.th.po.tiers) - 2) + 1
+	d5 := fixture.decide(po(usd(top), {})) with fixture.histories as h
+	[r.code | some r in d5.reasons] == [tier_code(count(data.params.th.po.tiers) - 1), "PO_SPLIT_SUSPECTED"]
 }
 
 test_split_other_key_order_is_another_key if {
-	h := fixture.at("po_split", ["S1", "u_buyer1", "DC1"], usd(["01A"], "20000.00"))
-	fixture.decide(po("4000.00", {})).effect == "ALLOW" with fixture.histories as h
+	h := fixture.at("po_split", ["S1", "u_buyer1", "DC1"], prior_usd(["01A"], limit(1)))
+	fixture.decide(po("1.00", {})).effect == "ALLOW" with fixture.histories as h
 }
 
 # A bundle whose data drops the view does not run TH-7: the decision reads no
 # history at all (an unmocked tollgate.history call would be an error).
 test_split_view_dropped_no_lookup if {
 	views := object.remove(data.params.history.views, ["po_split"])
-	d := fixture.decide_without_history(po("4000.00", {})) with data.params.history.views as views
-	[r.code | some r in d.reasons] == ["PO_WITHIN_BUYER_LIMIT"]
+	d := fixture.decide_without_history(po("1.00", {})) with data.params.history.views as views
+	[r.code | some r in d.reasons] == [tier_code(0)]
 }
 
 # DENY'd POs are not prior POs: the view counts ALLOW and REQUIRE_APPROVAL only.
