@@ -471,6 +471,9 @@ func (a *App) HTTPAddr() net.Addr { return a.httpLis.Addr() }
 // Engine returns the decision engine, for in-process benchmarks and tests.
 func (a *App) Engine() *engine.Engine { return a.engine }
 
+// History returns the history tracker decisions lock and read, for in-process benchmarks and tests.
+func (a *App) History() *history.Tracker { return a.history }
+
 // Run serves until ctx is cancelled, then stops gracefully: no new calls are accepted and in-flight
 // decisions finish (bounded by ShutdownTimeout) before Run returns.
 func (a *App) Run(ctx context.Context) error {
