@@ -37,8 +37,8 @@ type TailConfig struct {
 	// changes its views changes it. Required.
 	Retention func() time.Duration
 	// Observe is called for every record of another chain, in seq order per
-	// chain, never concurrently (Index.Observe, or the wiring's wrapper that
-	// finds the current Index). Required.
+	// chain, never concurrently: the wiring's call of the current Index's
+	// Observe. Required.
 	Observe func(*audit.Record)
 	// Clock is the time the lag, the retention and the last success are
 	// measured by. Default time.Now.
