@@ -238,14 +238,16 @@ func seqRange(from, to int) []uint64 {
 	return out
 }
 
-// failingStore fails the failAt-th Export (counting from 1), and Chains
-// while down is set: the shared database failing under a tail.
+// failingStore fails the failAt-th Export (counting from 1), Chains while
+// down is set, and Head of chain failHead: the shared database failing
+// under a tail.
 type failingStore struct {
 	audit.Store
-	down    atomic.Bool
-	failAt  int
-	mu      sync.Mutex
-	exports int
+	down     atomic.Bool
+	failAt   int
+	failHead string
+	mu       sync.Mutex
+	exports  int
 }
 
 var errInjected = fmt.Errorf("injected: %w", audit.ErrUnavailable)
@@ -266,6 +268,32 @@ func (s *failingStore) Chains(ctx context.Context) ([]string, error) {
 		return nil, errInjected
 	}
 	return s.Store.Chains(ctx)
+}
+
+func (s *failingStore) Head(ctx context.Context, chain string) (audit.Head, error) {
+	if chain == s.failHead {
+		return audit.Head{}, errInjected
+	}
+	return s.Store.Head(ctx, chain)
+}
+
+// A chain whose head Mark cannot read is read from Retention on: a re-read
+// of what Rebuild read, never a gap.
+func TestTailMarkFailureRereads(t *testing.T) {
+	forEachStore(t, func(t *testing.T, f fleet) {
+		for _, chain := range []string{"b", "c", "d"} {
+			extend(t, f.write, chain, pos(t, "old-"+chain, 2, before(t0, 2)))
+		}
+		var got received
+		tail := newTail(t, tailConfig(&failingStore{Store: f.read, failHead: "c"}, got.observe))
+		if err := tail.Mark(context.Background()); !errors.Is(err, audit.ErrUnavailable) || !strings.Contains(err.Error(), "chain c") {
+			t.Fatalf("Mark = %v, want an error naming chain c wrapping audit.ErrUnavailable", err)
+		}
+		mustPoll(t, tail)
+		if diff := cmp.Diff([]string{"old-c-0", "old-c-1"}, got.take()); diff != "" {
+			t.Errorf("Poll after a failed Mark (-want +got):\n%s", diff)
+		}
+	})
 }
 
 func TestTailPollResumesAfterError(t *testing.T) {
