@@ -3,8 +3,11 @@ package history_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -367,6 +370,55 @@ func TestTailLagHistogram(t *testing.T) {
 	})
 }
 
+// byChainAndPhase deals recs out to replicas a, b and c in turn, and each
+// replica's share into three phases in order: 40 %, 20 % and 40 % of recs.
+func byChainAndPhase(recs []*audit.Record) map[string][3][]*audit.Record {
+	out := map[string][3][]*audit.Record{}
+	for i, r := range recs {
+		chain := []string{"a", "b", "c"}[i%3]
+		phases := out[chain]
+		phase := min(2, i*5/len(recs))
+		phases[phase] = append(phases[phase], r)
+		out[chain] = phases
+	}
+	return out
+}
+
+// assertLikeLive checks that ix answers every key of recs, at now and
+// around it, like an index over views that observed every record live.
+func assertLikeLive(tb testing.TB, ix *history.Index, views history.Views, recs []*audit.Record, now time.Time) {
+	tb.Helper()
+	live := history.New(views)
+	keys := map[history.ViewKey]bool{}
+	for _, r := range recs {
+		live.Observe(r)
+		for _, vk := range views.Keys(r.GetRequest()) {
+			keys[vk] = true
+		}
+	}
+	live.Evict(now)
+	// Decisions differ by design: live still remembers the ids of records
+	// its windows dropped (until the longest window forgets them), while an
+	// index that observes after its rebuild's Evict never takes them in.
+	type held struct{ Entries, Keys int }
+	if diff := cmp.Diff(held{live.Stats().Entries, live.Stats().Keys}, held{ix.Stats().Entries, ix.Stats().Keys}); diff != "" {
+		tb.Fatalf("Stats (-live +tailed):\n%s", diff)
+	}
+	counted := 0
+	for vk := range keys {
+		for _, at := range []time.Time{now, now.Add(-3 * time.Hour), now.Add(time.Hour)} {
+			want, got := mustQuery(tb, live, vk.View, vk.Key, at), mustQuery(tb, ix, vk.View, vk.Key, at)
+			if diff := cmp.Diff(want, got); diff != "" {
+				tb.Errorf("%s %s at %v (-live +tailed):\n%s", vk.View, vk.Key, at, diff)
+			}
+			counted += got.Count
+		}
+	}
+	if counted == 0 {
+		tb.Fatal("no view counted anything: the fixture tests nothing")
+	}
+}
+
 // TestTailFeedsIndexLikeLive runs the wiring's order on three replicas'
 // chains: Mark, Rebuild, then the own chain observed as written and the
 // others tailed. The index answers every key like one that observed every
@@ -375,16 +427,8 @@ func TestTailFeedsIndexLikeLive(t *testing.T) {
 	forEachStore(t, func(t *testing.T, f fleet) {
 		vs := packViews(t)
 		now := t0
-		chains := map[string][][]*audit.Record{} // chain → its records written before Mark, between Mark and Rebuild, after
 		recs := history40Days(t, now)
-		for i, r := range recs {
-			chain := []string{"a", "b", "c"}[i%3]
-			phase := min(2, i*5/len(recs)) // 0, 1 and 2 for 40 %, 20 % and 40 %
-			if chains[chain] == nil {
-				chains[chain] = make([][]*audit.Record, 3)
-			}
-			chains[chain][phase] = append(chains[chain][phase], r)
-		}
+		chains := byChainAndPhase(recs) // written before Mark, between Mark and Rebuild, after
 		write := func(phase int) {
 			for _, chain := range []string{"a", "b", "c"} {
 				extend(t, f.write, chain, chains[chain][phase])
@@ -412,36 +456,115 @@ func TestTailFeedsIndexLikeLive(t *testing.T) {
 		if want := len(chains["b"][1]) + len(chains["b"][2]) + len(chains["c"][1]) + len(chains["c"][2]); delivered != want {
 			t.Errorf("Poll delivered %d records, want %d", delivered, want)
 		}
+		assertLikeLive(t, ix, vs, recs, now)
+	})
+}
 
-		live := history.New(vs)
-		keys := map[history.ViewKey]bool{}
-		for _, r := range recs {
-			live.Observe(r)
-			for _, vk := range vs.Keys(r.GetRequest()) {
-				keys[vk] = true
-			}
+// packViewsOnly returns the pack's views named, parsed from the fixture
+// without the others.
+func packViewsOnly(tb testing.TB, names ...string) history.Views {
+	tb.Helper()
+	data, err := os.ReadFile("testdata/pack_views.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var doc struct {
+		Params struct {
+			History struct {
+				Views map[string]json.RawMessage `json:"views"`
+			} `json:"history"`
+		} `json:"params"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		tb.Fatal(err)
+	}
+	views := doc.Params.History.Views
+	for name := range views {
+		if !slices.Contains(names, name) {
+			delete(views, name)
 		}
-		live.Evict(now)
-		// Decisions differ by design: live still remembers the ids of records
-		// its windows dropped (until the longest window forgets them), while
-		// the tailed index never took in the records Evict had passed.
-		type held struct{ Entries, Keys int }
-		if diff := cmp.Diff(held{live.Stats().Entries, live.Stats().Keys}, held{ix.Stats().Entries, ix.Stats().Keys}); diff != "" {
-			t.Fatalf("Stats (-live +tailed):\n%s", diff)
+	}
+	js, err := json.Marshal(doc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return parseViews(tb, string(js))
+}
+
+// TestTailFeedsTrackerThroughActivation wires the tail as the service does
+// (Observe and Retention of the Tracker) and activates a bundle bringing new
+// views while the other replicas write and the tail polls: the index swapped
+// in misses nothing and counts nothing twice.
+func TestTailFeedsTrackerThroughActivation(t *testing.T) {
+	forEachStore(t, func(t *testing.T, f fleet) {
+		ctx := context.Background()
+		now := t0
+		recs := history40Days(t, now)
+		chains := byChainAndPhase(recs)
+		for _, chain := range []string{"a", "b", "c"} {
+			extend(t, f.write, chain, chains[chain][0])
 		}
-		counted := 0
-		for vk := range keys {
-			for _, at := range []time.Time{now, now.Add(-3 * time.Hour), now.Add(time.Hour)} {
-				want, got := mustQuery(t, live, vk.View, vk.Key, at), mustQuery(t, ix, vk.View, vk.Key, at)
-				if diff := cmp.Diff(want, got); diff != "" {
-					t.Errorf("%s %s at %v (-live +tailed):\n%s", vk.View, vk.Key, at, diff)
+		tracker := newTracker(t, f.read, now)
+		cfg := tailConfig(f.read, tracker.Observe)
+		cfg.Retention, cfg.Clock = tracker.Retention, func() time.Time { return now }
+		tail := newTail(t, cfg)
+		if err := tail.Mark(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := tracker.Prepare(ctx, packViewsOnly(t, "po_split")); err != nil {
+			t.Fatal(err)
+		}
+
+		// While a bundle with every view of the pack is prepared and the tail
+		// polls, the replicas write phases 1 and 2 in turns of 25 records (one
+		// store's Appends take turns, as one audit writer's commits do), and
+		// this one (a) observes its own as written.
+		all := packViews(t)
+		prepared := make(chan error, 1)
+		go func() { prepared <- tracker.Prepare(ctx, all) }()
+		stop, polled := make(chan struct{}), make(chan error, 1)
+		go func() {
+			defer close(polled)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
 				}
-				counted += got.Count
+				if _, err := tail.Poll(ctx); err != nil {
+					polled <- err
+					return
+				}
+			}
+		}()
+		rest := map[string][]*audit.Record{}
+		for _, chain := range []string{"a", "b", "c"} {
+			rest[chain] = append(chains[chain][1], chains[chain][2]...)
+		}
+		for len(rest["a"])+len(rest["b"])+len(rest["c"]) > 0 {
+			for _, chain := range []string{"a", "b", "c"} {
+				n := min(len(rest[chain]), 25)
+				extend(t, f.write, chain, rest[chain][:n])
+				if chain == "a" {
+					for _, r := range rest[chain][:n] {
+						tracker.Observe(r)
+					}
+				}
+				rest[chain] = rest[chain][n:]
 			}
 		}
-		if counted == 0 {
-			t.Fatal("no view counted anything: the fixture tests nothing")
+		if err := <-prepared; err != nil {
+			t.Fatal(err)
 		}
+		close(stop)
+		if err := <-polled; err != nil {
+			t.Fatal(err)
+		}
+		mustPoll(t, tail) // what the others wrote after the last concurrent poll
+		if !tracker.Views().Covers(all) {
+			t.Fatalf("the tracker's views %v do not cover the pack's", tracker.Views().Names())
+		}
+		assertLikeLive(t, tracker.Index(), all, recs, now)
 	})
 }
 
