@@ -19,11 +19,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/server/api"
-	"github.com/tollgate/tollgate/server/history"
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/audit/sqlite"
 	"github.com/tollgate/tollgate/server/audit/transparency"
+	"github.com/tollgate/tollgate/server/history"
 	"github.com/tollgate/tollgate/server/masterdata"
 	"github.com/tollgate/tollgate/server/masterdata/feed"
 	"github.com/tollgate/tollgate/server/telemetry"
