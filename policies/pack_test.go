@@ -131,7 +131,9 @@ func newStore(tb testing.TB, fsys fs.FS, extra []masterdata.Event) *masterdata.S
 // running compiled on store with its clock fixed at now.
 func newServer(tb testing.TB, compiled *engine.Compiled, store *masterdata.Store, now time.Time) *api.DecisionServer {
 	tb.Helper()
-	eng, err := engine.New(engine.Config{Clock: func() time.Time { return now }}, store, zerolog.Nop())
+	// A generous evaluation bound: these tests check what the policy decides, and under -race on a busy
+	// machine the default 250ms would turn a slow evaluation into an EVALUATION_TIMEOUT DENY.
+	eng, err := engine.New(engine.Config{Clock: func() time.Time { return now }, EvalTimeout: time.Minute}, store, zerolog.Nop())
 	if err != nil {
 		tb.Fatalf("new engine: %v", err)
 	}
