@@ -3,6 +3,7 @@ module github.com/tollgate/tollgate/examples/temporal
 go 1.26.0
 
 require (
+	github.com/google/go-cmp v0.7.0
 	github.com/tollgate/tollgate v0.0.0
 	go.temporal.io/sdk v1.51.0
 	google.golang.org/grpc v1.85.0
