@@ -58,4 +58,5 @@ demo-temporal: temporal-cli
 # The example's test against a real Temporal dev server: 20 workflows, a killed worker, failures
 # injected after decisions were answered; fails (not skips) without the Temporal CLI.
 test-temporal: temporal-cli
-	cd examples/temporal && TEMPORAL_CLI=$(TEMPORAL_CLI) TOLLGATE_REQUIRE_TEMPORAL=1 $(GO) test -race -count=1 ./...
+	cd examples/temporal && $(GO) vet ./... && \
+	  TEMPORAL_CLI=$(TEMPORAL_CLI) TOLLGATE_REQUIRE_TEMPORAL=1 $(GO) test -race -count=1 ./...
