@@ -70,7 +70,7 @@ func TestProcureToPayUnderRetries(t *testing.T) {
 
 	humans := &p2p.Humans{Temporal: tc, ThinkTime: func() time.Duration { return rand.N(300 * time.Millisecond) }}
 	done := make(chan []p2p.Result, 1)
-	go func() { done <- p2p.RunAll(ctx, tc, humans, runName, orders) }()
+	go func() { done <- p2p.RunAll(ctx, tc, humans, runName, orders, workflows) }()
 
 	waitForDecisions(ctx, t, tg, killAfter)
 	worker.kill()

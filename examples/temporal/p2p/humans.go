@@ -56,7 +56,8 @@ type Humans struct {
 	Temporal client.Client
 	// ThinkTime is how long a human takes before approving; nil is at once.
 	ThinkTime func() time.Duration
-	// Poll is how often pending approvals are looked at (default 200ms).
+	// Poll is how often pending approvals are looked at (default 500ms):
+	// each look is a query the worker answers.
 	Poll time.Duration
 	// Logf, if set, is told of a role no demo user can approve for.
 	Logf func(format string, args ...any)
@@ -68,7 +69,7 @@ type Humans struct {
 func (h *Humans) Serve(ctx context.Context, workflowID string) {
 	poll := h.Poll
 	if poll <= 0 {
-		poll = 200 * time.Millisecond
+		poll = 500 * time.Millisecond
 	}
 	signalled := map[string]bool{}
 	ticker := time.NewTicker(poll)

@@ -2,7 +2,7 @@
 // amounts, suppliers and AI agents, plays the approvers they wait for, and
 // prints how each ended.
 //
-//	starter [-n 100] [--seed 1] [--run NAME] [--temporal 127.0.0.1:7233] [--tollgate 127.0.0.1:7070]
+//	starter [-n 100] [--parallel 25] [--seed 1] [--run NAME] [--temporal 127.0.0.1:7233] [--tollgate 127.0.0.1:7070]
 //
 // It first registers the demo buyers with Tollgate (a master-data apply),
 // then starts the workflows; a worker (cmd/worker) must be running. It exits
@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	temporalAddr := fs.String("temporal", "127.0.0.1:7233", "Temporal frontend host:port")
 	namespace := fs.String("namespace", "default", "Temporal namespace")
 	tollgateAddr := fs.String("tollgate", envOr("TOLLGATE_ADDR", "127.0.0.1:7070"), "Tollgate gRPC address")
+	parallel := fs.Int("parallel", 25, "workflows running at once")
 	thinkTime := fs.Duration("think-time", 800*time.Millisecond, "longest time a human takes to approve (uniform from 0)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -72,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	start := time.Now()
 	fmt.Fprintf(stdout, "running %d procure-to-pay workflows (run %s) on task queue %s\n\n", *n, *runName, p2p.TaskQueue)
-	results := p2p.RunAll(ctx, tc, humans, *runName, orders)
+	results := p2p.RunAll(ctx, tc, humans, *runName, orders, *parallel)
 	p2p.WriteReport(stdout, results)
 	fmt.Fprintf(stdout, "took %s\n\none workflow's decisions, newest first:  tollgatectl audit list --workflow %s\n",
 		time.Since(start).Round(100*time.Millisecond), results[0].WorkflowID)
