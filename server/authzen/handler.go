@@ -54,7 +54,8 @@ type Config struct {
 	// MaxEvaluations bounds the items of one Access Evaluations request. Default api.DefaultMaxBatch,
 	// the DecideBatch bound.
 	MaxEvaluations int
-	Log            zerolog.Logger
+	// Log receives refused calls, recovered panics and internal errors.
+	Log zerolog.Logger
 }
 
 // Handler serves the AuthZEN endpoints. It is safe for concurrent use.

@@ -14,6 +14,7 @@ import (
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/app"
+	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/authzen"
 	"github.com/tollgate/tollgate/test/testserver"
 )
@@ -27,13 +28,23 @@ const benchRounds = 10
 
 // BenchmarkAuthZENvsGRPC sets AuthZEN over HTTP (JSON, one Access Evaluation per request, keep-alive
 // connections) against gRPC Decide on the same requests against one running service: the same
-// decisions, each recorded in the sync SQLite audit log. It splits b.N decisions of each kind into
-// benchRounds alternating rounds of benchConcurrency callers and reports each side's decisions/s and
-// their ratio, authzen/grpc (1.0: AuthZEN costs nothing over gRPC). ns/op is for one decision of each.
+// decisions, each recorded in the SQLite audit log, in sync mode and in async mode. It splits b.N
+// decisions of each kind into benchRounds alternating rounds of benchConcurrency callers and reports
+// each side's decisions/s and their ratio, authzen/grpc (1.0: AuthZEN costs nothing over gRPC). ns/op
+// is for one decision of each.
 //
 //	go test -run '^$' -bench AuthZENvsGRPC -benchtime 4000x ./test/authzen/
 func BenchmarkAuthZENvsGRPC(b *testing.B) {
-	srv := testserver.Start(b, app.Config{})
+	// Sync is the default and what a deployment runs; async takes the audit commit off the answer's
+	// path, so the front door's own cost shows.
+	for _, mode := range []audit.Mode{audit.ModeSync, audit.ModeAsync} {
+		b.Run("audit="+string(mode), func(b *testing.B) {
+			benchAuthZENvsGRPC(b, testserver.Start(b, app.Config{Audit: audit.Config{Mode: mode}}))
+		})
+	}
+}
+
+func benchAuthZENvsGRPC(b *testing.B, srv *testserver.Server) {
 	reqs := benchRequests(b)
 	bodies := make([][]byte, len(reqs))
 	for i, r := range reqs {
