@@ -16,7 +16,6 @@ import (
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/authzen"
-	"github.com/tollgate/tollgate/test/testserver"
 )
 
 // poSubmit is the README's AuthZEN example: the tour's purchase order.
@@ -33,7 +32,7 @@ const poSubmit = `{
 // mapped to the Access Request & Approval profile's requestable denial, and the audit record holds the
 // request as Tollgate's mapping made it.
 func TestDefaultPackPOSubmit(t *testing.T) {
-	srv := testserver.Start(t, app.Config{})
+	srv := start(t, app.Config{})
 	c := newClient(srv, "")
 	d := c.evaluate(t, poSubmit)
 	if d.Decision || d.Context.Reason != authzen.ApprovalRequired || d.Context.Effect != "REQUIRE_APPROVAL" ||
@@ -64,7 +63,7 @@ func TestDefaultPackPOSubmit(t *testing.T) {
 // TestDefaultPackDemoRequests: every demo request (bundles/demo/requests), written the AuthZEN way,
 // gets the answer gRPC Decide gives it: the same effect and reasons, approvers beside approval_required.
 func TestDefaultPackDemoRequests(t *testing.T) {
-	srv := testserver.Start(t, app.Config{})
+	srv := start(t, app.Config{})
 	c := newClient(srv, "")
 	files, err := filepath.Glob("../../bundles/demo/requests/0*.json")
 	if err != nil || len(files) == 0 {
@@ -100,7 +99,7 @@ func TestDefaultPackDemoRequests(t *testing.T) {
 // TestIdempotencyKey: context.idempotency_key is the request's idempotency key: a retry gets the
 // original decision, the key with another payload is refused 409 naming it.
 func TestIdempotencyKey(t *testing.T) {
-	srv := testserver.Start(t, app.Config{})
+	srv := start(t, app.Config{})
 	c := newClient(srv, "")
 	keyed := strings.Replace(poSubmit, `"step": "approve"`, `"step": "approve", "idempotency_key": "evt-authzen-1"`, 1)
 	first := c.evaluate(t, keyed)

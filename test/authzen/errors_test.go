@@ -47,7 +47,7 @@ func startWithCallers(t *testing.T) *testserver.Server {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return testserver.Start(t, app.Config{CallersFile: path})
+	return start(t, app.Config{CallersFile: path})
 }
 
 // TestAuthentication: 401 with a Bearer challenge without a token or with an unknown one, 403 for a

@@ -10,12 +10,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/authzen"
 	"github.com/tollgate/tollgate/test/testserver"
 )
 
 // todoBundle is the Todo scenario's bundle, from this package's directory.
 const todoBundle = "../../bundles/authzen-todo"
+
+// start starts the service for a test. These tests check what is decided, not how fast: the engine's
+// evaluation bound is raised from 250ms so that a machine slowed by -race and parallel packages does not
+// turn an answer into EVALUATION_TIMEOUT.
+func start(t testing.TB, cfg app.Config) *testserver.Server {
+	t.Helper()
+	if cfg.EvalTimeout == 0 {
+		cfg.EvalTimeout = 10 * time.Second
+	}
+	return testserver.Start(t, cfg)
+}
 
 // todoCase is one case of testdata/todo.json: a user asking for one action on one resource, and the
 // scenario's answer.

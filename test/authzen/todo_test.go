@@ -13,7 +13,7 @@ import (
 // TestTodoSingly asks the Todo scenario's every case (every user, every rule, a user who is not one of
 // the five) one Access Evaluation at a time, and finds each answer in the audit log.
 func TestTodoSingly(t *testing.T) {
-	srv := testserver.Start(t, app.Config{BundleDir: todoBundle})
+	srv := start(t, app.Config{BundleDir: todoBundle})
 	c := newClient(srv, "")
 	var got []answered
 	for _, tc := range loadTodoCases(t) {
@@ -27,7 +27,7 @@ func TestTodoSingly(t *testing.T) {
 // TestTodoEvaluations asks the same cases as Access Evaluations: all in one request, and per user with
 // the subject as the request's default under each of the three semantics.
 func TestTodoEvaluations(t *testing.T) {
-	srv := testserver.Start(t, app.Config{BundleDir: todoBundle})
+	srv := start(t, app.Config{BundleDir: todoBundle})
 	c := newClient(srv, "")
 	cases := loadTodoCases(t)
 	var all []answered
@@ -58,7 +58,7 @@ func TestTodoEvaluations(t *testing.T) {
 // TestTodoEvaluationsDefaults: an item's entity replaces the default entity whole, and the default
 // fills what an item leaves out.
 func TestTodoEvaluationsDefaults(t *testing.T) {
-	srv := testserver.Start(t, app.Config{BundleDir: todoBundle})
+	srv := start(t, app.Config{BundleDir: todoBundle})
 	c := newClient(srv, "")
 	rick := authzen.Subject{Type: "user", ID: "CiRmZDA2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs"}
 	beth := authzen.Subject{Type: "user", ID: "CiRmZDM2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs"}
