@@ -361,7 +361,7 @@ func (r *Report) writeRun(p printer) {
 	p("- Machine: %d CPUs (`nproc`), %s; %s; OPA %s\n", r.Machine.NProc, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.OPAVersion)
 	p("- Load average (1, 5, 15 min) before: %s; after: %s. The machine is shared: a load above the CPU count means other\n  work competed with the servers and the load tool.\n", r.Machine.LoadBefore, r.Machine.LoadAfter)
 	p("- Stock OPA: `opa run --server --addr 127.0.0.1:PORT --log-level error BUNDLEDIR`, decision logs off, built from the\n  OPA module in go.mod; the pack with `tollgate/md.rego` replaced by `test/perf/opa/md.rego` (reads `data.masterdata`),\n  master data exported from the same records to `data.json`. REST `POST /v1/data/tollgate/decision`, keep-alive\n  connections (one per worker).\n")
-	p("- Tollgate: `tollgate serve` with its defaults (sync durable hash-chained audit log in SQLite in a temp data dir,\n  the pack embedded in the binary %s),\n  `--masterdata DIR` with the same records as NDJSON change events. gRPC with the Go client, one connection.\n", r.viewsClause())
+	p("- Tollgate: `tollgate serve` with its defaults (sync durable hash-chained audit log in SQLite in a temp data dir,\n  the pack embedded in the binary, %s),\n  `--masterdata DIR` with the same records as NDJSON change events. gRPC with the Go client, one connection.\n", r.viewsClause())
 	if pg := r.Postgres; pg != nil && hasPG {
 		p("- Tollgate on PostgreSQL: the same, with `--audit-store postgres://…/DB` (sync mode, the default) on a database\n  created for the run and dropped after it, on the server at `%s` (PostgreSQL %s, synchronous_commit=%s,\n  loopback). Its server CPU is the tollgate process's; PostgreSQL CPU is that of the database's backend processes\n  (pg_stat_activity, /proc/PID/stat) over the same run, shown apart and added in the row below it.\n",
 			pg.Server, pg.Version, pg.SynchronousCommit)
@@ -371,8 +371,10 @@ func (r *Report) writeRun(p printer) {
 		r.Corpus, r.Seed, len(r.Families), strings.Join(r.Families, ", "), r.Reasons)
 	var order []string
 	for _, c := range r.concurrencies() {
-		for _, s := range r.servers() {
-			order = append(order, fmt.Sprintf("%s %d", s, c))
+		for _, s := range append(r.servers(), ServerTollgateNoViews) {
+			if slices.ContainsFunc(r.Runs, func(run Run) bool { return run.Server == s && run.Concurrency == c }) {
+				order = append(order, fmt.Sprintf("%s %d", s, c))
+			}
 		}
 	}
 	p("  Before any load, every request was sent to stock OPA and to %s: same effect, primary reason and approvers for\n  all %d.", r.comparedNames(), r.Corpus)
@@ -386,9 +388,9 @@ func (r *Report) writeRun(p printer) {
 // viewsClause says which history views the measured pack declares.
 func (r *Report) viewsClause() string {
 	if len(r.HistoryViews) == 0 {
-		return "(it declares no history views)"
+		return "declaring no history views"
 	}
-	return fmt.Sprintf("(it declares %d history views: %s)", len(r.HistoryViews), strings.Join(r.HistoryViews, ", "))
+	return fmt.Sprintf("declaring %d history views: %s", len(r.HistoryViews), strings.Join(r.HistoryViews, ", "))
 }
 
 // comparedNames lists the servers compared with stock OPA as the report titles them.
@@ -466,7 +468,7 @@ func (r *Report) writeHistory(p printer) {
 		p("figures in [history.md](history.md#rebuild).\n\n")
 		return
 	}
-	p("- With views: the Tollgate rows above, `tollgate serve` on the pack as shipped %s. For a request of an\n", r.viewsClause())
+	p("- With views: the Tollgate rows above, `tollgate serve` on the pack as shipped,\n  %s. For a request of an\n", r.viewsClause())
 	p("  action a view counts, the decision path takes the locks of its view keys before evaluating, the rules call\n")
 	p("  `tollgate.history`, and the record is observed into the index after its audit write.\n")
 	p("- Without views: the same binary with `--bundle DIR`, DIR the same pack with `params.history.views` removed from its\n")
@@ -485,7 +487,8 @@ func (r *Report) writeHistory(p printer) {
 	}
 	p("- Same load as above (closed loop, %s per run, %d repetitions interleaved with the other servers); command `%s`\n", r.Duration, r.Reps, r.Command)
 	p("  (`-skip-history` leaves the server without views out of the load). Target: with ÷ without ≥ %.2f in decisions/s\n", HistoryTarget)
-	p("  at each concurrency (issue 14: history look-ups cost at most 5 %% of decisions/s).\n")
+	p("  at each concurrency (issue 14: history look-ups cost at most 5 %% of decisions/s). When the load average exceeds\n")
+	p("  the CPU count, read the server CPU per decision beside it: the work a decision costs, whatever the neighbours do.\n")
 	p("- Not measured here: the start-up rebuild of the index from 1,000,000 postings in the audit store and the heap per\n")
 	p("  tracked decision, which `make perf-history` measures on its own (figures in [history.md](history.md#rebuild)).\n\n")
 	p("| concurrency | metric | with views | without views | with ÷ without |\n|---|---|---|---|---|\n")

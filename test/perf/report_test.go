@@ -228,7 +228,7 @@ func TestHistoryTargetWithoutFigures(t *testing.T) {
 }
 
 func TestWriteMarkdownHistory(t *testing.T) {
-	r := &perf.Report{Reps: 1, Corpus: 1200, Command: "make perf", Duration: 10 * time.Second,
+	r := &perf.Report{Reps: 3, Corpus: 1200, Command: "make perf", Duration: 10 * time.Second,
 		HistoryViews:    []string{"invoice_posted", "po_split"},
 		HistoryCoverage: map[string]perf.ViewCoverage{"po_split": {Requests: 66, Keys: 56}, "invoice_posted": {Requests: 83, Keys: 20}},
 		Compared:        []string{perf.ServerTollgateNoViews}}
@@ -244,7 +244,8 @@ func TestWriteMarkdownHistory(t *testing.T) {
 	md := buf.String()
 	for _, want := range []string{
 		"## History look-ups (issue 14)\n",
-		"the pack embedded in the binary (it declares 2 history views: invoice_posted, po_split)",
+		"the pack embedded in the binary, declaring 2 history views: invoice_posted, po_split)",
+		"3 repetitions interleaved (OPA 16, Tollgate 16, Tollgate-no-views 16, OPA 64, Tollgate 64, Tollgate-no-views 64, and again)",
 		"`invoice_posted` 83 on 20 keys, `po_split` 66 on 56 keys",
 		"| concurrency | metric | with views | without views | with ÷ without |\n|---|---|---|---|---|\n",
 		"| 16 | decisions/s | 960 [960 – 960] | 1000 [1000 – 1000] | 0.96× |\n",
