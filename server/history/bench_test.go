@@ -123,8 +123,8 @@ func BenchmarkObserve(b *testing.B) {
 
 // BenchmarkRebuild rebuilds the views from a real SQLite store holding
 // 100,000 invoice postings spread over 30 days (plus as many other
-// decisions the views do not count), and reports the cost per posting, from
-// which the 1,000,000-posting start time of issue 14 extrapolates.
+// decisions the views do not count), and reports the cost per posting: the
+// quick check; BenchmarkRebuildMillion measures issue 14's 1,000,000.
 func BenchmarkRebuild(b *testing.B) {
 	vs := packViews(b)
 	const n = 100_000
@@ -151,7 +151,6 @@ func BenchmarkRebuild(b *testing.B) {
 	b.StopTimer()
 	perRecord := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / n
 	b.ReportMetric(perRecord, "ns/posting")
-	b.ReportMetric(perRecord*1e6/1e9, "s/1M-postings")
 	_ = tollgatev1.Effect_EFFECT_ALLOW
 }
 
