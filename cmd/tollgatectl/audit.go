@@ -306,9 +306,11 @@ func auditGetCommand() *command {
 		args:    "ID",
 		summary: "print one decision record as JSON",
 		help: `Prints the record of decision ID as JSON with short enum names. The facts
-the policy read from master data (facts_json) are printed parsed under
-"facts", not as an escaped string; hashes are base64. An unknown ID exits 1
-with NotFound.`,
+the policy read (facts_json) are printed parsed under "facts", not as an
+escaped string: master-data reads ("builtin": "md.get", "md.lookup") and the
+decision history it read ("builtin": "tollgate.history", with the view, the
+key, and the count, sums and ids of the earlier decisions counted). Hashes
+are base64. An unknown ID exits 1 with NotFound.`,
 		setup: func(fs *flag.FlagSet) runFunc {
 			return func(ctx context.Context, a *app, args []string) error {
 				id, err := oneID(args)

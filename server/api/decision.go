@@ -205,7 +205,7 @@ func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideReque
 			ticket.Observe(stored)
 		}
 	}
-	s.metrics.observeDecision(in.Action, string(res.Effect), time.Since(start))
+	s.metrics.observeDecision(in.Action, string(res.Effect), res.Reasons, time.Since(start))
 	s.annotateDecision(ctx, in, resp)
 	return resp, subject, nil
 }

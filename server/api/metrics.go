@@ -6,18 +6,28 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate/tollgate/server/engine"
 )
 
 // Metrics are the service's Prometheus collectors, registered on a registry the caller owns.
 type Metrics struct {
 	decisions        *prometheus.CounterVec
+	reasons          *prometheus.CounterVec
 	decisionDuration prometheus.Histogram
 	mdEvents         *prometheus.CounterVec
 	consistencyWaits *prometheus.CounterVec
 
 	mu      sync.Mutex
 	actions map[string]struct{}
+	codes   map[string]struct{}
 }
+
+// maxCodeLabels caps distinct reason code label values; a bundle inventing codes per request cannot
+// blow up the metric, further codes are counted as "other".
+const maxCodeLabels = 256
+
+var codeLabel = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
 
 // maxActionLabels caps distinct action label values, so callers sending made-up actions cannot blow up
 // the metric's cardinality; further actions are counted as "other".
@@ -32,6 +42,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "tollgate_decisions_total",
 			Help: "Decisions answered, by action and effect.",
 		}, []string{"action", "effect"}),
+		reasons: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_decision_reasons_total",
+			Help: "Reasons given in answered decisions, by action, reason code and the decision's effect: every finding counts, the primary and the others (a split purchase's PO_SPLIT_SUSPECTED beside its tier's code).",
+		}, []string{"action", "code", "effect"}),
 		decisionDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tollgate_decision_duration_seconds",
 			Help:    "Time to answer one decision, from validated request to response.",
@@ -46,8 +60,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Decisions with a consistency token (min_masterdata_revision), by outcome: fresh (the master data was already as fresh), waited (it became so while the decision waited), behind (it did not: refused Unavailable).",
 		}, []string{"outcome"}),
 		actions: map[string]struct{}{},
+		codes:   map[string]struct{}{},
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.decisionDuration, m.mdEvents, m.consistencyWaits} {
+	for _, c := range []prometheus.Collector{m.decisions, m.reasons, m.decisionDuration, m.mdEvents, m.consistencyWaits} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -55,12 +70,32 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) observeDecision(action, effect string, d time.Duration) {
+func (m *Metrics) observeDecision(action, effect string, reasons []engine.Reason, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.decisions.WithLabelValues(m.actionLabel(action), effect).Inc()
+	label := m.actionLabel(action)
+	m.decisions.WithLabelValues(label, effect).Inc()
+	for _, r := range reasons {
+		m.reasons.WithLabelValues(label, m.codeLabel(r.Code), effect).Inc()
+	}
 	m.decisionDuration.Observe(d.Seconds())
+}
+
+func (m *Metrics) codeLabel(code string) string {
+	if !codeLabel.MatchString(code) {
+		return "other"
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.codes[code]; ok {
+		return code
+	}
+	if len(m.codes) >= maxCodeLabels {
+		return "other"
+	}
+	m.codes[code] = struct{}{}
+	return code
 }
 
 func (m *Metrics) observeConsistency(outcome string) {

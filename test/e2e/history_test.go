@@ -98,6 +98,19 @@ func TestHistoryViewOfABundle(t *testing.T) {
 		}
 	}
 
+	// Process owners see the findings in the metrics like any other reason.
+	metrics := httpGet(t, "http://"+srv.App.HTTPAddr().String()+"/metrics")
+	for _, want := range []string{
+		`tollgate_decision_reasons_total{action="REFUND.ISSUE",code="REFUND_VELOCITY",effect="REQUIRE_APPROVAL"} 2`,
+		`tollgate_decision_reasons_total{action="REFUND.ISSUE",code="ALLOWED",effect="ALLOW"} 4`, // r1, its retry (metrics count answered calls), r2, r5,
+		`tollgate_history_tracked{kind="decisions"}`,
+		`tollgate_history_rebuild_seconds_count 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
 	// After the window: nothing counts any more, yet the replay reproduces the approval.
 	time.Sleep(time.Until(second.GetEvaluatedAt().AsTime().Add(refundsWindow + 100*time.Millisecond)))
 	wantDecision(t, decideOK(t, srv, refund("clerk-1", "1.00", "r6")), tollgatev1.Effect_EFFECT_ALLOW, "0 prior refunds")
@@ -116,9 +129,15 @@ func TestHistoryViewOfABundle(t *testing.T) {
 
 // TestHistoryNoSlipUnderConcurrency sends 24 refunds of one actor at once over real gRPC: exactly two
 // are allowed, because decisions on one view key are serialized from before evaluation until their
-// record is observed.
+// record is observed: after the commit in sync mode, at enqueue in async mode.
 func TestHistoryNoSlipUnderConcurrency(t *testing.T) {
-	srv := startServer(t, app.Config{BundleDir: refundsBundle})
+	for _, mode := range []audit.Mode{audit.ModeSync, audit.ModeAsync} {
+		t.Run(string(mode), func(t *testing.T) { noSlip(t, mode) })
+	}
+}
+
+func noSlip(t *testing.T, mode audit.Mode) {
+	srv := startServer(t, app.Config{BundleDir: refundsBundle, Audit: audit.Config{Mode: mode}})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	effects := map[tollgatev1.Effect]int{}
