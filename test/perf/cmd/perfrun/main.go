@@ -343,7 +343,7 @@ func run(ctx context.Context, args []string) error {
 	if !o.skipLag {
 		// After the throughput runs, with their servers stopped: the fleet has the machine to itself.
 		step(fmt.Sprintf("event-to-decision lag: start %d replicas on the stream and PostgreSQL", perf.LagReplicas))
-		fleet, err := perf.StartLagFleet(ctx, perf.LagFleetConfig{Bin: tgBin, Work: work, PostgresURL: lagDB.URL, Stream: lagStream})
+		fleet, err := perf.StartLagFleet(ctx, perf.LagFleetConfig{Bin: tgBin, Work: work, PostgresURL: lagDB.URL, Stream: lagStream, Bundle: noViewsDir})
 		if err != nil {
 			return fmt.Errorf("event-to-decision lag: %w", err)
 		}
