@@ -189,19 +189,36 @@ func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideReque
 			return nil, nil, err
 		}
 		auditCtx, auditSpan := s.startSpan(ctx, SpanAuditCommit)
-		stored, original, err := s.audit.Write(auditCtx, rec)
+		// Once the record is queued as a decision of its own, it counts for its history keys and they
+		// are released: the next decision on them reads it while its commit is still in flight, so
+		// decisions on one key are serialized for their evaluation, not for their disk writes too.
+		early := false
+		queued := func() {
+			early = true
+			ticket.Observe(rec)
+			ticket.Release()
+		}
+		stored, original, err := s.writeAudit(auditCtx, rec, queued)
 		s.endAuditCommit(auditSpan, stored, err)
 		if err != nil {
+			if early && errors.Is(err, audit.ErrUnavailable) {
+				// The commit failed: not a decision after all. A commit whose outcome is unknown (the
+				// call's deadline passed first) stays counted: more approvals, never fewer.
+				ticket.Forget(rec)
+			}
 			return nil, nil, err
 		}
 		subject = stored
 		if original != nil {
+			if early {
+				// Another replica stored this idempotency key first: rec became a replay marker.
+				ticket.Forget(rec)
+			}
 			resp = responseFromRecord(original)
 			resp.Replay = true
 			subject = original
-		} else {
-			// Committed (sync) or queued (async: answered, so it counts even if it lands in the
-			// dead-letter file); a replay marker is not a new decision and is not observed.
+		} else if !early {
+			// A writer without WriteQueued: observed once written (queued, in async mode).
 			ticket.Observe(stored)
 		}
 	}
@@ -230,6 +247,7 @@ func decisionRecord(ctx context.Context, req *tollgatev1.DecideRequest, resp *to
 		BundleRevision:     resp.GetBundleRevision(),
 		MasterdataRevision: resp.GetMasterdataRevision(),
 		FactsJson:          string(facts),
+		Kind:               tollgatev1.RecordKind_RECORD_KIND_DECISION,
 		IdempotencyKey:     req.GetIdempotencyKey(),
 		Latency:            durationpb.New(latency),
 	}, nil
@@ -287,6 +305,21 @@ var effects = map[engine.Effect]tollgatev1.Effect{
 	engine.Allow:           tollgatev1.Effect_EFFECT_ALLOW,
 	engine.Deny:            tollgatev1.Effect_EFFECT_DENY,
 	engine.RequireApproval: tollgatev1.Effect_EFFECT_REQUIRE_APPROVAL,
+}
+
+// queuedWriter is an AuditLog that reports when a record is queued as a decision of its own;
+// *audit.Writer is one (WriteQueued).
+type queuedWriter interface {
+	WriteQueued(ctx context.Context, rec *audit.Record, queued func()) (stored, replayOf *audit.Record, err error)
+}
+
+// writeAudit writes rec, calling queued once it is queued as a decision of its own when the audit log
+// can say so.
+func (s *DecisionServer) writeAudit(ctx context.Context, rec *audit.Record, queued func()) (stored, replayOf *audit.Record, err error) {
+	if qw, ok := s.audit.(queuedWriter); ok {
+		return qw.WriteQueued(ctx, rec, queued)
+	}
+	return s.audit.Write(ctx, rec)
 }
 
 // beginHistory takes the decision's history view keys (HistoryKeeper.Begin). Without a keeper it

@@ -240,3 +240,30 @@ func TestTrackerPrepareFailsWithStore(t *testing.T) {
 		t.Fatalf("query of a view never prepared: %v, want ErrUnknownView", err)
 	}
 }
+
+// TestForget: a record taken back leaves the index as if it had never been observed, in every view
+// that counted it, and may be observed again.
+func TestForget(t *testing.T) {
+	tr := newTracker(t, openStore(t), t0)
+	if err := tr.Prepare(context.Background(), packViews(t)); err != nil {
+		t.Fatal(err)
+	}
+	key := mustKey(t, packViews(t), "po_split", po(t, "u1", "1", "USD"))
+	kept := rec("kept", t0.Add(-time.Hour), allow, po(t, "u1", "100.00", "USD"))
+	gone := rec("gone", t0.Add(-time.Minute), allow, po(t, "u1", "900.00", "USD"))
+	tr.Observe(kept)
+	tr.Observe(gone)
+	tr.Forget(gone)
+	got := mustQuery(t, tr.Index(), "po_split", key, t0)
+	if got.Count != 1 || got.Sums["USD"] != "100.00" || got.DecisionIDs[0] != "kept" {
+		t.Fatalf("after Forget: %+v, want kept alone", got)
+	}
+	if st := tr.Index().Stats(); st.Decisions != 1 || st.Entries != 1 {
+		t.Fatalf("stats after Forget %+v, want 1 decision, 1 entry", st)
+	}
+	tr.Forget(gone) // twice: a no-op
+	tr.Observe(gone)
+	if got := mustQuery(t, tr.Index(), "po_split", key, t0); got.Count != 2 {
+		t.Fatalf("observed again after Forget: count %d, want 2", got.Count)
+	}
+}
