@@ -192,32 +192,32 @@ func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideReque
 		// Once the record is queued as a decision of its own, it counts for its history keys and they
 		// are released: the next decision on them reads it while its commit is still in flight, so
 		// decisions on one key are serialized for their evaluation, not for their disk writes too.
-		early := false
-		queued := func() {
-			early = true
-			ticket.Observe(rec)
+		var early *audit.Record // the queued record, masked as stored, once observed early
+		queued := func(q *audit.Record) {
+			early = q
+			ticket.Observe(q)
 			ticket.Release()
 		}
 		stored, original, err := s.writeAudit(auditCtx, rec, queued)
 		s.endAuditCommit(auditSpan, stored, err)
 		if err != nil {
-			if early && errors.Is(err, audit.ErrUnavailable) {
+			if early != nil && errors.Is(err, audit.ErrUnavailable) {
 				// The commit failed: not a decision after all. A commit whose outcome is unknown (the
 				// call's deadline passed first) stays counted: more approvals, never fewer.
-				ticket.Forget(rec)
+				ticket.Forget(early)
 			}
 			return nil, nil, err
 		}
 		subject = stored
 		if original != nil {
-			if early {
+			if early != nil {
 				// Another replica stored this idempotency key first: rec became a replay marker.
-				ticket.Forget(rec)
+				ticket.Forget(early)
 			}
 			resp = responseFromRecord(original)
 			resp.Replay = true
 			subject = original
-		} else if !early {
+		} else if early == nil {
 			// A writer without WriteQueued: observed once written (queued, in async mode).
 			ticket.Observe(stored)
 		}
@@ -310,12 +310,12 @@ var effects = map[engine.Effect]tollgatev1.Effect{
 // queuedWriter is an AuditLog that reports when a record is queued as a decision of its own;
 // *audit.Writer is one (WriteQueued).
 type queuedWriter interface {
-	WriteQueued(ctx context.Context, rec *audit.Record, queued func()) (stored, replayOf *audit.Record, err error)
+	WriteQueued(ctx context.Context, rec *audit.Record, queued func(*audit.Record)) (stored, replayOf *audit.Record, err error)
 }
 
 // writeAudit writes rec, calling queued once it is queued as a decision of its own when the audit log
 // can say so.
-func (s *DecisionServer) writeAudit(ctx context.Context, rec *audit.Record, queued func()) (stored, replayOf *audit.Record, err error) {
+func (s *DecisionServer) writeAudit(ctx context.Context, rec *audit.Record, queued func(*audit.Record)) (stored, replayOf *audit.Record, err error) {
 	if qw, ok := s.audit.(queuedWriter); ok {
 		return qw.WriteQueued(ctx, rec, queued)
 	}

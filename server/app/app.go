@@ -628,13 +628,13 @@ func (a *App) startHistory(ctx context.Context) error {
 	return nil
 }
 
-// checkMaskedViews refuses history views that read a request path the audit log masks: records keep
-// the masked request, so such a view would count the real value live and "***MASKED***" after a
-// rebuild, and a replay could not reproduce the key the decision read.
+// checkMaskedViews refuses history views keyed or conditioned on a request path the audit log masks:
+// records keep the masked request, so after a rebuild every such decision would be filed under
+// "***MASKED***". A masked value is allowed: the decision counts, its value unreadable.
 func checkMaskedViews(maskPaths []string) func(history.Views) error {
 	return func(views history.Views) error {
 		if masked := views.MaskedPaths(maskPaths); len(masked) > 0 {
-			return fmt.Errorf("history views read request paths the audit log masks (--audit-mask): %s; a view must read what the log keeps", strings.Join(masked, ", "))
+			return fmt.Errorf("history views are keyed or conditioned on request paths the audit log masks (--audit-mask): %s; a view's key must be what the log keeps", strings.Join(masked, ", "))
 		}
 		return nil
 	}
