@@ -27,9 +27,10 @@ type Point struct {
 	Counts Counts
 }
 
-// series sums q's dimension per bucket of q.Granularity and group, over
-// the pieces of q's range, ordered by bucket then group.
-func (r *Reader) series(ctx context.Context, q Query) ([]Point, error) {
+// Series sums the counts (decisions by effect, AI EXECUTE answers with
+// GroupAgent, replays) per bucket of q.Granularity and group, ordered by
+// bucket then group. q must be normalized.
+func (r *Reader) Series(ctx context.Context, q Query) ([]Point, error) {
 	dim, cols := q.Group.dimCol()
 	rows, err := r.counts(ctx, q, dim, cols, true)
 	if err != nil {
@@ -81,7 +82,7 @@ func (r *Reader) counts(ctx context.Context, q Query, dim Dim, cols []Col, byBuc
 
 // Volume counts decisions by effect per bucket and group.
 func (r *Reader) Volume(ctx context.Context, q Query) ([]Point, error) {
-	pts, err := r.series(ctx, q)
+	pts, err := r.Series(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +108,7 @@ const TopReasons = 10
 // either are left out) and the reason codes of those decisions over the
 // whole range, most frequent first (then by code), at most TopReasons.
 func (r *Reader) Exceptions(ctx context.Context, q Query) ([]Point, []ReasonCount, error) {
-	pts, err := r.series(ctx, q)
+	pts, err := r.Series(ctx, q)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -243,7 +244,7 @@ type RetryPoint struct {
 // ordered by bucket then group, and their totals. A conflict has no
 // reason codes: grouped by reason, conflicts are in group "".
 func (r *Reader) Retries(ctx context.Context, q Query) (pts []RetryPoint, replays, conflicts int64, err error) {
-	series, err := r.series(ctx, q)
+	series, err := r.Series(ctx, q)
 	if err != nil {
 		return nil, 0, 0, err
 	}
