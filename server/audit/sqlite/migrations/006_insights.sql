@@ -1,13 +1,14 @@
 -- Roll-ups for InsightsService (package insights), maintained by its Roller
 -- from committed records: each batch's deltas and the chain's new watermark
 -- commit in one transaction, so the roll-ups are always the fold of a prefix
--- of every chain.
+-- of every chain. IF NOT EXISTS: a file whose schema version was set back (as
+-- migration tests do) keeps its roll-ups.
 
 -- Decision counts per bucket (span 3600: hour, 86400: day; bucket in unix
 -- seconds, UTC) and dimension (insights.Dim: 0 base, 1 reason code in grp,
 -- 2 actor in grp, 3 AI agent in grp with its use case in sub). A query is a
 -- range scan of one (span, dim) over buckets.
-CREATE TABLE insights_counts (
+CREATE TABLE IF NOT EXISTS insights_counts (
     span          INTEGER NOT NULL,
     dim           INTEGER NOT NULL,
     bucket        INTEGER NOT NULL,
@@ -26,13 +27,13 @@ CREATE TABLE insights_counts (
 ) WITHOUT ROWID;
 
 -- The seq up to which each chain is rolled up.
-CREATE TABLE insights_watermarks (
+CREATE TABLE IF NOT EXISTS insights_watermarks (
     chain_id TEXT    PRIMARY KEY,
     seq      INTEGER NOT NULL
 );
 
 -- REQUIRE_APPROVAL decisions whose approval has not come yet.
-CREATE TABLE insights_open_approvals (
+CREATE TABLE IF NOT EXISTS insights_open_approvals (
     decision_id     TEXT    PRIMARY KEY,
     action          TEXT    NOT NULL,
     approval_action TEXT    NOT NULL,
@@ -42,12 +43,12 @@ CREATE TABLE insights_open_approvals (
     requested_at    INTEGER NOT NULL, -- unix nanoseconds
     approvers       TEXT    NOT NULL  -- JSON array
 );
-CREATE INDEX insights_open_resource  ON insights_open_approvals (resource_type, resource_id, approval_action, requested_at);
-CREATE INDEX insights_open_requested ON insights_open_approvals (requested_at, decision_id);
+CREATE INDEX IF NOT EXISTS insights_open_resource  ON insights_open_approvals (resource_type, resource_id, approval_action, requested_at);
+CREATE INDEX IF NOT EXISTS insights_open_requested ON insights_open_approvals (requested_at, decision_id);
 
 -- ALLOWs of approval actions, so an approval folded after its ALLOW (from
 -- another chain) still finds it.
-CREATE TABLE insights_approval_allows (
+CREATE TABLE IF NOT EXISTS insights_approval_allows (
     resource_type TEXT    NOT NULL,
     resource_id   TEXT    NOT NULL,
     action        TEXT    NOT NULL,
@@ -57,7 +58,7 @@ CREATE TABLE insights_approval_allows (
 
 -- Approval delays: counts per log bucket (insights.DelayBin) per request
 -- day (unix seconds of its UTC midnight), action and site.
-CREATE TABLE insights_delays (
+CREATE TABLE IF NOT EXISTS insights_delays (
     day             INTEGER NOT NULL,
     action          TEXT    NOT NULL,
     approval_action TEXT    NOT NULL,
@@ -68,7 +69,7 @@ CREATE TABLE insights_delays (
 ) WITHOUT ROWID;
 
 -- Idempotency conflicts the decision path refused; they are not records.
-CREATE TABLE insights_conflicts (
+CREATE TABLE IF NOT EXISTS insights_conflicts (
     id       INTEGER PRIMARY KEY,
     at       INTEGER NOT NULL, -- unix nanoseconds
     action   TEXT    NOT NULL,
@@ -77,7 +78,7 @@ CREATE TABLE insights_conflicts (
     agent_id TEXT    NOT NULL,
     use_case TEXT    NOT NULL
 );
-CREATE INDEX insights_conflicts_at ON insights_conflicts (at);
+CREATE INDEX IF NOT EXISTS insights_conflicts_at ON insights_conflicts (at);
 
 -- Policy changes on the insights timeline.
-CREATE INDEX bundles_activated ON bundles (activated_at);
+CREATE INDEX IF NOT EXISTS bundles_activated ON bundles (activated_at);
