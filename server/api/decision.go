@@ -45,6 +45,7 @@ type DecisionServer struct {
 	tracing     decisionTracing // see WithTracing
 	consistency Consistency     // see WithConsistency
 	history     HistoryKeeper   // see WithHistory
+	conflicts   ConflictCounter // see WithConflicts
 }
 
 // HistoryKeeper serializes decisions per history view key and keeps the index they read;
@@ -192,6 +193,7 @@ func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideReque
 		stored, original, err := s.audit.Write(auditCtx, rec)
 		s.endAuditCommit(auditSpan, stored, err)
 		if err != nil {
+			s.countConflict(ctx, rec, err)
 			return nil, nil, err
 		}
 		subject = stored

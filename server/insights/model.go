@@ -126,10 +126,10 @@ type PolicyChange struct {
 
 // facts are the parts of a record the roll-ups key on.
 type facts struct {
-	action, site, actor     string
-	agent, useCase          string
-	execute                 bool
-	resourceType, resource  string
+	action, site, actor    string
+	agent, useCase         string
+	execute                bool
+	resourceType, resource string
 }
 
 func factsOf(rec *audit.Record) facts {
