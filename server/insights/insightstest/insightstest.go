@@ -118,7 +118,10 @@ var (
 // Mixed returns n varied records starting at Start, one every 37 minutes:
 // three actions, two sites and no site, three actors and an AI agent,
 // every effect, one or two reasons, and a replay marker every 11th.
-func Mixed(n int) []*audit.Record {
+func Mixed(n int) []*audit.Record { return MixedEvery(n, 37*time.Minute) }
+
+// MixedEvery is Mixed with the records every step apart.
+func MixedEvery(n int, step time.Duration) []*audit.Record {
 	actions := []string{"SO.CREATE", "INVENTORY.ADJUST", "CREDIT_MEMO.ISSUE"}
 	sites := []string{"DC-1", "DC-2", ""}
 	effects := []tollgatev1.Effect{allow, deny, approval, allow}
@@ -126,7 +129,7 @@ func Mixed(n int) []*audit.Record {
 	for i := range n {
 		s := Spec{
 			ID:      fmt.Sprintf("m%05d", i),
-			At:      Start.Add(time.Duration(i) * 37 * time.Minute),
+			At:      Start.Add(time.Duration(i) * step),
 			Action:  actions[i%3],
 			Site:    sites[i%len(sites)],
 			Actor:   fmt.Sprintf("user-%d", i%4),
