@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -108,7 +109,7 @@ func (s *InsightsServer) query(ctx context.Context, q *tollgatev1.InsightsQuery)
 		if !out.From.Before(out.To) && q.GetTo() != nil && q.GetFrom() == nil {
 			field = "query.to"
 		}
-		return out, badField(field, "%v", err)
+		return out, badField(field, "%s", strings.TrimSuffix(err.Error(), ": "+insights.ErrInvalidQuery.Error()))
 	}
 	return out, s.sync(ctx)
 }
