@@ -180,4 +180,3 @@ func dump(t *testing.T, st insights.Store) rollups {
 	}
 	return out
 }
-
