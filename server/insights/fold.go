@@ -70,11 +70,22 @@ func (d *Delta) Fold(rec *audit.Record, cfg Config) {
 	}
 }
 
+// add counts c in the four variants of key's row in dim.
 func (d *Delta) add(key Key, dim Dim, group, sub string, c Counts) {
 	key.Dim, key.Group, key.Sub = dim, group, sub
-	sum := d.Counts[key]
-	sum.Add(c)
-	d.Counts[key] = sum
+	action, site := key.Action, key.Site
+	for v := KeepBoth; v <= KeepNone; v++ {
+		key.Variant, key.Action, key.Site = v, action, site
+		if v == KeepSite || v == KeepNone {
+			key.Action = ""
+		}
+		if v == KeepAction || v == KeepNone {
+			key.Site = ""
+		}
+		sum := d.Counts[key]
+		sum.Add(c)
+		d.Counts[key] = sum
+	}
 }
 
 func effectCounts(e tollgatev1.Effect, execute bool) Counts {

@@ -162,13 +162,15 @@ func dump(t *testing.T, st insights.Store) rollups {
 	}
 	for _, span := range []insights.Span{insights.Hour, insights.Day} {
 		for dim := insights.DimBase; dim <= insights.DimAgent; dim++ {
-			rows, err := st.Counts(ctx, insights.CountQuery{Span: span, Dim: dim, From: from, To: to, ByBucket: true,
-				Cols: []insights.Col{insights.ColAction, insights.ColSite, insights.ColGroup, insights.ColSub}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range rows {
-				out.Counts[fmt.Sprint(span, dim, r.Bucket, r.Action, r.Site, r.Group, r.Sub)] = r.Counts
+			for v := insights.KeepBoth; v <= insights.KeepNone; v++ {
+				rows, err := st.Counts(ctx, insights.CountQuery{Span: span, Dim: dim, Variant: v, From: from, To: to, ByBucket: true,
+					Cols: []insights.Col{insights.ColAction, insights.ColSite, insights.ColGroup, insights.ColSub}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range rows {
+					out.Counts[fmt.Sprint(span, dim, v, r.Bucket, r.Action, r.Site, r.Group, r.Sub)] = r.Counts
+				}
 			}
 		}
 	}

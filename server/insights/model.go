@@ -35,11 +35,49 @@ const (
 	DimAgent
 )
 
+// Variant says which of action and site a count row keeps. Every decision
+// is counted in all four, so a query reads the rows that keep only what it
+// filters or groups by: without an action or site filter, grouping by reason
+// code over 30 days reads one row per code and day instead of one per code,
+// action, site and day.
+type Variant int
+
+// The variants.
+const (
+	// KeepBoth keeps action and site.
+	KeepBoth Variant = iota
+	// KeepAction keeps the action; Site is "".
+	KeepAction
+	// KeepSite keeps the site; Action is "".
+	KeepSite
+	// KeepNone keeps neither.
+	KeepNone
+)
+
+// variantFor is the variant with the fewest rows that still has the action
+// (needAction) and the site (needSite).
+func variantFor(needAction, needSite bool) Variant {
+	switch {
+	case needAction && needSite:
+		return KeepBoth
+	case needAction:
+		return KeepAction
+	case needSite:
+		return KeepSite
+	}
+	return KeepNone
+}
+
+// DimCode is the stored dim column of a dimension and variant: Stores keep
+// both in the one column.
+func DimCode(d Dim, v Variant) int { return int(d)*4 + int(v) }
+
 // Key names one count row.
 type Key struct {
-	Span   Span
-	Dim    Dim
-	Bucket int64 // unix seconds of the bucket's start
+	Span    Span
+	Dim     Dim
+	Variant Variant
+	Bucket  int64 // unix seconds of the bucket's start
 	Action string
 	Site   string
 	Group  string

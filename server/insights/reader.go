@@ -60,7 +60,8 @@ func (r *Reader) Series(ctx context.Context, q Query) ([]Point, error) {
 	return out, nil
 }
 
-// counts reads dim's rows over q's range: hour rows only at Hour
+// counts reads dim's rows over q's range, of the variant with just the
+// columns needed (see Variant): hour rows only at Hour
 // granularity or without whole days in the range, else day rows for the
 // whole days and hour rows for the ends.
 func (r *Reader) counts(ctx context.Context, q Query, dim Dim, cols []Col, byBucket bool) ([]CountRow, error) {
@@ -68,9 +69,15 @@ func (r *Reader) counts(ctx context.Context, q Query, dim Dim, cols []Col, byBuc
 	if q.Granularity == Day || !byBucket {
 		ps = pieces(q.From, q.To)
 	}
+	needAction, needSite := q.Action != "", q.Site != ""
+	for _, c := range cols {
+		needAction = needAction || c == ColAction
+		needSite = needSite || c == ColSite
+	}
+	variant := variantFor(needAction, needSite)
 	var out []CountRow
 	for _, p := range ps {
-		rows, err := r.store.Counts(ctx, CountQuery{Span: p.span, Dim: dim, From: p.from, To: p.to,
+		rows, err := r.store.Counts(ctx, CountQuery{Span: p.span, Dim: dim, Variant: variant, From: p.from, To: p.to,
 			Action: q.Action, Site: q.Site, Cols: cols, ByBucket: byBucket})
 		if err != nil {
 			return nil, fmt.Errorf("read roll-ups: %w", err)

@@ -20,7 +20,7 @@ type Store interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 	// Watermarks returns the seq up to which each chain is rolled up.
 	Watermarks(ctx context.Context) (map[string]uint64, error)
-	// Counts sums the count rows of q.Span and q.Dim with buckets in
+	// Counts sums the count rows of q.Span, q.Dim and q.Variant with buckets in
 	// [q.From, q.To) that match q's filters, grouped by q.Cols (and the
 	// bucket when q.ByBucket), in no particular order.
 	Counts(ctx context.Context, q CountQuery) ([]CountRow, error)
@@ -84,6 +84,7 @@ const (
 type CountQuery struct {
 	Span     Span
 	Dim      Dim
+	Variant  Variant
 	From, To time.Time
 	// Action and Site filter; empty matches all.
 	Action, Site string

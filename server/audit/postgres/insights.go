@@ -116,7 +116,7 @@ func (in *Insights) Counts(ctx context.Context, q insights.CountQuery) ([]insigh
 		keys = append(keys, countCols[c])
 	}
 	where, args := filter("span = ? AND dim = ? AND bucket >= ? AND bucket < ?",
-		[]any{int64(q.Span), int64(q.Dim), q.From.Unix(), q.To.Unix()}, q.Action, q.Site)
+		[]any{int64(q.Span), int64(insights.DimCode(q.Dim, q.Variant)), q.From.Unix(), q.To.Unix()}, q.Action, q.Site)
 	query := "SELECT " + strings.Join(append(keys, countSums), ", ") + " FROM insights_counts WHERE " + where
 	if len(keys) > 0 {
 		query += " GROUP BY " + strings.Join(keys, ", ")
@@ -355,7 +355,7 @@ func (t insightsTx) AddCounts(ctx context.Context, rows map[insights.Key]insight
 	var span, dim, bucket, allow, deny, approval, execAllow, execDeny, execApproval, replays []int64
 	var action, site, grp, sub []string
 	for k, c := range rows {
-		span, dim, bucket = append(span, int64(k.Span)), append(dim, int64(k.Dim)), append(bucket, k.Bucket)
+		span, dim, bucket = append(span, int64(k.Span)), append(dim, int64(insights.DimCode(k.Dim, k.Variant))), append(bucket, k.Bucket)
 		action, site, grp, sub = append(action, k.Action), append(site, k.Site), append(grp, k.Group), append(sub, k.Sub)
 		allow, deny, approval = append(allow, c.Allow), append(deny, c.Deny), append(approval, c.Approval)
 		execAllow, execDeny, execApproval = append(execAllow, c.ExecAllow), append(execDeny, c.ExecDeny), append(execApproval, c.ExecApproval)

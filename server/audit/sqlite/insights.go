@@ -87,7 +87,7 @@ func (in *Insights) Counts(ctx context.Context, q insights.CountQuery) ([]insigh
 		keys = append(keys, countCols[c])
 	}
 	where := "span = ? AND dim = ? AND bucket >= ? AND bucket < ?"
-	args := []any{int64(q.Span), int(q.Dim), q.From.Unix(), q.To.Unix()}
+	args := []any{int64(q.Span), insights.DimCode(q.Dim, q.Variant), q.From.Unix(), q.To.Unix()}
 	if q.Action != "" {
 		where += " AND action = ?"
 		args = append(args, q.Action)
@@ -354,7 +354,7 @@ func (t insightsTx) AddCounts(ctx context.Context, rows map[insights.Key]insight
 		return nil
 	}
 	for k, c := range rows {
-		args = append(args, int64(k.Span), int(k.Dim), k.Bucket, k.Action, k.Site, k.Group, k.Sub,
+		args = append(args, int64(k.Span), insights.DimCode(k.Dim, k.Variant), k.Bucket, k.Action, k.Site, k.Group, k.Sub,
 			c.Allow, c.Deny, c.Approval, c.ExecAllow, c.ExecDeny, c.ExecApproval, c.Replays)
 		if n++; n == countsChunk {
 			if err := flush(); err != nil {

@@ -5,9 +5,11 @@
 -- migration tests do) keeps its roll-ups.
 
 -- Decision counts per bucket (span 3600: hour, 86400: day; bucket in unix
--- seconds, UTC) and dimension (insights.Dim: 0 base, 1 reason code in grp,
--- 2 actor in grp, 3 AI agent in grp with its use case in sub). A query is a
--- range scan of one (span, dim) over buckets.
+-- seconds, UTC), dimension and variant (dim is insights.DimCode: 4 x the
+-- dimension, 0 base, 1 reason code in grp, 2 actor in grp, 3 AI agent in grp
+-- with its use case in sub, plus the variant: 0 keeps action and site, 1 only
+-- the action, 2 only the site, 3 neither). A query is a range scan of one
+-- (span, dim) over buckets, in the variant with just the columns it needs.
 CREATE TABLE IF NOT EXISTS insights_counts (
     span          INTEGER NOT NULL,
     dim           INTEGER NOT NULL,
