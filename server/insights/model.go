@@ -78,10 +78,10 @@ type Key struct {
 	Dim     Dim
 	Variant Variant
 	Bucket  int64 // unix seconds of the bucket's start
-	Action string
-	Site   string
-	Group  string
-	Sub    string
+	Action  string
+	Site    string
+	Group   string
+	Sub     string
 }
 
 // Counts are the figures of one row. Rows only grow.
