@@ -39,14 +39,14 @@ func TestInsights(t *testing.T) {
 		}
 		return resp
 	}
-	po := func(id, amount string) *tollgatev1.DecideRequest {
-		r := poSubmit("u_buyer1", amount)
+	po := func(actor, id, amount string) *tollgatev1.DecideRequest {
+		r := poSubmit(actor, amount)
 		r.Resource.Id = id
 		return r
 	}
 	// PO-A needs approval and gets it; PO-B needs approval and waits.
-	decide(po("PO-A", "12000.00"), tollgatev1.Effect_EFFECT_REQUIRE_APPROVAL)
-	decide(po("PO-B", "13000.00"), tollgatev1.Effect_EFFECT_REQUIRE_APPROVAL)
+	decide(po("u_buyer1", "PO-A", "12000.00"), tollgatev1.Effect_EFFECT_REQUIRE_APPROVAL)
+	decide(po("u_buyer1", "PO-B", "13000.00"), tollgatev1.Effect_EFFECT_REQUIRE_APPROVAL)
 	time.Sleep(1200 * time.Millisecond) // a delay of more than a second: histogram bin above 0
 	approve, err := structpb.NewStruct(map[string]any{"amount": "12000.00", "currency": "USD", "category": "MRO",
 		"site_id": "DC1", "supplier_id": "S1", "created_by": "u_buyer1"})
@@ -57,13 +57,14 @@ func TestInsights(t *testing.T) {
 		Action: "PO.APPROVE", Resource: &tollgatev1.Resource{Type: "purchase_order", Id: "PO-A", Attributes: approve}},
 		tollgatev1.Effect_EFFECT_ALLOW)
 	// A retry of a keyed decision is a replay; the key with another payload a conflict.
-	keyed := po("PO-C", "100.00")
+	// PO-C is u_pm1's: after u_buyer1's two POs it would be a suspected split purchase (TH-7).
+	keyed := po("u_pm1", "PO-C", "100.00")
 	keyed.IdempotencyKey = "insights-k1"
 	decide(keyed, tollgatev1.Effect_EFFECT_ALLOW)
 	if resp := decide(keyed, tollgatev1.Effect_EFFECT_ALLOW); !resp.GetReplay() {
 		t.Fatal("retry not answered as a replay")
 	}
-	conflicting := po("PO-C", "200.00")
+	conflicting := po("u_pm1", "PO-C", "200.00")
 	conflicting.IdempotencyKey = "insights-k1"
 	if _, err := c.Decide(ctx, conflicting); status.Code(err) != codes.AlreadyExists {
 		t.Fatalf("conflicting retry: %v, want AlreadyExists", err)
