@@ -49,15 +49,15 @@ func (q Query) Normalize(now time.Time) (Query, error) {
 	if q.To.IsZero() {
 		q.To = now
 	}
-	if q.From.IsZero() {
-		q.From = q.To.Add(-DefaultRange)
-	}
-	q.From = q.From.UTC().Truncate(time.Hour)
 	if t := q.To.UTC().Truncate(time.Hour); t.Before(q.To) {
 		q.To = t.Add(time.Hour)
 	} else {
 		q.To = t
 	}
+	if q.From.IsZero() {
+		q.From = q.To.Add(-DefaultRange)
+	}
+	q.From = q.From.UTC().Truncate(time.Hour)
 	switch {
 	case !q.From.Before(q.To):
 		return q, fmt.Errorf("from %s: must be before to %s: %w", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339), ErrInvalidQuery)
