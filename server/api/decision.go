@@ -45,6 +45,7 @@ type DecisionServer struct {
 	tracing     decisionTracing // see WithTracing
 	consistency Consistency     // see WithConsistency
 	history     HistoryKeeper   // see WithHistory
+	conflicts   ConflictCounter // see WithConflicts
 }
 
 // HistoryKeeper serializes decisions per history view key and keeps the index they read;
@@ -206,6 +207,7 @@ func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideReque
 				// call's deadline passed first) stays counted: more approvals, never fewer.
 				ticket.Forget(early)
 			}
+			s.countConflict(ctx, rec, err)
 			return nil, nil, err
 		}
 		subject = stored

@@ -37,6 +37,7 @@ import (
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/history"
+	"github.com/tollgate/tollgate/server/insights"
 	"github.com/tollgate/tollgate/server/masterdata"
 	"github.com/tollgate/tollgate/server/masterdata/feed"
 	"github.com/tollgate/tollgate/server/telemetry"
@@ -195,6 +196,7 @@ type App struct {
 	tracing       *telemetry.Tracing
 	history       *history.Tracker
 	historyTail   *history.Tail
+	roller        *insights.Roller
 }
 
 // New loads the master data and the policy bundle, builds the services and binds both listeners, so the
@@ -327,15 +329,25 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		mdServer.WithStream(a.feed)
 		consistency.Head = a.feed // a replica that is behind names the stream head it is behind
 	}
+	// Insights: roll-ups of the committed records, kept in the audit store's database.
+	rollups, err := insightsStore(a.store)
+	if err != nil {
+		a.closeAudit()
+		return nil, err
+	}
+	a.roller = insights.NewRoller(insights.RollerConfig{Config: activeInsights(eng)}, a.store, rollups, log)
+	insightsServer := api.NewInsightsServer(insights.NewReader(rollups), api.InsightsConfig{Sync: a.roller, Config: activeInsights(eng)}, log)
 	decisions := api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync).
 		WithTracing(a.tracing.Tracer(), cfg.ReplicaID, a.chainID).
 		WithConsistency(consistency).
-		WithHistory(a.history)
+		WithHistory(a.history).
+		WithConflicts(rollups)
 	guard := api.NewGuard(a.auth, cfg.DecisionTimeout, log)
 	a.grpc, a.health = api.NewServer(api.Services{
 		Decisions:  decisions,
 		MasterData: mdServer,
 		Audit:      auditServer,
+		Insights:   insightsServer,
 	}, guard, log, serverOpts...)
 	tollgatev1.RegisterPolicyServiceServer(a.grpc, api.NewPolicyServer(a.bundles, log))
 
@@ -417,6 +429,9 @@ func (a *App) closeAudit() {
 		}
 	}
 	a.closeCheckpointer()
+	if a.roller != nil {
+		a.roller.Close() // before the store: its last round reads and writes there
+	}
 	if a.store != nil {
 		if err := a.store.Close(); err != nil {
 			a.log.Error().Err(err).Msg("close audit store")
@@ -514,6 +529,7 @@ func (a *App) Run(ctx context.Context) error {
 	go a.watchAudit(watchCtx, a.writer)
 	go a.history.Run(watchCtx)
 	go a.historyTail.Run(watchCtx)
+	a.roller.Start()
 	if err := a.bundles.Start(watchCtx); err != nil {
 		errc <- fmt.Errorf("watch bundle sources: %w", err)
 	}
