@@ -8,9 +8,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/rs/zerolog"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -51,11 +49,12 @@ type DecisionServer struct {
 // HistoryKeeper serializes decisions per history view key and keeps the index they read;
 // *history.Tracker is the implementation.
 type HistoryKeeper interface {
-	Begin(ctx context.Context, req *tollgatev1.DecideRequest) (*history.Ticket, error)
+	Ticket(req *tollgatev1.DecideRequest) *history.Ticket
 }
 
 // WithHistory makes decisions read and feed the history views (policy-pack §6): each takes the locks
-// of its view keys before evaluation, reads the ticket's index through tollgate.history, and is
+// of its view keys on its evaluator, before evaluation (a wait that outlasts the call's deadline is a DENY
+// with EVALUATION_TIMEOUT), reads the ticket's index through tollgate.history, and is
 // observed once the audit log returned its record; the keys are released after. Without it a policy
 // calling tollgate.history fails closed (POLICY_ERROR).
 func (s *DecisionServer) WithHistory(h HistoryKeeper) *DecisionServer {
@@ -167,14 +166,11 @@ func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.Decide
 // on data older than the retry's token: a key names one decision, made once (docs/consistency.md).
 func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideRequest, in *engine.Request) (*tollgatev1.DecideResponse, *audit.Record, error) {
 	start := time.Now()
-	ticket, err := s.beginHistory(ctx, req)
-	if err != nil {
-		return nil, nil, err
-	}
+	ticket := s.historyTicket(req)
 	defer ticket.Release()
 	evalCtx, evalSpan := s.startSpan(ctx, SpanEvaluate)
-	if idx := ticket.Index(); idx != nil {
-		evalCtx = engine.WithHistory(evalCtx, idx)
+	if s.history != nil {
+		evalCtx = engine.WithHistoryGate(evalCtx, historyGate{ticket})
 	}
 	res := s.engine.Decide(evalCtx, in)
 	endEvaluate(evalSpan, res)
@@ -324,20 +320,22 @@ func (s *DecisionServer) writeAudit(ctx context.Context, rec *audit.Record, queu
 	return s.audit.Write(ctx, rec)
 }
 
-// beginHistory takes the decision's history view keys (HistoryKeeper.Begin). Without a keeper it
-// returns a ticket that holds nothing. A wait that outlasts the call's deadline makes no decision: the
-// caller gets DeadlineExceeded (or Canceled), and nothing is recorded.
-func (s *DecisionServer) beginHistory(ctx context.Context, req *tollgatev1.DecideRequest) (*history.Ticket, error) {
+// historyTicket is the decision's history ticket (HistoryKeeper.Ticket); without a keeper, one that
+// holds nothing.
+func (s *DecisionServer) historyTicket(req *tollgatev1.DecideRequest) *history.Ticket {
 	if s.history == nil {
-		return &history.Ticket{}, nil
+		return &history.Ticket{}
 	}
-	tk, err := s.history.Begin(ctx, req)
-	if err != nil {
-		code := codes.DeadlineExceeded
-		if errors.Is(err, context.Canceled) {
-			code = codes.Canceled
-		}
-		return nil, status.Errorf(code, "waiting for another decision on the same history key: %v", err)
+	return s.history.Ticket(req)
+}
+
+// historyGate lets the engine take a ticket's keys once the decision has an evaluator
+// (engine.HistoryGate): a decision waiting its turn holds up no decision on its keys.
+type historyGate struct{ ticket *history.Ticket }
+
+func (g historyGate) Acquire(ctx context.Context) (engine.HistoryReader, error) {
+	if err := g.ticket.Lock(ctx); err != nil {
+		return nil, err
 	}
-	return tk, nil
+	return g.ticket.Index(), nil
 }

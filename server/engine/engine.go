@@ -202,7 +202,15 @@ func (e *Engine) evaluate(ev *evaluation) (res *Result) {
 	if r := ev.recorded; r != nil {
 		return e.evaluateRecorded(ev.ctx, r.compiled, ev.req, r.at, r.facts)
 	}
-	return e.decideAt(ev.ctx, ev.req, e.cfg.Clock().UTC(), e.md.Snapshot())
+	ctx := ev.ctx
+	if g, _ := ctx.Value(historyGateKey{}).(HistoryGate); g != nil {
+		h, err := g.Acquire(ctx)
+		if err != nil {
+			return e.refuse(ev.req, CodeEvaluationTimeout, "the request's deadline passed while it waited for another decision on the same history key", err)
+		}
+		ctx = WithHistory(ctx, h)
+	}
+	return e.decideAt(ctx, ev.req, e.cfg.Clock().UTC(), e.md.Snapshot())
 }
 
 // refuse is the DENY of a decision that was not evaluated to the end.

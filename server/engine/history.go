@@ -48,6 +48,22 @@ type HistoryReader interface {
 
 type historyKey struct{}
 
+// HistoryGate is what a live decision needs before its history reads: the locks of its view keys and
+// the index to read. The engine acquires it on the evaluator, once the decision's turn has come, so a
+// decision waiting for an evaluator holds no key; a gate that cannot be acquired before the decision's
+// deadline makes it a DENY with EVALUATION_TIMEOUT.
+type HistoryGate interface {
+	Acquire(ctx context.Context) (HistoryReader, error)
+}
+
+type historyGateKey struct{}
+
+// WithHistoryGate returns a context whose live decisions acquire g before evaluation and read the
+// history it gives.
+func WithHistoryGate(ctx context.Context, g HistoryGate) context.Context {
+	return context.WithValue(ctx, historyGateKey{}, g)
+}
+
 // WithHistory returns a context whose decisions read history from h. The decision path sets it after it
 // has taken the locks of the request's view keys (history.Locks), so that the answer cannot go stale
 // before the decision is recorded.

@@ -189,24 +189,39 @@ type Ticket struct {
 // Serializing per key rather than re-checking at commit is the design (docs/history.md): two
 // decisions on one key run one after the other, so the second reads the first.
 func (t *Tracker) Begin(ctx context.Context, req *tollgatev1.DecideRequest) (*Ticket, error) {
-	ix := t.current.Load()
-	keys := ix.Views().Keys(req)
-	tk := &Ticket{t: t, index: ix, keys: keys, unlock: func() {}}
-	if len(keys) == 0 {
-		return tk, nil
+	tk := t.Ticket(req)
+	if err := tk.Lock(ctx); err != nil {
+		return nil, err
 	}
-	lockKeys := make([]string, len(keys))
-	for i, k := range keys {
+	return tk, nil
+}
+
+// Ticket returns req's ticket over the current index without taking its keys yet: the decision path
+// takes them (Lock) once the decision has an evaluator, so a decision waiting its turn does not hold
+// up the decisions on its keys.
+func (t *Tracker) Ticket(req *tollgatev1.DecideRequest) *Ticket {
+	ix := t.current.Load()
+	return &Ticket{t: t, index: ix, keys: ix.Views().Keys(req)}
+}
+
+// Lock takes the ticket's keys, waiting at most until ctx ends: then it returns an error, and the
+// decision must not be made. A ticket without keys returns at once. Call it once.
+func (tk *Ticket) Lock(ctx context.Context) error {
+	if len(tk.keys) == 0 || tk.t == nil {
+		return nil
+	}
+	lockKeys := make([]string, len(tk.keys))
+	for i, k := range tk.keys {
 		lockKeys[i] = k.LockKey()
 	}
 	start := time.Now()
-	unlock, err := t.locks.LockContext(ctx, lockKeys...)
-	t.lockWait.Observe(time.Since(start).Seconds())
+	unlock, err := tk.t.locks.LockContext(ctx, lockKeys...)
+	tk.t.lockWait.Observe(time.Since(start).Seconds())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tk.unlock = unlock
-	return tk, nil
+	return nil
 }
 
 // Index is the index the decision reads.

@@ -245,3 +245,26 @@ func TestHistoryForgetsAFailedCommit(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestHistoryKeyWaitFailsClosed: a decision that cannot get its history key before its deadline (here
+// the test holds the key) is not made: the engine turns it into a DENY with EVALUATION_TIMEOUT, and the
+// caller, whose deadline has passed, gets DeadlineExceeded. A decision on another key does not wait, and
+// once the key is free the next decision on it counts nothing of the refused one.
+func TestHistoryKeyWaitFailsClosed(t *testing.T) {
+	srv := startServer(t, app.Config{BundleDir: refundsBundle})
+	held, err := srv.App.History().Begin(context.Background(), refund("clerk-1", "1.00", "held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := srv.Client.Decide(ctx, refund("clerk-1", "1.00", "w1")); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("decision waiting for a held key: %v, want DeadlineExceeded", err)
+	}
+	other, err := srv.Client.Decide(context.Background(), refund("clerk-2", "1.00", "w2"))
+	if err != nil || other.GetEffect() != tollgatev1.Effect_EFFECT_ALLOW {
+		t.Fatalf("decision on another key: %v %v, want ALLOW", other.GetEffect(), err)
+	}
+	held.Release()
+	wantDecision(t, decideOK(t, srv, refund("clerk-1", "1.00", "w3")), tollgatev1.Effect_EFFECT_ALLOW, "0 prior refunds")
+}
