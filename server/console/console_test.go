@@ -124,7 +124,9 @@ func (b *browser) do(method, path string, body io.Reader, header http.Header) (*
 	return resp, string(data)
 }
 
-func (b *browser) get(path string) (*http.Response, string) { return b.do(http.MethodGet, path, nil, nil) }
+func (b *browser) get(path string) (*http.Response, string) {
+	return b.do(http.MethodGet, path, nil, nil)
+}
 
 // post sends a POST with the session's CSRF token.
 func (b *browser) post(path string, body io.Reader, header http.Header) (*http.Response, string) {
