@@ -116,17 +116,19 @@ function bucketsOf(from, to, step) {
   return out;
 }
 
-// lineChart draws series over the buckets with a vertical marker at each policy change.
-function lineChart(title, buckets, series, changes) {
-  const box = h("figure", { class: "chart" }, h("figcaption", {}, title));
-  const width = Math.max(320, Math.min(1200, main().clientWidth - 40));
+// lineChart draws series over the buckets, as steps (each count holds for its whole bucket), with a
+// dashed vertical marker at each policy change. range is [from, to) in milliseconds.
+function lineChart(title, range, buckets, series, changes) {
   const markers = changes.map((c) => Date.parse(c.activated_at) / 1000);
+  const box = h("figure", { class: "chart" }, h("figcaption", {}, title,
+    markers.length ? h("span", { class: "muted small" }, " · dashed: policy revisions activated (listed below)") : null));
+  const [from, to] = range.map((t) => t / 1000);
+  const steps = uPlot.paths.stepped({ align: 1 });
   const opts = {
-    width,
     height: 220,
-    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, fill: s.color + "22" }))],
-    axes: [{}, { size: 60 }],
-    scales: { x: { time: true } },
+    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, fill: s.color + "22", paths: steps, points: { show: false } }))],
+    axes: [{}, { size: 50 }],
+    scales: { x: { time: true, range: () => [from, to] } },
     plugins: [
       {
         hooks: {
@@ -134,8 +136,8 @@ function lineChart(title, buckets, series, changes) {
             const ctx = u.ctx;
             ctx.save();
             ctx.strokeStyle = "#7a3db8";
-            ctx.setLineDash([4, 4]);
-            ctx.lineWidth = 1.5 * devicePixelRatio;
+            ctx.setLineDash([5, 4]);
+            ctx.lineWidth = 2 * devicePixelRatio;
             for (const m of markers) {
               const x = u.valToPos(m, "x", true);
               if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
@@ -150,10 +152,11 @@ function lineChart(title, buckets, series, changes) {
       },
     ],
   };
-  const data = [buckets.map((b) => b / 1000), ...series.map((s) => s.values)];
-  // uPlot measures its container, so it is drawn once the figure is in the page.
-  queueMicrotask(() => new uPlot(opts, data, box));
-  if (markers.length) box.append(h("p", { class: "muted small" }, "Dashed lines: policy revisions activated (listed below)."));
+  // The last bucket's step runs to the end of the range: its count repeats at `to`.
+  const xs = [...buckets.map((b) => b / 1000), to];
+  const data = [xs, ...series.map((s) => [...s.values, s.values[s.values.length - 1] ?? 0])];
+  // uPlot needs its width: it is drawn once the figure is in the page and has one.
+  queueMicrotask(() => new uPlot({ ...opts, width: Math.max(300, box.clientWidth - 16) }, data, box));
   return box;
 }
 
@@ -249,16 +252,16 @@ async function overview(params) {
     h(
       "div",
       { class: "grid" },
-      lineChart("Volume by effect", buckets, [
+      lineChart("Volume by effect", [from, to], buckets, [
         { label: "Allow", color: "#1f7a3a", values: allow },
         { label: "Deny", color: "#b3261e", values: deny },
         { label: "Require approval", color: "#b26a00", values: approval },
       ], changes),
-      lineChart("Exceptions", buckets, [
+      lineChart("Exceptions", [from, to], buckets, [
         { label: "Deny", color: "#b3261e", values: exDeny },
         { label: "Require approval", color: "#b26a00", values: exApproval },
       ], changes),
-      lineChart("Retries", buckets, [
+      lineChart("Retries", [from, to], buckets, [
         { label: "Idempotent replays", color: "#2456a6", values: replays },
         { label: "Conflicts", color: "#b3261e", values: conflicts },
       ], changes),
@@ -269,7 +272,8 @@ async function overview(params) {
       table("Top exception reasons", ["Reason code", "Count"], (o.exceptions.top_reasons || []).map((r) => [h("code", {}, r.code), fmt(r.count)])),
       table("Approval rate per action", ["Action", "Decisions", "Require approval", "Rate"], rates.map((r) => [r.action, fmt(r.decisions), fmt(r.require_approval), pct(r.rate)])),
       table("Approval delays", ["Action", "Approved by", "Site", "Approved", "Open", "p50", "p90"], (o.delays.delays || []).map((d) => [
-        d.action, d.approval_action, d.site_id || "–", fmt(d.approved), fmt(d.open), duration(d.p50), duration(d.p90),
+        d.action, d.approval_action, d.site_id || "–", fmt(d.approved), fmt(d.open),
+        num(d.approved) ? duration(d.p50 || "0s") : "–", num(d.approved) ? duration(d.p90 || "0s") : "–",
       ])),
       table("AI autonomy (EXECUTE requests)", ["Agent", "Use case", "Requests", "Allowed", "To a human", "Denied"], (o.autonomy.agents || []).map((a) => [
         a.agent_id, a.use_case, fmt(a.execute_requests), pct(a.allowed_share), pct(a.handed_to_human_share), pct(a.denied_share),
