@@ -55,6 +55,8 @@ type expected struct {
 	AuditToken  string         `json:"audit_token"`
 	DecideToken string         `json:"decide_token"`
 	Effects     map[string]int `json:"effects"`
+	// Replays counts the idempotent retries answered with the original decision.
+	Replays int `json:"replays"`
 	// SearchActor's decisions, newest first, are what a search by actor must list.
 	SearchActor string   `json:"search_actor"`
 	SearchIDs   []string `json:"search_ids"`
@@ -85,10 +87,17 @@ func TestConsoleInChromium(t *testing.T) {
 		want.Screenshots = filepath.Join("..", "..", "docs")
 	}
 	for _, resp := range decideAll(t, srv) {
+		if resp.replay {
+			want.Replays++
+			continue
+		}
 		want.Effects[strings.TrimPrefix(resp.effect.String(), "EFFECT_")]++
 		if resp.actor == want.SearchActor {
 			want.SearchIDs = append([]string{resp.id}, want.SearchIDs...)
 		}
+	}
+	if want.Replays != 1 {
+		t.Fatalf("%d of the requests were answered as idempotent replays, want the 1 retry", want.Replays)
 	}
 	config := filepath.Join(dir, "config.json")
 	data, err = json.Marshal(want)
@@ -113,10 +122,12 @@ func TestConsoleInChromium(t *testing.T) {
 type decided struct {
 	id, actor string
 	effect    tollgatev1.Effect
+	replay    bool
 }
 
 // decideAll makes the decisions the pages are checked against: the demo pack's tour requests (every
-// effect, a human and AI agents) and a few purchase orders of u_buyer1 across the approval tiers.
+// effect, a human and AI agents), a few purchase orders of u_buyer1 across the approval tiers, and one
+// middleware retry: a request sent twice with its idempotency key.
 func decideAll(t *testing.T, srv *testserver.Server) []decided {
 	t.Helper()
 	ctx := context.Background()
@@ -144,13 +155,16 @@ func decideAll(t *testing.T, srv *testserver.Server) []decided {
 	for _, amount := range []string{"120.00", "480.00", "2500.00", "5500.00", "7200.00", "26000.00"} {
 		reqs = append(reqs, testserver.POSubmit("u_buyer1", amount))
 	}
+	retry := testserver.POSubmit("u_buyer2", "300.00")
+	retry.IdempotencyKey = "browser-test-retry"
+	reqs = append(reqs, retry, retry)
 	var out []decided
 	for _, req := range reqs {
 		resp, err := c.Decide(ctx, req)
 		if err != nil {
 			t.Fatalf("decide %s: %v", req.GetAction(), err)
 		}
-		out = append(out, decided{id: resp.GetDecisionId(), actor: req.GetActor().GetId(), effect: resp.GetEffect()})
+		out = append(out, decided{id: resp.GetDecisionId(), actor: req.GetActor().GetId(), effect: resp.GetEffect(), replay: resp.GetReplay()})
 	}
 	return out
 }

@@ -103,6 +103,7 @@ try {
     await page.reload();
     await totalStat.waitFor();
   }
+  assert.equal(await text(page, "#stat-replays"), String(cfg.replays), "idempotent retries");
   const approvalShare = ((effects.REQUIRE_APPROVAL || 0) / total * 100).toFixed(1) + " %";
   assert.equal(await text(page, "#stat-approval_rate"), approvalShare, "approval rate");
   await page.locator("figure.chart canvas").first().waitFor();
