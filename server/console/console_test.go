@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,11 +18,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	tollgate "github.com/tollgate/tollgate/clients/go"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/auth"
 	"github.com/tollgate/tollgate/server/bundles"
+	"github.com/tollgate/tollgate/server/console"
 	"github.com/tollgate/tollgate/test/testserver"
 )
 
@@ -541,5 +545,88 @@ func TestOpenModeConsole(t *testing.T) {
 	}
 	if resp, body := b.post(replay, nil, nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("open-mode replay: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestOverviewCountsTheDecisions: the overview endpoint answers the InsightsService's figures for the
+// decisions the service made, every figure in one response.
+func TestOverviewCountsTheDecisions(t *testing.T) {
+	s := startService(t) // one PO of 5500.00: REQUIRE_APPROVAL
+	for _, amount := range []string{"100.00", "200.00"} {
+		if got := decide(t, s.srv, amount).GetEffect(); got != tollgatev1.Effect_EFFECT_ALLOW {
+			t.Fatalf("PO of %s: %v, want ALLOW", amount, got)
+		}
+	}
+	b := newBrowser(t, s.base).signedIn()
+	resp, body := b.get("/console/api/overview?granularity=hour")
+	var o struct {
+		Available bool `json:"available"`
+		Volume    struct {
+			Points []struct {
+				Counts struct {
+					Allow           string `json:"allow"`
+					RequireApproval string `json:"require_approval"`
+				} `json:"counts"`
+			} `json:"points"`
+		} `json:"volume"`
+		Approvals struct {
+			Rates []struct {
+				Action string  `json:"action"`
+				Rate   float64 `json:"rate"`
+			} `json:"rates"`
+		} `json:"approvals"`
+		PolicyChanges struct {
+			Changes []struct {
+				Revision string `json:"revision"`
+			} `json:"changes"`
+		} `json:"policy_changes"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &o) != nil || !o.Available {
+		t.Fatalf("overview: %d %s", resp.StatusCode, body)
+	}
+	if len(o.Volume.Points) != 1 || o.Volume.Points[0].Counts.Allow != "2" || o.Volume.Points[0].Counts.RequireApproval != "1" {
+		t.Errorf("volume %+v, want one hour with 2 ALLOW and 1 REQUIRE_APPROVAL", o.Volume.Points)
+	}
+	if len(o.Approvals.Rates) != 1 || o.Approvals.Rates[0].Action != "PO.SUBMIT" || o.Approvals.Rates[0].Rate < 0.333 || o.Approvals.Rates[0].Rate > 0.334 {
+		t.Errorf("approval rates %+v, want PO.SUBMIT at 1/3", o.Approvals.Rates)
+	}
+	if len(o.PolicyChanges.Changes) != 1 {
+		t.Errorf("policy changes %+v, want the startup activation", o.PolicyChanges.Changes)
+	}
+	for _, bad := range []string{"granularity=week", "from=yesterday"} {
+		if resp, body := b.get("/console/api/overview?" + bad); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("overview?%s: %d %s, want 400", bad, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestWithoutInsightsTheOverviewSaysSo: a console given no InsightsService serves the rest and says on
+// the overview that the figures are not available.
+func TestWithoutInsightsTheOverviewSaysSo(t *testing.T) {
+	open, err := auth.New(nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := console.New(console.Config{Auth: open, Audit: tollgatev1.UnimplementedAuditServiceServer{},
+		Policy: tollgatev1.UnimplementedPolicyServiceServer{}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	b := newBrowser(t, srv.URL)
+	resp, body := b.get("/console/api/overview")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"available":false`) || !strings.Contains(body, "insights not available") {
+		t.Errorf("overview without insights: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := b.get("/console/api/session"); resp.StatusCode != http.StatusOK || !strings.Contains(body, `"insights":false`) {
+		t.Errorf("session without insights: %d %s", resp.StatusCode, body)
+	}
+	// The other pages still call their services, whose errors come back as HTTP statuses.
+	if resp, body := b.get("/console/api/decisions"); resp.StatusCode != http.StatusNotImplemented {
+		t.Errorf("search on an unimplemented audit service: %d %s, want 501", resp.StatusCode, body)
+	}
+	if _, err := console.New(console.Config{Auth: open}, zerolog.Nop()); err == nil {
+		t.Error("New without Audit and Policy: no error")
 	}
 }
