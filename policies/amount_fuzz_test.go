@@ -1,7 +1,6 @@
 package policies_test
 
 import (
-	"context"
 	"encoding/json"
 	"io/fs"
 	"math/big"
@@ -36,6 +35,7 @@ func FuzzPOSubmitAmount(f *testing.F) {
 	compiled := compilePack(f)
 	store := newStore(f, demo.FS, nil)
 	srv := newServer(f, compiled, store, time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	ctx := emptyHistory(f)
 	digits, amountMax := packMoney(f)
 
 	for _, a := range []string{
@@ -63,7 +63,7 @@ func FuzzPOSubmitAmount(f *testing.F) {
 				},
 			}},
 		}
-		resp, err := srv.Decide(context.Background(), req)
+		resp, err := srv.Decide(ctx, req)
 		if err != nil {
 			if utf8.ValidString(amount) && utf8.ValidString(currency) &&
 				len(amount) <= api.DefaultMaxStringBytes && len(currency) <= api.DefaultMaxStringBytes {

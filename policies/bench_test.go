@@ -1,7 +1,6 @@
 package policies_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,7 +19,7 @@ var benchCases = []struct{ family, cas string }{
 // decision service, unaudited: API validation, the engine's prepared query
 // over the embedded pack, go-memdb snapshot builtins and fact recording.
 func BenchmarkPack(b *testing.B) {
-	ctx := context.Background()
+	ctx := emptyHistory(b)
 	compiled := compilePack(b)
 	store := newStore(b, os.DirFS(filepath.Join(packDir(b), "testdata", "fixture")), nil)
 	byName := map[string]decisionCase{}
@@ -35,7 +34,7 @@ func BenchmarkPack(b *testing.B) {
 		srv := newServer(b, compiled, store, c.Now)
 		req := parseRequest(b, c.Request)
 		b.Run(bc.family, func(b *testing.B) {
-			if got, codes := decide(b, srv, c.Request); got.Primary != c.Expect.Primary {
+			if got, codes := decide(b, ctx, srv, c.Request); got.Primary != c.Expect.Primary {
 				b.Fatalf("decide %s: primary %s, want %s (%v)", bc.cas, got.Primary, c.Expect.Primary, codes)
 			}
 			b.ReportAllocs()

@@ -12,7 +12,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
 
@@ -24,8 +27,35 @@ type decisionCase struct {
 	// MasterData are change events applied on top of the shared fixture for
 	// this case only.
 	MasterData []caseEvent `json:"masterdata"`
-	Expect     outcome     `json:"expect"`
-	file       string
+	// History are earlier decisions the service recorded, which the
+	// history-aware rules (policy-pack §6) read; none when absent.
+	History []priorDecision `json:"history"`
+	Expect  outcome         `json:"expect"`
+	file    string
+}
+
+// priorDecision is an earlier decision record of a case's history.
+type priorDecision struct {
+	DecisionID  string          `json:"decision_id"`
+	EvaluatedAt time.Time       `json:"evaluated_at"`
+	Effect      string          `json:"effect"`
+	Request     json.RawMessage `json:"request"`
+}
+
+// record is p as the audit log holds it (the request as the API parses it).
+func (p priorDecision) record(tb testing.TB) *audit.Record {
+	tb.Helper()
+	effect, ok := tollgatev1.Effect_value["EFFECT_"+p.Effect]
+	if !ok {
+		tb.Fatalf("history %s: unknown effect %q", p.DecisionID, p.Effect)
+	}
+	return &audit.Record{
+		Kind:        tollgatev1.RecordKind_RECORD_KIND_DECISION,
+		DecisionId:  p.DecisionID,
+		EvaluatedAt: timestamppb.New(p.EvaluatedAt),
+		Effect:      tollgatev1.Effect(effect),
+		Request:     parseRequest(tb, p.Request),
+	}
 }
 
 type caseEvent struct {
@@ -71,7 +101,8 @@ func loadCases(tb testing.TB) []decisionCase {
 // TestDecisionCases runs every case of testdata/cases through the real
 // decision service (API validation, engine, the embedded pack, go-memdb
 // master data loaded from testdata/fixture plus the case's own events) at the
-// case's evaluation time. It fails when any reason code of the spec
+// case's evaluation time, reading a real history index that has observed the
+// case's earlier decisions. It fails when any reason code of the spec
 // (testdata/reason_codes.json) is neither primary nor secondary in some case.
 func TestDecisionCases(t *testing.T) {
 	compiled := compilePack(t)
@@ -80,6 +111,7 @@ func TestDecisionCases(t *testing.T) {
 		t.Errorf("%d cases, want at least 120", len(cases))
 	}
 	shared := newStore(t, os.DirFS(filepath.Join(packDir(t), "testdata", "fixture")), nil)
+	views := packViews(t)
 
 	seen := map[string]bool{}
 	names := map[string]bool{}
@@ -97,8 +129,12 @@ func TestDecisionCases(t *testing.T) {
 				}
 				store = newStore(t, os.DirFS(filepath.Join(packDir(t), "testdata", "fixture")), evs)
 			}
+			prior := make([]*audit.Record, len(c.History))
+			for i, p := range c.History {
+				prior[i] = p.record(t)
+			}
 			srv := newServer(t, compiled, store, c.Now)
-			got, codes := decide(t, srv, c.Request)
+			got, codes := decide(t, withHistory(views, prior...), srv, c.Request)
 			for _, code := range codes {
 				seen[code] = true
 			}

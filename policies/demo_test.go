@@ -55,6 +55,7 @@ func TestDemoRequests(t *testing.T) {
 
 	compiled := compilePack(t)
 	store := newStore(t, demo.FS, nil)
+	ctx := emptyHistory(t)
 	today := time.Now().UTC()
 	for _, months := range []int{0, 3, 6, 9, 12} {
 		at := today.AddDate(0, months, 0)
@@ -65,7 +66,7 @@ func TestDemoRequests(t *testing.T) {
 				if err != nil {
 					t.Fatalf("read request: %v", err)
 				}
-				got, codes := decide(t, srv, req)
+				got, codes := decide(t, ctx, srv, req)
 				exp := expected[name]
 				if got.Effect != exp.Effect || got.Primary != exp.Primary {
 					t.Errorf("%s at %s: got %s %s, want %s %s (all reasons %v)", name, at.Format(time.DateOnly),

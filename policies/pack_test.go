@@ -19,8 +19,10 @@ import (
 	"github.com/tollgate/tollgate/policies"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/api"
+	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/history"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
 
@@ -68,6 +70,40 @@ func compilePack(tb testing.TB) *engine.Compiled {
 	return c
 }
 
+// packViews returns the history views the embedded pack declares.
+func packViews(tb testing.TB) history.Views {
+	tb.Helper()
+	raw, err := fs.ReadFile(policies.FS, "data.json")
+	if err != nil {
+		tb.Fatalf("read pack data: %v", err)
+	}
+	views, err := history.Parse(raw)
+	if err != nil {
+		tb.Fatalf("parse history views: %v", err)
+	}
+	return views
+}
+
+// withHistory returns a context whose decisions read the decision history
+// of records: a real index of views that has observed them, as the decision
+// path observes committed records.
+func withHistory(views history.Views, records ...*audit.Record) context.Context {
+	ix := history.New(views)
+	for _, r := range records {
+		ix.Observe(r)
+	}
+	return engine.WithHistory(context.Background(), ix)
+}
+
+// emptyHistory returns a context whose decisions read an empty decision
+// history of the embedded pack's views: the history-aware rules
+// (policy-pack §6) find no prior decision. Without a history in its context a
+// decision that reads history fails closed.
+func emptyHistory(tb testing.TB) context.Context {
+	tb.Helper()
+	return withHistory(packViews(tb))
+}
+
 // newStore returns a real master-data store (go-memdb) loaded with the
 // NDJSON change events of fsys and then extra events, records prepared as the
 // engine prepares them.
@@ -95,7 +131,9 @@ func newStore(tb testing.TB, fsys fs.FS, extra []masterdata.Event) *masterdata.S
 // running compiled on store with its clock fixed at now.
 func newServer(tb testing.TB, compiled *engine.Compiled, store *masterdata.Store, now time.Time) *api.DecisionServer {
 	tb.Helper()
-	eng, err := engine.New(engine.Config{Clock: func() time.Time { return now }}, store, zerolog.Nop())
+	// A generous evaluation bound: these tests check what the policy decides, and under -race on a busy
+	// machine the default 250ms would turn a slow evaluation into an EVALUATION_TIMEOUT DENY.
+	eng, err := engine.New(engine.Config{Clock: func() time.Time { return now }, EvalTimeout: time.Minute}, store, zerolog.Nop())
 	if err != nil {
 		tb.Fatalf("new engine: %v", err)
 	}
@@ -121,11 +159,12 @@ func parseRequest(tb testing.TB, raw []byte) *tollgatev1.DecideRequest {
 	return req
 }
 
-// decide sends the JSON request raw to srv and returns the outcome and every
-// reason code, primary first.
-func decide(tb testing.TB, srv *api.DecisionServer, raw []byte) (outcome, []string) {
+// decide sends the JSON request raw to srv under ctx (which carries the
+// decision history, emptyHistory) and returns the outcome and every reason
+// code, primary first.
+func decide(tb testing.TB, ctx context.Context, srv *api.DecisionServer, raw []byte) (outcome, []string) {
 	tb.Helper()
-	resp, err := srv.Decide(context.Background(), parseRequest(tb, raw))
+	resp, err := srv.Decide(ctx, parseRequest(tb, raw))
 	if err != nil {
 		tb.Fatalf("decide: %v", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/audit/sqlite"
 	"github.com/tollgate/tollgate/server/audit/transparency"
+	"github.com/tollgate/tollgate/server/history"
 	"github.com/tollgate/tollgate/server/masterdata"
 	"github.com/tollgate/tollgate/server/masterdata/feed"
 	"github.com/tollgate/tollgate/server/telemetry"
@@ -114,6 +115,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.CallersFile, "callers", "", "callers file (JSON): identities, roles, rate limits; reloaded on SIGHUP. Without it every RPC is open, on loopback only")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext on a non-loopback --addr or --http-addr (logs a warning at every start)")
 	fs.DurationVar(&cfg.DecisionTimeout, "decision-timeout", 5*time.Second, "server-side deadline of each decision call")
+	fs.DurationVar(&cfg.HistoryTailInterval, "history-tail-interval", history.DefaultTailInterval, "how often the history views read the other replicas' audit chains (a fleet on one PostgreSQL database): the bound on how late one replica's decisions count on another")
 	fs.DurationVar(&cfg.ConsistencyWait, "consistency-wait", api.DefaultConsistencyWait, "how long a decision with a min_masterdata_revision waits for this replica's master data to reach it, within the call's deadline, before it fails Unavailable (0: do not wait)")
 	bundleFlags := registerBundleFlags(fs, &cfg)
 	fs.StringVar(&cfg.Tracing.Endpoint, "otel-endpoint", telemetry.EndpointFromEnv(os.Getenv), "OpenTelemetry collector `host:port` (or http(s):// URL) that receives traces over OTLP/gRPC; empty turns tracing off (default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else $OTEL_EXPORTER_OTLP_ENDPOINT)")
@@ -137,6 +139,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		cfg.ConsistencyWait = -1 // app.Config's zero means the default; the flag's means do not wait
 	} else if cfg.ConsistencyWait < 0 {
 		return fmt.Errorf("serve: --consistency-wait %s is negative", cfg.ConsistencyWait)
+	}
+	if cfg.HistoryTailInterval <= 0 {
+		return fmt.Errorf("serve: --history-tail-interval %s must be positive", cfg.HistoryTailInterval)
 	}
 	cfg.Audit.Mode = audit.Mode(*auditMode)
 	if *mask != "" {

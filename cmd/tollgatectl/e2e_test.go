@@ -71,10 +71,16 @@ func ctlOK(t testing.TB, addr, stdin string, args ...string) string {
 }
 
 func poRequest(actor, amount, workflow string) string {
+	return poRequestTo(actor, "S1", amount, workflow)
+}
+
+// poRequestTo is poRequest to another supplier: a PO to another supplier is not summed with the buyer's
+// earlier POs to S1 by the pack's split-purchase rule (TH-7), whose key is buyer, supplier and site.
+func poRequestTo(actor, supplier, amount, workflow string) string {
 	return fmt.Sprintf(`{"actor": {"id": %q, "type": "HUMAN"}, "action": "PO.SUBMIT",
   "resource": {"type": "purchase_order", "id": "PO-1001", "attributes": {"amount": %q, "currency": "USD",
-    "category": "MRO", "site_id": "DC1", "supplier_id": "S1"}},
-  "context": {"workflow_id": %q}}`, actor, amount, workflow)
+    "category": "MRO", "site_id": "DC1", "supplier_id": %q}},
+  "context": {"workflow_id": %q}}`, actor, amount, supplier, workflow)
 }
 
 // decide asks through the CLI and returns the decision id and effect.
@@ -136,7 +142,7 @@ func TestAuditAgainstServer(t *testing.T) {
 		poRequest("u_buyer1", "100.00", "wf-77"),
 		poRequest("u_buyer1", "8000.00", "wf-77"),
 		poRequest("u_buyer1", "12abc", "wf-77"),
-		poRequest("u_buyer1", "150.00", "wf-88"),
+		poRequestTo("u_buyer1", "S3", "150.00", "wf-88"), // not summed with the 8000.00 to S1
 	} {
 		id, effect := decide(t, addr, req)
 		ids, effects = append(ids, id), append(effects, effect)

@@ -31,8 +31,10 @@ func packTarball(t testing.TB, revision, limit string) string {
 
 func TestPolicyAndImpactAgainstServer(t *testing.T) {
 	addr, _ := startServer(t)
-	for _, amount := range []string{"4000.00", "5500.00", "6000.00", "8000.00"} {
-		decide(t, addr, poRequest("u_buyer1", amount, "wf-impact"))
+	// The two the raised limit changes come first to their supplier, so no earlier PO is summed with them
+	// (TH-7); the later ones are split-purchase approvals either way.
+	for _, po := range [][2]string{{"S1", "5500.00"}, {"S3", "6000.00"}, {"S1", "4000.00"}, {"S3", "8000.00"}} {
+		decide(t, addr, poRequestTo("u_buyer1", po[0], po[1], "wf-impact"))
 	}
 
 	raised := packTarball(t, "raised", "6000.00")

@@ -1,6 +1,7 @@
-# Shared fixture of the Rego unit tests: master data, a fixed clock and base
-# requests. Tests replace the engine's builtins with these:
+# Shared fixture of the Rego unit tests: master data, decision history, a
+# fixed clock and base requests. Tests replace the engine's builtins with these:
 #   with md.get as fixture.get with md.lookup as fixture.lookup
+#   with tollgate.history as fixture.history
 #   with time.now_ns as fixture.now
 package tollgate.fixture
 
@@ -77,6 +78,25 @@ lookup("delegation", "pair", value) := [d |
 	concat("/", [d.delegator_id, d.delegate_id]) == value
 ]
 
+# histories holds the answers of the history mock by view and key (the key
+# array as JSON): a test sets it with `with fixture.histories as {...}`. The
+# mock answers only for the exact view and key order given, so a rule that
+# asks with another view or key order sees no history and its test fails.
+histories := {}
+
+# history stands in for tollgate.history: what histories holds for view and
+# key, else an empty answer, as the index gives for a key with no decisions.
+history(view, key) := h if {
+	h := histories[view][json.marshal(key)]
+} else := prior([], {})
+
+# prior(ids, sums) is a history answer counting the decisions ids with the
+# sums by currency given.
+prior(ids, sums) := {"count": count(ids), "sums": sums, "decision_ids": ids, "unvalued": []}
+
+# at(view, key, h) is histories holding answer h for view and key alone.
+at(view, key, h) := {view: {json.marshal(key): h}}
+
 # with_record(kind, key, rec) is records with one record replaced or added.
 with_record(kind, key, rec) := object.union(records, {kind: {key: rec}})
 
@@ -92,6 +112,17 @@ po(amount) := {"amount": amount, "currency": "USD", "category": "MRO", "site_id"
 
 # decide(req) is the pack's decision for req over the fixture at now.
 decide(req) := d if {
+	d := data.tollgate.decision with input as req
+		with md.get as get
+		with md.lookup as lookup
+		with tollgate.history as history
+		with time.now_ns as now
+}
+
+# decide_without_history(req) is decide(req) with tollgate.history not
+# mocked: any history lookup is an evaluation error (there is no index in a
+# test), so a test passing through it shows the decision read no history.
+decide_without_history(req) := d if {
 	d := data.tollgate.decision with input as req
 		with md.get as get
 		with md.lookup as lookup

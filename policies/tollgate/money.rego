@@ -102,3 +102,16 @@ limit(a, cur) := minor(a, cur) if cur == params.pack_currency
 _frac(a) := split(a, ".")[1]
 
 _frac(a) := "" if not contains(a, ".")
+
+# format(n, cur) is n minor units of cur (n >= 0, an integer) as a decimal
+# string with cur's digits: 123456 USD is "1234.56", 5 USD is "0.05".
+format(n, cur) := format_int(n, 10) if params.currencies[cur] == 0
+
+format(n, cur) := concat(".", [substring(s, 0, count(s) - d), substring(s, count(s) - d, d)]) if {
+	d := params.currencies[cur]
+	d > 0
+	i := format_int(n, 10)
+
+	# Left-pad to at least d+1 digits so there is an integer part.
+	s := concat("", [substring("0000000", 0, max({0, (d + 1) - count(i)})), i])
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/tollgate/tollgate/server/audit/sqlite"
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/history"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
 
@@ -66,7 +67,11 @@ func newImpactFixture(tb testing.TB, n int, impact api.ImpactConfig) *impactFixt
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { store.Close() })
-	gate, err := bundles.New(bundles.Config{}, eng, store, log)
+	tracker, err := history.NewTracker(history.TrackerConfig{Store: store, Log: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	gate, err := bundles.New(bundles.Config{PrepareViews: tracker.Prepare}, eng, store, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -81,7 +86,7 @@ func newImpactFixture(tb testing.TB, n int, impact api.ImpactConfig) *impactFixt
 		return w
 	}
 	writer := newWriter()
-	decisions := api.NewDecisionServer(eng, writer, api.Limits{}, prometheusMetrics(tb), log)
+	decisions := api.NewDecisionServer(eng, writer, api.Limits{}, prometheusMetrics(tb), log).WithHistory(tracker)
 
 	const workers = 4
 	var wg sync.WaitGroup
@@ -116,7 +121,7 @@ func newImpactFixture(tb testing.TB, n int, impact api.ImpactConfig) *impactFixt
 	impact.Gate = gate
 	return &impactFixture{
 		audit:     api.NewAuditServer(store, eng, api.Limits{}, log).WithImpact(impact),
-		decisions: api.NewDecisionServer(eng, live, api.Limits{}, prometheusMetrics(tb), log),
+		decisions: api.NewDecisionServer(eng, live, api.Limits{}, prometheusMetrics(tb), log).WithHistory(tracker),
 	}
 }
 

@@ -102,6 +102,9 @@ type Config struct {
 	// to reach it (and never past the call's deadline). Default api.DefaultConsistencyWait; negative:
 	// do not wait, refuse at once when behind.
 	ConsistencyWait time.Duration
+	// HistoryTailInterval paces the reading of other replicas' audit chains into the history views
+	// (history.Tail). Default history.DefaultTailInterval.
+	HistoryTailInterval time.Duration
 	// MaxConcurrentStreams bounds concurrent calls per client connection. Default 256.
 	MaxConcurrentStreams uint32
 	// Audit configures the decision log writer: mode (sync, the default, or async), chain id, masked
@@ -190,6 +193,7 @@ type App struct {
 	verifierKey   string
 	tracing       *telemetry.Tracing
 	history       *history.Tracker
+	historyTail   *history.Tail
 }
 
 // New loads the master data and the policy bundle, builds the services and binds both listeners, so the
@@ -282,7 +286,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		a.closeAudit()
 		return nil, err
 	}
-	if a.history, err = history.NewTracker(history.TrackerConfig{Store: a.store, Registry: a.registry, Log: log}); err != nil {
+	if err := a.startHistory(ctx); err != nil {
 		a.closeAudit()
 		return nil, err
 	}
@@ -481,6 +485,9 @@ func (a *App) HTTPAddr() net.Addr { return a.httpLis.Addr() }
 // Engine returns the decision engine, for in-process benchmarks and tests.
 func (a *App) Engine() *engine.Engine { return a.engine }
 
+// History returns the history tracker decisions lock and read, for in-process benchmarks and tests.
+func (a *App) History() *history.Tracker { return a.history }
+
 // Run serves until ctx is cancelled, then stops gracefully: no new calls are accepted and in-flight
 // decisions finish (bounded by ShutdownTimeout) before Run returns.
 func (a *App) Run(ctx context.Context) error {
@@ -502,6 +509,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopWatch()
 	go a.watchAudit(watchCtx, a.writer)
 	go a.history.Run(watchCtx)
+	go a.historyTail.Run(watchCtx)
 	if err := a.bundles.Start(watchCtx); err != nil {
 		errc <- fmt.Errorf("watch bundle sources: %w", err)
 	}
@@ -591,6 +599,29 @@ func (a *App) serveHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))
+}
+
+// startHistory creates the history tracker decisions lock and read, and the tail that feeds it the
+// other replicas' decisions. The tail marks every other chain's head before the startup bundle's
+// activation rebuilds the views from the store, so what the rebuild reads and what the tail delivers
+// overlap (counted once) and nothing falls between them.
+func (a *App) startHistory(ctx context.Context) error {
+	var err error
+	if a.history, err = history.NewTracker(history.TrackerConfig{Store: a.store, Registry: a.registry, Log: a.log}); err != nil {
+		return err
+	}
+	a.historyTail, err = history.NewTail(history.TailConfig{
+		Store: a.store, Own: a.chainID, Interval: a.cfg.HistoryTailInterval,
+		Retention: a.history.Retention, Observe: a.history.Observe, Registry: a.registry, Log: a.log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.historyTail.Mark(ctx); err != nil {
+		// Not fatal: a chain whose head could not be read is read from the views' retention on.
+		a.log.Warn().Err(err).Msg("history tail: could not mark every chain's head")
+	}
+	return nil
 }
 
 // checkMaskedViews refuses history views that read a request path the audit log masks: records keep

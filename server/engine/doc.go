@@ -11,8 +11,16 @@
 // The policy bundle wraps them in one package (data.tollgate.md), so the same policies also run on stock
 // OPA with master data as data.json by swapping that one file.
 //
+// Earlier decisions reach Rego through a third non-deterministic builtin (history.go):
+//
+//	tollgate.history(view, key)  {count, sums, decision_ids, unvalued} of the view's prior decisions
+//
+// It reads the history index the decision path put in the context (WithHistory) after taking the locks
+// of the request's view keys; the views are declared in the bundle's data and parsed at compile time
+// (Compiled.HistoryViews). Its answer is recorded with the other facts, so replay never reads the index.
+//
 // Bundles compile under a Capabilities set: OPA's built-ins without those that reach the network or the
-// host (UnsafeBuiltins) unless the operator allows them, plus the master-data builtins. A bundle must
+// host (UnsafeBuiltins) unless the operator allows them, plus Tollgate's builtins. A bundle must
 // define the decision rule to compile at all (ErrNoDecisionRule).
 //
 // Every failure on the decision path is a DENY with a reason code (POLICY_ERROR, POLICY_UNDEFINED,

@@ -9,7 +9,10 @@
 // (Query), forgets what no window can reach any more (Evict), and is rebuilt
 // from the audit store at start (Rebuild). Locks serializes decisions per
 // view key so that two concurrent decisions on one key cannot both pass a
-// limit that each would check alone.
+// limit that each would check alone. A Tracker ties these to the running
+// service: it keeps the Index of the active bundle's views (Prepare rebuilds
+// it when an activated bundle brings new ones), and the decision path takes
+// a Ticket per request (Begin: lock, read, observe, release).
 //
 // The package knows nothing of OPA or gRPC status codes: it reads requests
 // and records as the audit log stores them (tollgatev1 messages), so the key

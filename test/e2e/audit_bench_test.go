@@ -50,7 +50,7 @@ func BenchmarkDecideAudit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ds := api.NewDecisionServer(eng, log, api.Limits{}, metrics, zerolog.Nop())
+			ds := api.NewDecisionServer(eng, log, api.Limits{}, metrics, zerolog.Nop()).WithHistory(srv.App.History())
 			runDecide(b, reqs, ds.Decide)
 		})
 	}

@@ -3,7 +3,8 @@
 # description: |
 #   Judges AI_AGENT actors: registration and entitlement (AI-1), actions never
 #   allowed to AI (AI-2), autonomy (AI-3), confidence and explanation (AI-4),
-#   value caps (AI-5) and the human-in-the-loop cases (AI-6..AI-9). The
+#   value caps (AI-5), the human-in-the-loop cases (AI-6..AI-9) and the
+#   daily value cap over the agent's decision history (AI-10). The
 #   agent's registry entry is its entitlement. Floors and caps are the
 #   stricter of the registry entry and params.ai.use_cases. Confidence floors
 #   are inclusive. A RECOMMEND is judged by AI-1, AI-2 and the confidence
@@ -12,6 +13,7 @@ package tollgate.ai
 
 import data.tollgate.md
 import data.tollgate.money
+import data.tollgate.prior
 import data.tollgate.val
 
 # params is data.params read once per decision: indexing a value is cheaper
@@ -200,3 +202,36 @@ _sensitive_case if {
 }
 
 _sensitive_case if md.customer(attrs.customer_id).tier == params.ai.tier1
+
+# AI-10 daily value cap (policy-pack §6): spent, the agent's values allowed
+# since 00:00 UTC (the ai_daily_value view), plus this value must stay within
+# the agent's daily_value_cap; equal passes. This value is read as the view
+# reads it for this action (its value path, absolute when the view says abs),
+# so it is measured like the spent it is added to. A value in a currency other
+# than the cap's, or a counted decision whose value the index could not read,
+# cannot be judged: the owner decides. An agent without a cap is not capped.
+_execute contains _ask(18, "AI_DAILY_CAP_EXCEEDED", msg) if {
+	_permitted
+	some a in params.history.views.ai_daily_value.actions
+	a.action == input.action
+	cap := agent.daily_value_cap
+	cap != ""
+	msg := _daily_cap_exceeded(_daily_value(a), cap)
+}
+
+_daily_value(a) := trim_prefix(v, "-") if {
+	a.abs == true
+	v := object.get(input, split(a.value, "."), null)
+} else := object.get(input, split(a.value, "."), null)
+
+_daily_cap_exceeded(v, cap) := sprintf("value %s %s is not in the currency of the daily cap %s %s of agent %s: it cannot be judged", [v, attrs.currency, cap, agent.currency, val.actor_id]) if {
+	attrs.currency != agent.currency
+} else := sprintf("agent %s: the values allowed today cannot all be read, so spent today cannot be judged against the daily cap %s %s (value %s)", [val.actor_id, cap, agent.currency, v]) if {
+	h := prior.decisions("ai_daily_value", [val.actor_id])
+	not prior.judgeable(h, agent.currency)
+} else := sprintf("agent %s spent %s %s today; value %s %s would exceed the daily cap %s %s", [val.actor_id, money.format(spent, cur), cur, v, cur, cap, cur]) if {
+	cur := agent.currency
+	h := prior.decisions("ai_daily_value", [val.actor_id])
+	spent := prior.sum(h, cur)
+	spent + money.minor(v, cur) > money.minor(cap, cur)
+}

@@ -169,3 +169,95 @@ test_dr_does_not_judge_ai if {
 	# agent_alloc has no user record and no role: DR does not apply.
 	not "ROLE_NOT_AUTHORIZED" in fixture.codes(alloc({}, {}))
 }
+
+# AI-10 daily value cap (policy-pack §6) over the ai_daily_value view, keyed
+# by the agent's id. agent_alloc's daily cap is 50000.00 USD, agent_ap's
+# 5000.00 USD.
+spent(agent_id, h) := fixture.at("ai_daily_value", [agent_id], h)
+
+spent_usd(agent_id, amount) := spent(agent_id, fixture.prior(["01D1", "01D2"], {"USD": amount}))
+
+test_daily_cap_equal_passes_one_cent_over_fails if {
+	d := fixture.decide(alloc({}, {})) with fixture.histories as spent_usd("agent_alloc", "49950.00")
+	[r.code | some r in d.reasons] == ["AI_WITHIN_AUTONOMY"]
+	d2 := fixture.decide(alloc({}, {})) with fixture.histories as spent_usd("agent_alloc", "49950.01")
+	d2.effect == "REQUIRE_APPROVAL"
+	[r.code | some r in d2.reasons] == ["AI_DAILY_CAP_EXCEEDED"]
+	d2.approvers == ["ALLOCATION_PLANNER"]
+	d2.reasons[0].message == "agent agent_alloc spent 49950.01 USD today; value 50.00 USD would exceed the daily cap 50000.00 USD"
+}
+
+test_daily_cap_discrepancy_value if {
+	fixture.primary(resolve({"variance_amount": "100.00"}, {})) == "AI_WITHIN_AUTONOMY" with fixture.histories as spent_usd("agent_ap", "4900.00")
+	d := fixture.decide(resolve({"variance_amount": "100.00"}, {})) with fixture.histories as spent_usd("agent_ap", "4900.01")
+	d.reasons[0].code == "AI_DAILY_CAP_EXCEEDED"
+	d.approvers == ["AP_SUPERVISOR"]
+}
+
+test_daily_cap_after_value_cap if {
+	d := fixture.decide(alloc({"value": "10000.01"}, {})) with fixture.histories as spent_usd("agent_alloc", "45000.00")
+	[r.code | some r in d.reasons] == ["AI_VALUE_CAP_EXCEEDED", "AI_DAILY_CAP_EXCEEDED"]
+}
+
+test_daily_cap_in_a_currency_without_minor_units if {
+	recs := agent({"currency": "JPY", "daily_value_cap": "50000"})
+	h := spent("agent_alloc", fixture.prior(["01D1"], {"JPY": "49951"}))
+	d := fixture.decide(alloc({"value": "50", "currency": "JPY"}, {})) with fixture.records as recs with fixture.histories as h
+	some r in d.reasons
+	r.message == "agent agent_alloc spent 49951 JPY today; value 50 JPY would exceed the daily cap 50000 JPY"
+	h2 := spent("agent_alloc", fixture.prior(["01D1"], {"JPY": "49950"}))
+	not "AI_DAILY_CAP_EXCEEDED" in fixture.codes(alloc({"value": "50", "currency": "JPY"}, {})) with fixture.records as recs with fixture.histories as h2
+}
+
+test_daily_cap_other_currencies_not_combined if {
+	h := spent("agent_alloc", fixture.prior(["01D1", "01D2"], {"EUR": "99999.00", "USD": "49950.00"}))
+	fixture.primary(alloc({}, {})) == "AI_WITHIN_AUTONOMY" with fixture.histories as h
+}
+
+test_daily_cap_value_in_other_currency if {
+	d := fixture.decide(alloc({"currency": "EUR"}, {}))
+	d.approvers == ["ALLOCATION_PLANNER"]
+	some r in d.reasons
+	r.code == "AI_DAILY_CAP_EXCEEDED"
+	r.message == "value 50.00 EUR is not in the currency of the daily cap 50000.00 USD of agent agent_alloc: it cannot be judged"
+}
+
+test_daily_cap_unvalued_fails_closed if {
+	h := spent("agent_alloc", {"count": 2, "sums": {"USD": "10.00"}, "decision_ids": ["01D1", "01D2"], "unvalued": ["01D2"]})
+	d := fixture.decide(alloc({}, {})) with fixture.histories as h
+	d.reasons[0].code == "AI_DAILY_CAP_EXCEEDED"
+	contains(d.reasons[0].message, "cannot be judged")
+}
+
+test_daily_cap_no_cap_not_capped if {
+	recs := json.remove(fixture.records, ["ai_agent/agent_alloc/daily_value_cap"])
+	fixture.primary(alloc({}, {})) == "AI_WITHIN_AUTONOMY" with fixture.records as recs with fixture.histories as spent_usd("agent_alloc", "900000.00")
+}
+
+# RECOMMEND is not capped and reads no history; nor does a human's allocation.
+test_daily_cap_only_execute if {
+	d := fixture.decide_without_history(alloc({}, {"mode": "RECOMMEND"}))
+	[r.code | some r in d.reasons] == ["AI_RECOMMENDATION_ONLY"]
+	human := fixture.request("u_desk", "ALLOCATION.CREATE", {"customer_id": "C1", "item_id": "I1", "site_id": "DC1", "qty": 5, "value": "50.00", "currency": "USD"})
+	fixture.decide_without_history(human).effect == "ALLOW"
+}
+
+test_daily_cap_view_dropped_no_lookup if {
+	views := object.remove(data.params.history.views, ["ai_daily_value"])
+	fixture.primary(alloc({}, {})) == "AI_WITHIN_AUTONOMY" with fixture.histories as spent_usd("agent_alloc", "900000.00")
+		with data.params.history.views as views
+	fixture.primary(alloc({}, {})) == "AI_WITHIN_AUTONOMY" with data.params.history.views as views
+}
+
+# Only ALLOWed EXECUTEs of an agent count, since 00:00 UTC; the view sums
+# |variance_amount|.
+test_daily_cap_view_declaration if {
+	v := data.params.history.views.ai_daily_value
+	v.effects == ["ALLOW"]
+	v.window == "utc_day"
+	v.key == [{"path": "actor.id"}]
+	[[a.action, a.value, object.get(a, "abs", false), a.where] | some a in v.actions] == [
+		["ALLOCATION.CREATE", "resource.attributes.value", false, {"actor.type": "AI_AGENT", "ai.mode": "EXECUTE"}],
+		["INVOICE.RESOLVE_DISCREPANCY", "resource.attributes.variance_amount", true, {"actor.type": "AI_AGENT", "ai.mode": "EXECUTE"}],
+	]
+}

@@ -8,6 +8,7 @@ package tollgate.erp
 
 import data.tollgate.dr
 import data.tollgate.md
+import data.tollgate.prior
 import data.tollgate.val
 
 # params is data.params read once per decision: indexing a value is cheaper
@@ -155,10 +156,22 @@ _item_findings contains _deny(12, "ITEM_DISCONTINUED", sprintf("item %s is disco
 	_item.status == "DISCONTINUED"
 }
 
-# ERP-6 duplicate supplier invoice (refs compared normalized).
-findings contains _deny(13, "DUPLICATE_INVOICE", sprintf("invoice %s of supplier %s is already posted (as %s)", [attrs.invoice_ref, attrs.supplier_id, inv.invoice_ref])) if {
+# ERP-6 duplicate supplier invoice (refs compared normalized): posted in the
+# ERP (master data), or, against history (policy-pack §6), allowed to post by
+# an earlier decision in the invoice_posted view's window, which catches two
+# retries with different idempotency keys before the ERP has recorded the
+# first. One finding when both match: the master-data one, and then history
+# is not read.
+findings contains _deny(13, "DUPLICATE_INVOICE", msg) if {
 	input.action in params.erp.duplicate_invoice_actions
+	msg := _duplicate_invoice
+}
+
+_duplicate_invoice := sprintf("invoice %s of supplier %s is already posted (as %s)", [attrs.invoice_ref, attrs.supplier_id, inv.invoice_ref]) if {
 	inv := md.supplier_invoice(attrs.supplier_id, attrs.invoice_ref)
+} else := sprintf("invoice %s of supplier %s was already allowed to post by decision %s (%d posting decision(s) in the last %s)", [attrs.invoice_ref, attrs.supplier_id, h.decision_ids[0], h.count, params.history.views.invoice_posted.window]) if {
+	h := prior.decisions("invoice_posted", [attrs.supplier_id, attrs.invoice_ref])
+	h.count > 0
 }
 
 # ERP-7 duplicate ASN.

@@ -172,3 +172,44 @@ test_bank_change_verified_passes if {
 	recs := sup({"bank_changed_at": "2026-11-26T12:00:00Z", "bank_changed_by": "u_x", "bank_change_verified": true})
 	fixture.decide(pay("1.00")).effect == "ALLOW" with fixture.records as recs
 }
+
+# ERP-6 against history (policy-pack §6): an earlier decision that allowed the
+# same supplier and invoice ref to post. The built-in normalizes the ref, so
+# the mock is asked with the ref as the request has it.
+posted(ref, ids) := fixture.at("invoice_posted", ["S1", ref], fixture.prior(ids, {"USD": "10.00"}))
+
+test_duplicate_invoice_against_history if {
+	d := fixture.decide(post("2026-11-27")) with fixture.histories as posted("INV-9", ["01JDPOST0000000000000000A1", "01JDPOST0000000000000000B2"])
+	d.effect == "DENY"
+	[r.code | some r in d.reasons] == ["DUPLICATE_INVOICE"]
+	msg := d.reasons[0].message
+	contains(msg, "invoice INV-9 of supplier S1 was already allowed to post by decision 01JDPOST0000000000000000A1")
+	contains(msg, "2 posting decision(s) in the last 720h")
+}
+
+test_duplicate_invoice_no_history_posts if {
+	fixture.decide(post("2026-11-27")).effect == "ALLOW" with fixture.histories as posted("INV-8", ["01JDPOST0000000000000000A1"])
+}
+
+# One finding when both checks match: the master-data one, history unread.
+test_duplicate_invoice_master_data_and_history_one_finding if {
+	r := object.union(post("2026-11-27"), {"resource": {"attributes": {"invoice_ref": "INV-00123"}}})
+	d := fixture.decide(r) with fixture.histories as posted("INV-00123", ["01JDPOST0000000000000000A1"])
+	[r.code | some r in d.reasons] == ["DUPLICATE_INVOICE"]
+	contains(d.reasons[0].message, "is already posted (as INV-00123)")
+	fixture.decide_without_history(r).reasons[0].code == "DUPLICATE_INVOICE"
+}
+
+test_duplicate_invoice_view_dropped_no_lookup if {
+	views := object.remove(data.params.history.views, ["invoice_posted"])
+	fixture.decide_without_history(post("2026-11-27")).effect == "ALLOW" with data.params.history.views as views
+}
+
+# Only postings with effect ALLOW count (policy-pack §6): a DENY'd one never.
+test_duplicate_invoice_view_declaration if {
+	v := data.params.history.views.invoice_posted
+	v.effects == ["ALLOW"]
+	v.window == "720h"
+	v.key == [{"path": "resource.attributes.supplier_id"}, {"path": "resource.attributes.invoice_ref", "normalize": "invoice_ref"}]
+	[a.action | some a in v.actions] == ["INVOICE.POST"]
+}

@@ -10,6 +10,7 @@ package tollgate.th
 
 import data.tollgate.md
 import data.tollgate.money
+import data.tollgate.prior
 import data.tollgate.val
 
 # params is data.params read once per decision: indexing a value is cheaper
@@ -63,6 +64,46 @@ findings contains _f(1, "", _effect(approvers), t.code, sprintf("PO of %s %s (%s
 _po_approvers(base, _) := base if count(base) == 0
 
 _po_approvers(base, extra) := array.concat(base, extra) if count(base) > 0
+
+# TH-7 split purchase (policy-pack §6): the buyer's earlier POs for the same
+# supplier and site in the po_split view's window, summed with this PO, reach
+# a higher TH-1 tier than this PO alone. Only priors in this PO's currency are
+# summed; priors in other currencies are ignored for the sum (the pack has no
+# exchange rates). A prior whose amount the index could not read makes the
+# combined tier the top one: the combined amount cannot be judged, so the
+# approvers of every tier decide. The TH-1 finding for the PO alone stays.
+findings contains _f(10, "", "REQUIRE_APPROVAL", "PO_SPLIT_SUSPECTED", msg, approvers) if {
+	input.action == "PO.SUBMIT"
+	h := prior.decisions("po_split", [val.actor_id, attrs.supplier_id, attrs.site_id])
+	h.count > 0
+	alone := tier(_po_tiers, val.amount, attrs.currency)
+	[combined, amount] := _split(h)
+	_split_suspected(h, combined, alone)
+	approvers := _po_approvers(_po_tiers[combined].approvers, object.get(params.th.po.extra_approvers_by_category, attrs.category, []))
+	msg := sprintf("%d prior PO(s) by %s for supplier %s at site %s in the last %s; %s: %s (this PO alone: %s)", [h.count, val.actor_id, attrs.supplier_id, attrs.site_id, params.history.views.po_split.window, amount, _po_tiers[combined].code, _po_tiers[alone].code])
+}
+
+# _split(h) is [the combined TH-1 tier, the combined amount as the message
+# states it].
+_split(h) := [tier(_po_tiers, total, cur), sprintf("combined with this PO %s %s", [money.format(total, cur), cur])] if {
+	cur := attrs.currency
+	prior.judgeable(h, cur)
+	total := prior.sum(h, cur) + val.amount
+} else := [count(_po_tiers) - 1, "their amounts cannot all be read, so the combined amount cannot be judged"]
+
+_split_suspected(_, combined, alone) if combined > alone
+
+_split_suspected(h, _, _) if not prior.judgeable(h, attrs.currency)
+
+# TH-8 credit-memo velocity (policy-pack §6): the customer already had
+# max_prior or more credit memos in the credit_memo_velocity view's window.
+findings contains _f(11, "", "REQUIRE_APPROVAL", "CREDIT_MEMO_VELOCITY", msg, p.approvers) if {
+	input.action == "CREDIT_MEMO.ISSUE"
+	p := params.history.credit_memo_velocity
+	h := prior.decisions("credit_memo_velocity", [attrs.customer_id])
+	h.count >= p.max_prior
+	msg := sprintf("customer %s already had %d credit memo(s) in the last %s; from memo %d on, %s approve(s)", [attrs.customer_id, h.count, params.history.views.credit_memo_velocity.window, p.max_prior + 1, concat(", ", p.approvers)])
+}
 
 # TH-2 price variance per line, TH-3 quantity and currency.
 _match := params.th.match

@@ -1,6 +1,7 @@
 package tollgate.th_test
 
 import data.tollgate.fixture
+import data.tollgate.money
 
 req(actor, action, attrs) := fixture.request(actor, action, attrs)
 
@@ -185,4 +186,155 @@ test_adjust_controlled if {
 	d4 := fixture.decide(adjust("I1", -2501)) with fixture.records as recs
 	d4.approvers == ["OPERATIONS_DIRECTOR", "CFO", "WAREHOUSE_MANAGER"]
 	d4.reasons[0].code == "WRITE_OFF_TIER_4"
+}
+
+# TH-7 split purchase and TH-8 credit-memo velocity read the decision history
+# (policy-pack §6); fixture.histories gives the answers of tollgate.history
+# for one view and key, so every test also checks the view and key order the
+# rule asks with. The TH-7 amounts are set relative to the bundle's TH-1 tier
+# limits (limit(i) is tier i's max in cents, usd(c) cents as an amount), so
+# these tests judge TH-7 whatever the tier numbers; TH-1's own test pins them.
+
+split_key := ["u_buyer1", "S1", "DC1"]
+
+# split(h) is histories holding h as the buyer's earlier POs for S1 at DC1.
+split(h) := fixture.at("po_split", split_key, h)
+
+prior_usd(ids, cents) := fixture.prior(ids, {"USD": usd(cents)})
+
+limit(i) := money.minor(data.params.th.po.tiers[i].max, "USD")
+
+usd(cents) := money.format(cents, "USD")
+
+tier_code(i) := data.params.th.po.tiers[i].code
+
+test_split_combined_tier_higher if {
+	d := fixture.decide(po(usd(limit(0) - 100000), {})) with fixture.histories as split(prior_usd(["01A"], 200000))
+	d.effect == "REQUIRE_APPROVAL"
+	[r.code | some r in d.reasons] == ["PO_SPLIT_SUSPECTED", tier_code(0)]
+	d.approvers == data.params.th.po.tiers[1].approvers
+	msg := d.reasons[0].message
+	contains(msg, "1 prior PO(s) by u_buyer1 for supplier S1 at site DC1 in the last 24h")
+	contains(msg, sprintf("combined with this PO %s USD: %s", [usd(limit(0) + 100000), tier_code(1)]))
+	contains(msg, sprintf("this PO alone: %s", [tier_code(0)]))
+}
+
+test_split_equal_to_limit_passes_one_cent_over_fails if {
+	this := usd(limit(0) - 100000)
+	d := fixture.decide(po(this, {})) with fixture.histories as split(prior_usd(["01A", "01B"], 100000))
+	d.effect == "ALLOW"
+	[r.code | some r in d.reasons] == [tier_code(0)]
+	d2 := fixture.decide(po(this, {})) with fixture.histories as split(prior_usd(["01A", "01B"], 100001))
+	d2.reasons[0].code == "PO_SPLIT_SUSPECTED"
+	contains(d2.reasons[0].message, "2 prior PO(s)")
+	contains(d2.reasons[0].message, sprintf("%s USD", [usd(limit(0) + 1)]))
+}
+
+test_split_same_tier_no_finding if {
+	h := split(prior_usd(["01A"], (limit(1) - limit(0)) - 1))
+	d := fixture.decide(po(usd(limit(0) + 1), {})) with fixture.histories as h
+	[r.code | some r in d.reasons] == [tier_code(1)]
+}
+
+test_split_keeps_th1_finding_and_unites_approvers if {
+	h := split(prior_usd(["01A"], limit(1) - limit(0)))
+	d := fixture.decide(po(usd(limit(0) + 1), {})) with fixture.histories as h
+	[r.code | some r in d.reasons] == [tier_code(1), "PO_SPLIT_SUSPECTED"]
+	d.approvers == data.params.th.po.tiers[2].approvers
+}
+
+test_split_category_extra_approvers if {
+	d := fixture.decide(po(usd(limit(0)), {"category": "CAPEX"})) with fixture.histories as split(prior_usd(["01A"], 1))
+	d.reasons[0].code == "PO_SPLIT_SUSPECTED"
+	d.approvers == array.concat(data.params.th.po.tiers[1].approvers, ["FINANCE_CONTROLLER"])
+}
+
+test_split_branch_buyer_limit_applies_to_both_tiers if {
+	branch := money.minor(data.params.th.po.buyer_limit_by_site_type.BRANCH, "USD")
+	key := ["u_buyer1", "S1", "BR1"]
+	fixture.primary(po(usd(branch - 50000), {"site_id": "BR1"})) == tier_code(0) with fixture.histories as fixture.at("po_split", key, prior_usd(["01A"], 50000))
+	fixture.primary(po(usd(branch - 50000), {"site_id": "BR1"})) == "PO_SPLIT_SUSPECTED" with fixture.histories as fixture.at("po_split", key, prior_usd(["01A"], 50001))
+}
+
+test_split_other_currencies_not_combined if {
+	h := split(fixture.prior(["01A", "01B"], {"EUR": "900000.00", "USD": "1000.00"}))
+	fixture.decide(po(usd(limit(0) - 100000), {})).effect == "ALLOW" with fixture.histories as h
+
+	# only EUR priors: nothing in USD to combine
+	fixture.decide(po(usd(limit(0)), {})).effect == "ALLOW" with fixture.histories as split(fixture.prior(["01A"], {"EUR": "1.00"}))
+}
+
+test_split_unvalued_fails_closed if {
+	h := split(object.union(prior_usd(["01A", "01B"], 10000), {"unvalued": ["01B"]}))
+	d := fixture.decide(po("100.00", {})) with fixture.histories as h
+	d.reasons[0].code == "PO_SPLIT_SUSPECTED"
+	d.approvers == data.params.th.po.tiers[count(data.params.th.po.tiers) - 1].approvers
+	contains(d.reasons[0].message, "their amounts cannot all be read, so the combined amount cannot be judged")
+
+	# already at the top tier alone: the finding still says it cannot be judged
+	top := limit(count(data.params.th.po.tiers) - 2) + 1
+	d5 := fixture.decide(po(usd(top), {})) with fixture.histories as h
+	[r.code | some r in d5.reasons] == [tier_code(count(data.params.th.po.tiers) - 1), "PO_SPLIT_SUSPECTED"]
+}
+
+test_split_other_key_order_is_another_key if {
+	h := fixture.at("po_split", ["S1", "u_buyer1", "DC1"], prior_usd(["01A"], limit(1)))
+	fixture.decide(po("1.00", {})).effect == "ALLOW" with fixture.histories as h
+}
+
+# A bundle whose data drops the view does not run TH-7: the decision reads no
+# history at all (an unmocked tollgate.history call would be an error).
+test_split_view_dropped_no_lookup if {
+	views := object.remove(data.params.history.views, ["po_split"])
+	d := fixture.decide_without_history(po("1.00", {})) with data.params.history.views as views
+	[r.code | some r in d.reasons] == [tier_code(0)]
+}
+
+# DENY'd POs are not prior POs: the view counts ALLOW and REQUIRE_APPROVAL only.
+test_split_view_declaration if {
+	v := data.params.history.views.po_split
+	v.effects == ["ALLOW", "REQUIRE_APPROVAL"]
+	v.window == "24h"
+	[k.path | some k in v.key] == ["actor.id", "resource.attributes.supplier_id", "resource.attributes.site_id"]
+	[a.action | some a in v.actions] == ["PO.SUBMIT"]
+}
+
+memos(n) := fixture.at("credit_memo_velocity", ["C1"], fixture.prior([sprintf("01M%d", [i]) | some i in numbers.range(1, n)], {"USD": "300.00"}))
+
+test_credit_memo_velocity_third_passes_fourth_needs_ar_manager if {
+	d2 := fixture.decide(memo("100.00", "90000.00", "0.00")) with fixture.histories as memos(2)
+	d2.effect == "ALLOW"
+	[r.code | some r in d2.reasons] == ["CREDIT_MEMO_WITHIN_LIMIT"]
+	d3 := fixture.decide(memo("100.00", "90000.00", "0.00")) with fixture.histories as memos(3)
+	d3.effect == "REQUIRE_APPROVAL"
+	[r.code | some r in d3.reasons] == ["CREDIT_MEMO_VELOCITY", "CREDIT_MEMO_WITHIN_LIMIT"]
+	d3.approvers == ["AR_MANAGER"]
+	contains(d3.reasons[0].message, "customer C1 already had 3 credit memo(s) in the last 168h")
+}
+
+test_credit_memo_velocity_with_tier if {
+	d := fixture.decide(memo("600.00", "90000.00", "0.00")) with fixture.histories as memos(5)
+	[r.code | some r in d.reasons] == ["CREDIT_MEMO_TIER_2", "CREDIT_MEMO_VELOCITY"]
+	d.approvers == ["CS_SUPERVISOR", "AR_MANAGER"]
+}
+
+test_credit_memo_velocity_limit_is_data if {
+	d := fixture.decide(memo("100.00", "90000.00", "0.00")) with fixture.histories as memos(3)
+		with data.params.history.credit_memo_velocity.max_prior as 4
+	d.effect == "ALLOW"
+}
+
+test_credit_memo_velocity_view_dropped_no_lookup if {
+	views := object.remove(data.params.history.views, ["credit_memo_velocity"])
+	d := fixture.decide_without_history(memo("100.00", "90000.00", "0.00")) with data.params.history.views as views
+	[r.code | some r in d.reasons] == ["CREDIT_MEMO_WITHIN_LIMIT"]
+}
+
+test_credit_memo_velocity_view_declaration if {
+	v := data.params.history.views.credit_memo_velocity
+	v.effects == ["ALLOW", "REQUIRE_APPROVAL"]
+	v.window == "168h"
+	[k.path | some k in v.key] == ["resource.attributes.customer_id"]
+	[a.action | some a in v.actions] == ["CREDIT_MEMO.ISSUE"]
+	data.params.history.credit_memo_velocity.max_prior == 3
 }
