@@ -100,7 +100,9 @@ function show(title, ...content) {
   const m = main();
   m.replaceChildren(h("h1", {}, title), ...content);
   for (const a of document.querySelectorAll("nav a")) {
-    const here = location.hash.startsWith(a.getAttribute("href")) || (a.getAttribute("href") === "#/overview" && location.hash === "");
+    const href = a.getAttribute("href");
+    const here = location.hash.startsWith(href) || (href === "#/overview" && location.hash === "") ||
+      (href === "#/decisions" && location.hash.startsWith("#/decision/"));
     if (here) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }

@@ -109,9 +109,19 @@ try {
   await page.locator("figure.chart canvas").first().waitFor();
   await page.screenshot({ path: `${cfg.screenshots}/console-overview.png` });
 
-  // ---- search by actor, with the keyboard-reachable form
+  // ---- search by actor, reached with the keyboard
+  step("keyboard: the skip link, then the navigation, take the focus in order");
+  const focused = () => page.evaluate(() => document.activeElement.textContent.trim());
+  await page.keyboard.press("Tab");
+  assert.equal(await focused(), "Skip to content");
+  await page.keyboard.press("Tab");
+  assert.equal(await focused(), "Overview");
+  await page.keyboard.press("Tab");
+  assert.equal(await focused(), "Decisions");
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/#\/decisions$/);
+
   step("search the decisions of " + cfg.search_actor);
-  await page.getByRole("link", { name: "Decisions" }).click();
   await page.getByLabel("Actor id").fill(cfg.search_actor);
   await page.getByRole("button", { name: "Search" }).click();
   await page.waitForURL(/actor=/);
