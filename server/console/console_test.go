@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"math"
 	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -552,9 +554,17 @@ func TestOpenModeConsole(t *testing.T) {
 // decisions the service made, every figure in one response.
 func TestOverviewCountsTheDecisions(t *testing.T) {
 	s := startService(t) // one PO of 5500.00: REQUIRE_APPROVAL
+	// The pack's history rules may hand repeated POs to a human, so the answers, not the amounts, say
+	// what the overview must count.
+	allow, approval := 0, 1
 	for _, amount := range []string{"100.00", "200.00"} {
-		if got := decide(t, s.srv, amount).GetEffect(); got != tollgatev1.Effect_EFFECT_ALLOW {
-			t.Fatalf("PO of %s: %v, want ALLOW", amount, got)
+		switch got := decide(t, s.srv, amount).GetEffect(); got {
+		case tollgatev1.Effect_EFFECT_ALLOW:
+			allow++
+		case tollgatev1.Effect_EFFECT_REQUIRE_APPROVAL:
+			approval++
+		default:
+			t.Fatalf("PO of %s: %v", amount, got)
 		}
 	}
 	b := newBrowser(t, s.base).signedIn()
@@ -584,11 +594,18 @@ func TestOverviewCountsTheDecisions(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &o) != nil || !o.Available {
 		t.Fatalf("overview: %d %s", resp.StatusCode, body)
 	}
-	if len(o.Volume.Points) != 1 || o.Volume.Points[0].Counts.Allow != "2" || o.Volume.Points[0].Counts.RequireApproval != "1" {
-		t.Errorf("volume %+v, want one hour with 2 ALLOW and 1 REQUIRE_APPROVAL", o.Volume.Points)
+	var gotAllow, gotApproval int
+	for _, p := range o.Volume.Points {
+		a, _ := strconv.Atoi(p.Counts.Allow)
+		r, _ := strconv.Atoi(p.Counts.RequireApproval)
+		gotAllow, gotApproval = gotAllow+a, gotApproval+r
 	}
-	if len(o.Approvals.Rates) != 1 || o.Approvals.Rates[0].Action != "PO.SUBMIT" || o.Approvals.Rates[0].Rate < 0.333 || o.Approvals.Rates[0].Rate > 0.334 {
-		t.Errorf("approval rates %+v, want PO.SUBMIT at 1/3", o.Approvals.Rates)
+	if gotAllow != allow || gotApproval != approval {
+		t.Errorf("volume %+v: %d ALLOW and %d REQUIRE_APPROVAL, want %d and %d", o.Volume.Points, gotAllow, gotApproval, allow, approval)
+	}
+	wantRate := float64(approval) / 3
+	if len(o.Approvals.Rates) != 1 || o.Approvals.Rates[0].Action != "PO.SUBMIT" || math.Abs(o.Approvals.Rates[0].Rate-wantRate) > 1e-9 {
+		t.Errorf("approval rates %+v, want PO.SUBMIT at %.3f", o.Approvals.Rates, wantRate)
 	}
 	if len(o.PolicyChanges.Changes) != 1 {
 		t.Errorf("policy changes %+v, want the startup activation", o.PolicyChanges.Changes)

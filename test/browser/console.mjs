@@ -112,6 +112,8 @@ try {
   // ---- search by actor, reached with the keyboard
   step("keyboard: the skip link, then the navigation, take the focus in order");
   const focused = () => page.evaluate(() => document.activeElement.textContent.trim());
+  await page.reload(); // a fresh document: the focus starts at its top
+  await totalStat.waitFor();
   await page.keyboard.press("Tab");
   assert.equal(await focused(), "Skip to content");
   await page.keyboard.press("Tab");
