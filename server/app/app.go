@@ -33,6 +33,7 @@ import (
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/audit/transparency"
 	"github.com/tollgate/tollgate/server/auth"
+	"github.com/tollgate/tollgate/server/authzen"
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/console"
 	"github.com/tollgate/tollgate/server/engine"
@@ -46,8 +47,9 @@ import (
 type Config struct {
 	// Addr is the gRPC listen address. Default 127.0.0.1:7070; use port 0 for any free port.
 	Addr string
-	// HTTPAddr serves /metrics, /healthz and the web console at /console/, over TLS with TLSCert when it is given, else plaintext,
-	// which like Addr is allowed only on loopback or with Insecure. Default 127.0.0.1:7071.
+	// HTTPAddr serves /metrics, /healthz, the AuthZEN endpoints (server/authzen) and the web console at
+	// /console/ (server/console), over TLS with TLSCert when it is given, else plaintext, which like
+	// Addr is allowed only on loopback or with Insecure. Default 127.0.0.1:7071.
 	HTTPAddr string
 	// DataDir holds the service's files (the audit log). Default ./tollgate-data; created if missing.
 	DataDir string
@@ -326,20 +328,32 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		mdServer.WithStream(a.feed)
 		consistency.Head = a.feed // a replica that is behind names the stream head it is behind
 	}
+	decisions := api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync).
+		WithTracing(a.tracing.Tracer(), cfg.ReplicaID, a.chainID).
+		WithConsistency(consistency).
+		WithHistory(a.history)
+	guard := api.NewGuard(a.auth, cfg.DecisionTimeout, log)
 	a.grpc, a.health = api.NewServer(api.Services{
-		Decisions: api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync).
-			WithTracing(a.tracing.Tracer(), cfg.ReplicaID, a.chainID).
-			WithConsistency(consistency).
-			WithHistory(a.history),
+		Decisions:  decisions,
 		MasterData: mdServer,
 		Audit:      auditServer,
-	}, api.NewGuard(a.auth, cfg.DecisionTimeout, log), log, serverOpts...)
+	}, guard, log, serverOpts...)
 	policyServer := api.NewPolicyServer(a.bundles, log)
 	tollgatev1.RegisterPolicyServiceServer(a.grpc, policyServer)
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
 	mux.HandleFunc("/healthz", a.serveHealth)
+	// AuthZEN's endpoints decide through the same decision server and Guard as gRPC Decide.
+	azHandler, err := authzen.New(authzen.Config{
+		Decisions: decisions, Guard: guard, Auth: a.auth, DecisionTimeout: cfg.DecisionTimeout,
+		MaxEvaluations: cfg.Limits.MaxBatch, Log: log.With().Str("listener", "authzen").Logger(),
+	})
+	if err != nil {
+		a.closeAudit()
+		return nil, err
+	}
+	azHandler.Register(mux)
 	// The web console calls the same server implementations in process, behind the same authenticator.
 	webConsole, err := console.New(console.Config{Auth: a.auth, Audit: auditServer, Policy: policyServer,
 		SecureCookies: httpTLS != nil}, log)
@@ -479,7 +493,7 @@ func (a *App) loadMasterdata(metrics *api.Metrics) error {
 // Addr is the bound gRPC address.
 func (a *App) Addr() net.Addr { return a.grpcLis.Addr() }
 
-// HTTPAddr is the bound HTTP address (metrics, health).
+// HTTPAddr is the bound HTTP address (metrics, health, AuthZEN).
 func (a *App) HTTPAddr() net.Addr { return a.httpLis.Addr() }
 
 // Engine returns the decision engine, for in-process benchmarks and tests.

@@ -2,8 +2,8 @@ package perf_test
 
 import (
 	"context"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,11 +54,25 @@ func newStore(tb testing.TB, extra []masterdata.Event) *masterdata.Store {
 	return s
 }
 
-// newEngine returns an engine over s with the embedded pack active.
+// packWithoutViews returns the embedded pack with its history views removed
+// (perf.WriteWithoutHistoryViews), written to a temporary directory: the policy the in-process
+// benchmarks and the twin test evaluate. Stock OPA cannot look history up, and the engine evaluated
+// outside the decision path has no history index to read (a look-up there fails closed); the cost of
+// history is measured through the real service by cmd/perfrun.
+func packWithoutViews(tb testing.TB) fs.FS {
+	tb.Helper()
+	dir := tb.TempDir()
+	if _, err := perf.WriteWithoutHistoryViews(dir, policies.FS); err != nil {
+		tb.Fatal(err)
+	}
+	return os.DirFS(dir)
+}
+
+// newEngine returns an engine over s with the embedded pack, without its history views, active.
 func newEngine(tb testing.TB, s *masterdata.Store) *engine.Engine {
 	tb.Helper()
 	ctx := context.Background()
-	b, err := bundles.ReadFS(policies.FS, nil)
+	b, err := bundles.ReadFS(packWithoutViews(tb), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -79,11 +93,7 @@ func newEngine(tb testing.TB, s *masterdata.Store) *engine.Engine {
 func opaQuery(tb testing.TB, s *masterdata.Store) rego.PreparedEvalQuery {
 	tb.Helper()
 	dir := tb.TempDir()
-	twin, err := os.ReadFile(filepath.Join("opa", "md.rego"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := perf.WriteOPABundle(dir, policies.FS, twin, perf.ExportMasterdata(s.Snapshot())); err != nil {
+	if err := perf.WriteOPABundle(dir, packWithoutViews(tb), os.DirFS("opa"), perf.ExportMasterdata(s.Snapshot())); err != nil {
 		tb.Fatal(err)
 	}
 	pq, err := rego.New(

@@ -108,6 +108,12 @@ type LagFleetConfig struct {
 	PostgresURL string      // database for the replicas' audit log (sync mode), empty before they start
 	Stream      *NATSStream // the master-data stream, empty before they start
 	Replicas    int         // default LagReplicas
+	// Bundle is the policy bundle directory the replicas run (--bundle); empty for the pack embedded in
+	// the binary. perfrun passes the pack without history views (WriteWithoutHistoryViews): the probe
+	// repeats one PO on one buyer, supplier and site, which the pack's TH-7 would count as a split purchase
+	// once their sum crosses a tier, changing the answer the probe checks, and every look-up of that key
+	// would grow with the run. The lag of a master-data event does not depend on the views.
+	Bundle string
 }
 
 // LagFleet is replicas of `tollgate serve` fed by one stream, their clients and the stream's publisher.
@@ -161,11 +167,15 @@ func StartLagFleet(ctx context.Context, cfg LagFleetConfig) (_ *LagFleet, err er
 			return nil, err
 		}
 		logPath := filepath.Join(cfg.Work, name+".log")
-		p, err := Start(ctx, name, addr, logPath, cfg.Bin, "serve", "--addr", addr, "--http-addr", httpAddr,
+		args := []string{"serve", "--addr", addr, "--http-addr", httpAddr,
 			"--data-dir", filepath.Join(cfg.Work, name+"-data"), "--log-level", "warn", "--replica-id", name,
 			"--audit-store", cfg.PostgresURL, "--audit-payload-key", keyFile,
 			"--masterdata-stream", cfg.Stream.URL, "--masterdata-stream-name", cfg.Stream.Name,
-			"--masterdata-subject", cfg.Stream.Subject)
+			"--masterdata-subject", cfg.Stream.Subject}
+		if cfg.Bundle != "" {
+			args = append(args, "--bundle", cfg.Bundle)
+		}
+		p, err := Start(ctx, name, addr, logPath, cfg.Bin, args...)
 		if err != nil {
 			return nil, err
 		}

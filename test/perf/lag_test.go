@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/policies"
 	"github.com/tollgate/tollgate/server/audit/postgres/pgtest"
 	"github.com/tollgate/tollgate/server/masterdata/feed/natstest"
 	"github.com/tollgate/tollgate/test/perf"
@@ -123,8 +124,12 @@ func TestLagFleet(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/tollgate: %v\n%s", err, out)
 	}
+	noViews := filepath.Join(work, "pack-no-views")
+	if _, err := perf.WriteWithoutHistoryViews(noViews, policies.FS); err != nil {
+		t.Fatal(err)
+	}
 	fleet, err := perf.StartLagFleet(ctx, perf.LagFleetConfig{Bin: bin, Work: work, PostgresURL: pgURL,
-		Stream: &perf.NATSStream{URL: s.URL, Name: s.Name, Subject: s.Subject}})
+		Stream: &perf.NATSStream{URL: s.URL, Name: s.Name, Subject: s.Subject}, Bundle: noViews})
 	if err != nil {
 		t.Fatal(err)
 	}

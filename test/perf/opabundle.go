@@ -2,6 +2,7 @@ package perf
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -40,19 +41,19 @@ func ExportMasterdata(sn *masterdata.Snapshot) map[string]any {
 const mdRegoPath = "tollgate/md.rego"
 
 // WriteOPABundle writes into dir the stock-OPA form of the policy pack in pack (a bundle file system:
-// .manifest, data.json, tollgate/**.rego): every non-test Rego file as is, except tollgate/md.rego,
-// replaced by twinMD; data.json with the pack's data plus extra (ExportMasterdata); a .manifest whose roots
-// also cover extra's top-level keys. It refuses a twin that does not define the same functions as the
-// pack's md.rego, so a change to the pack's accessors cannot silently diverge.
-func WriteOPABundle(dir string, pack fs.FS, twinMD []byte, extra map[string]any) error {
-	packMD, err := fs.ReadFile(pack, mdRegoPath)
-	if err != nil {
+// .manifest, data.json, tollgate/**.rego): every non-test Rego file as is, except those twins (the
+// directory test/perf/opa) has a file of the same name for, which it replaces: md.rego, whose
+// md.get / md.lookup built-ins stock OPA lacks (the twin reads data.masterdata), and prior.rego, whose
+// tollgate.history it lacks (the twin never looks up: it is for a pack without history views, see
+// WriteWithoutHistoryViews); data.json with the pack's data plus extra (ExportMasterdata); a .manifest
+// whose roots also cover extra's top-level keys. It refuses a twin that does not define the same rules
+// as the pack's file, so a change to the pack's accessors cannot silently diverge, a pack without
+// md.rego, and a pack that declares history views.
+func WriteOPABundle(dir string, pack, twins fs.FS, extra map[string]any) error {
+	if _, err := fs.Stat(pack, mdRegoPath); err != nil {
 		return fmt.Errorf("read pack md.rego: %w", err)
 	}
-	if err := sameRules(packMD, twinMD); err != nil {
-		return err
-	}
-	err = fs.WalkDir(pack, "tollgate", func(path string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(pack, "tollgate", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".rego") || strings.HasSuffix(path, "_test.rego") {
 			return err
 		}
@@ -60,8 +61,13 @@ func WriteOPABundle(dir string, pack fs.FS, twinMD []byte, extra map[string]any)
 		if err != nil {
 			return err
 		}
-		if path == mdRegoPath {
-			src = twinMD
+		if twin, err := fs.ReadFile(twins, filepath.Base(path)); err == nil {
+			if err := sameRules(path, src, twin); err != nil {
+				return err
+			}
+			src = twin
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 		out := filepath.Join(dir, filepath.FromSlash(path))
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -80,6 +86,13 @@ func WriteOPABundle(dir string, pack fs.FS, twinMD []byte, extra map[string]any)
 	}
 	if err := json.Unmarshal(raw, &data); err != nil {
 		return fmt.Errorf("decode pack data: %w", err)
+	}
+	views, err := HistoryViews(raw)
+	if err != nil {
+		return err
+	}
+	if len(views) > 0 {
+		return fmt.Errorf("stock OPA cannot look up history, and the pack declares history views %v: write the pack with WriteWithoutHistoryViews first", views)
 	}
 	var manifest struct {
 		Revision string   `json:"revision"`
@@ -120,29 +133,30 @@ func writeJSON(path string, v any) error {
 	return nil
 }
 
-// sameRules checks that two versions of package tollgate.md define the same rule names.
-func sameRules(pack, twin []byte) error {
+// sameRules checks that the pack's module at path and its twin define the same package and rule names.
+func sameRules(path string, pack, twin []byte) error {
 	names := func(src []byte) ([]string, error) {
-		m, err := ast.ParseModuleWithOpts(mdRegoPath, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		m, err := ast.ParseModuleWithOpts(path, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
 		if err != nil {
 			return nil, err
 		}
-		set := map[string]bool{}
+		set := map[string]bool{"package " + m.Package.Path.String(): true}
 		for _, r := range m.Rules {
 			set[r.Head.Ref().String()] = true
 		}
 		return slices.Sorted(maps.Keys(set)), nil
 	}
+	base := filepath.Base(path)
 	a, err := names(pack)
 	if err != nil {
-		return fmt.Errorf("parse pack md.rego: %w", err)
+		return fmt.Errorf("parse pack %s: %w", path, err)
 	}
 	b, err := names(twin)
 	if err != nil {
-		return fmt.Errorf("parse opa md.rego: %w", err)
+		return fmt.Errorf("parse opa %s: %w", base, err)
 	}
 	if !slices.Equal(a, b) {
-		return fmt.Errorf("opa md.rego defines %v, the pack's md.rego %v: update test/perf/opa/md.rego", b, a)
+		return fmt.Errorf("opa %s defines %v, the pack's %s %v: update test/perf/opa/%s", base, b, path, a, base)
 	}
 	return nil
 }

@@ -27,7 +27,15 @@ const (
 	ServerOPA        = "OPA"         // stock OPA's REST server
 	ServerTollgate   = "Tollgate"    // tollgate serve, sync audit in SQLite (its default)
 	ServerTollgatePG = "Tollgate-PG" // tollgate serve, sync audit in PostgreSQL (--audit-store postgres://…)
+	// ServerTollgateNoViews is tollgate serve on the pack with params.history.views removed
+	// (WriteWithoutHistoryViews): no history look-ups, locks or observing. The baseline of the history
+	// cost; ServerTollgate runs the pack as shipped.
+	ServerTollgateNoViews = "Tollgate-no-views"
 )
+
+// HistoryTarget is the least decisions/s ratio of Tollgate on the pack as shipped (history views
+// declared) over Tollgate on the pack without views: issue 14 lets history look-ups cost at most 5 %.
+const HistoryTarget = 0.95
 
 // PostgresTarget is the least Tollgate-on-PostgreSQL ÷ Tollgate-on-SQLite decisions/s ratio issue 13
 // asks for on one replica.
@@ -35,7 +43,7 @@ const PostgresTarget = 0.8
 
 // Run is one closed-loop run in a report.
 type Run struct {
-	Server      string // ServerOPA, ServerTollgate or ServerTollgatePG
+	Server      string // ServerOPA, ServerTollgate, ServerTollgatePG or ServerTollgateNoViews
 	Concurrency int
 	Rep         int
 	Stats       RunStats
@@ -64,6 +72,14 @@ type Report struct {
 	Lag *LagResult
 	// LagNATS is the NATS server the lag was measured on, credentials redacted.
 	LagNATS string
+	// Compared names the Tollgate servers whose answer to every corpus request was checked against
+	// stock OPA's before the load.
+	Compared []string
+	// HistoryViews names the history views the measured pack declares (none: the history rows measure
+	// nothing but noise).
+	HistoryViews []string
+	// HistoryCoverage is, per view, how many corpus requests it counts and on how many keys.
+	HistoryCoverage map[string]ViewCoverage
 }
 
 // PostgresInfo is what the report says about the PostgreSQL server measured.
@@ -217,9 +233,10 @@ func (r *Report) servers() []string {
 }
 
 var serverTitles = map[string]string{
-	ServerOPA:        "stock OPA",
-	ServerTollgate:   "Tollgate (SQLite, sync audit)",
-	ServerTollgatePG: "Tollgate (PostgreSQL, sync audit)",
+	ServerOPA:             "stock OPA",
+	ServerTollgate:        "Tollgate (SQLite, sync audit)",
+	ServerTollgatePG:      "Tollgate (PostgreSQL, sync audit)",
+	ServerTollgateNoViews: "Tollgate (SQLite, sync audit), pack without history views",
 }
 
 // Target is one row of the report's targets table.
@@ -265,6 +282,11 @@ func (r *Report) Targets() []Target {
 			ts = append(ts, r.postgresTarget(c))
 		}
 	}
+	if slices.ContainsFunc(r.Runs, func(run Run) bool { return run.Server == ServerTollgateNoViews }) {
+		for _, c := range cs {
+			ts = append(ts, r.historyTarget(c))
+		}
+	}
 	if l := r.Lag; l != nil {
 		// Issue 13 asks for the figures, not a bound: the row is met when they were measured.
 		ts = append(ts, Target{13, fmt.Sprintf("lag from publishing an event to all %d replicas deciding on it, reported (p50/p99)", l.Replicas),
@@ -289,6 +311,27 @@ func (r *Report) postgresTarget(c int) Target {
 	return t
 }
 
+// historyTarget is issue 14's row at concurrency c: the median decisions/s of Tollgate on the pack as
+// shipped over that of Tollgate on the pack without history views, met at HistoryTarget or above. A
+// pack that declares no views is not met whatever the ratio: nothing was looked up, so the cost of
+// history was not measured.
+func (r *Report) historyTarget(c int) Target {
+	t := Target{Issue: 14, Name: fmt.Sprintf("history look-ups cost ≤ 5 %%: Tollgate with the pack's history views ≥ %.2f× without, decisions/s at %d", HistoryTarget, c)}
+	on, off := r.Summary(ServerTollgate, c, "decisions/s"), r.Summary(ServerTollgateNoViews, c, "decisions/s")
+	if on <= 0 || off <= 0 {
+		t.Measured = "no figure"
+		return t
+	}
+	t.Ratio = on / off
+	t.Measured = fmt.Sprintf("%.2f× (%.0f vs %.0f decisions/s)", t.Ratio, on, off)
+	if len(r.HistoryViews) == 0 {
+		t.Measured += "; the pack declares no views, so nothing was looked up"
+		return t
+	}
+	t.Met = t.Ratio >= HistoryTarget
+	return t
+}
+
 // printer writes formatted text; the section writers share one.
 type printer func(format string, args ...any)
 
@@ -296,7 +339,7 @@ type printer func(format string, args ...any)
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	p := printer(func(format string, args ...any) { fmt.Fprintf(bw, format, args...) })
-	for _, section := range []func(printer){r.writeRun, r.writeLoad, r.writeLag, r.writeTargets, r.writeBench, r.writeRuns} {
+	for _, section := range []func(printer){r.writeRun, r.writeLoad, r.writeHistory, r.writeLag, r.writeTargets, r.writeBench, r.writeRuns} {
 		section(p)
 	}
 	return bw.Flush()
@@ -318,7 +361,7 @@ func (r *Report) writeRun(p printer) {
 	p("- Machine: %d CPUs (`nproc`), %s; %s; OPA %s\n", r.Machine.NProc, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.OPAVersion)
 	p("- Load average (1, 5, 15 min) before: %s; after: %s. The machine is shared: a load above the CPU count means other\n  work competed with the servers and the load tool.\n", r.Machine.LoadBefore, r.Machine.LoadAfter)
 	p("- Stock OPA: `opa run --server --addr 127.0.0.1:PORT --log-level error BUNDLEDIR`, decision logs off, built from the\n  OPA module in go.mod; the pack with `tollgate/md.rego` replaced by `test/perf/opa/md.rego` (reads `data.masterdata`),\n  master data exported from the same records to `data.json`. REST `POST /v1/data/tollgate/decision`, keep-alive\n  connections (one per worker).\n")
-	p("- Tollgate: `tollgate serve` with its defaults (sync durable hash-chained audit log in SQLite in a temp data dir),\n  `--masterdata DIR` with the same records as NDJSON change events. gRPC with the Go client, one connection.\n")
+	p("- Tollgate: `tollgate serve` with its defaults (sync durable hash-chained audit log in SQLite in a temp data dir,\n  the pack embedded in the binary, %s),\n  `--masterdata DIR` with the same records as NDJSON change events. gRPC with the Go client, one connection.\n", r.viewsClause())
 	if pg := r.Postgres; pg != nil && hasPG {
 		p("- Tollgate on PostgreSQL: the same, with `--audit-store postgres://…/DB` (sync mode, the default) on a database\n  created for the run and dropped after it, on the server at `%s` (PostgreSQL %s, synchronous_commit=%s,\n  loopback). Its server CPU is the tollgate process's; PostgreSQL CPU is that of the database's backend processes\n  (pg_stat_activity, /proc/PID/stat) over the same run, shown apart and added in the row below it.\n",
 			pg.Server, pg.Version, pg.SynchronousCommit)
@@ -328,12 +371,38 @@ func (r *Report) writeRun(p printer) {
 		r.Corpus, r.Seed, len(r.Families), strings.Join(r.Families, ", "), r.Reasons)
 	var order []string
 	for _, c := range r.concurrencies() {
-		for _, s := range r.servers() {
-			order = append(order, fmt.Sprintf("%s %d", s, c))
+		for _, s := range append(r.servers(), ServerTollgateNoViews) {
+			if slices.ContainsFunc(r.Runs, func(run Run) bool { return run.Server == s && run.Concurrency == c }) {
+				order = append(order, fmt.Sprintf("%s %d", s, c))
+			}
 		}
 	}
-	p("  Before any load, every request was sent to every server: same effect, primary reason and approvers for all %d.\n", r.Corpus)
+	p("  Before any load, every request was sent to stock OPA and to %s: same effect, primary reason and approvers for\n  all %d.", r.comparedNames(), r.Corpus)
+	if len(r.HistoryViews) > 0 && !slices.Contains(r.Compared, ServerTollgate) {
+		p(" Tollgate on the pack as shipped is not compared: its history-aware rules answer from the decisions before (a\n  split purchase, an invoice already posted), which stock OPA cannot see; it runs the same binary and rules with the\n  views declared (see History look-ups).")
+	}
+	p("\n")
 	p("- Load: closed loop, %s per run, %d repetitions interleaved (%s, and again). Latency is\n  per answered request (all samples, sorted); CPU is user+system time of the server process (/proc/PID/stat) and of\n  the load process (getrusage) divided by decisions answered.\n\n", r.Duration, r.Reps, strings.Join(order, ", "))
+}
+
+// viewsClause says which history views the measured pack declares.
+func (r *Report) viewsClause() string {
+	if len(r.HistoryViews) == 0 {
+		return "declaring no history views"
+	}
+	return fmt.Sprintf("declaring %d history views: %s", len(r.HistoryViews), strings.Join(r.HistoryViews, ", "))
+}
+
+// comparedNames lists the servers compared with stock OPA as the report titles them.
+func (r *Report) comparedNames() string {
+	if len(r.Compared) == 0 {
+		return "no Tollgate server"
+	}
+	names := make([]string, len(r.Compared))
+	for i, s := range r.Compared {
+		names[i] = serverTitles[s]
+	}
+	return strings.Join(names, ", ")
 }
 
 func (r *Report) writeLoad(p printer) {
@@ -387,6 +456,57 @@ func (r *Report) ratio(m metric, c int, a, b string) string {
 	return fmt.Sprintf("%.2f×", va/vb)
 }
 
+// historyMetrics are the rows of the history section: throughput, latency and the server's CPU.
+var historyMetrics = []string{"decisions/s", "p50 latency", "p99 latency", "server CPU / decision"}
+
+// writeHistory is the cost of history look-ups: Tollgate on the pack as shipped beside Tollgate on the
+// pack without its history views.
+func (r *Report) writeHistory(p printer) {
+	p("## History look-ups (issue 14)\n\n")
+	if !slices.ContainsFunc(r.Runs, func(run Run) bool { return run.Server == ServerTollgateNoViews }) {
+		p("Not measured in this report (`-skip-history`). The start-up rebuild from 1,000,000 postings: `make perf-history`,\n")
+		p("figures in [history.md](history.md#rebuild).\n\n")
+		return
+	}
+	p("- With views: the Tollgate rows above, `tollgate serve` on the pack as shipped,\n  %s. For a request of an\n", r.viewsClause())
+	p("  action a view counts, the decision path takes the locks of its view keys before evaluating, the rules call\n")
+	p("  `tollgate.history`, and the record is observed into the index after its audit write.\n")
+	p("- Without views: the same binary with `--bundle DIR`, DIR the same pack with `params.history.views` removed from its\n")
+	p("  data.json (`perf.WriteWithoutHistoryViews`; its Rego tests, which test the views, left out): the rules make no\n")
+	p("  look-ups, and the service takes no locks and observes nothing. Stock OPA's twin is built from this variant; the\n")
+	p("  exactness check above compares OPA with it.\n")
+	if len(r.HistoryCoverage) > 0 {
+		var cov []string
+		for _, v := range slices.Sorted(maps.Keys(r.HistoryCoverage)) {
+			c := r.HistoryCoverage[v]
+			cov = append(cov, fmt.Sprintf("`%s` %d on %d keys", v, c.Requests, c.Keys))
+		}
+		p("- Corpus requests each view counts (of %d, before effects: the keys locked and looked up): %s. The load cycles\n", r.Corpus, strings.Join(cov, ", "))
+		p("  through the corpus, so every pass adds its counted decisions to the same keys again: later runs look up keys\n")
+		p("  holding more prior decisions (up to each view's window).\n")
+	}
+	p("- Same load as above (closed loop, %s per run, %d repetitions interleaved with the other servers); command `%s`\n", r.Duration, r.Reps, r.Command)
+	p("  (`-skip-history` leaves the server without views out of the load). Target: with ÷ without ≥ %.2f in decisions/s\n", HistoryTarget)
+	p("  at each concurrency (issue 14: history look-ups cost at most 5 %% of decisions/s). When the load average exceeds\n")
+	p("  the CPU count, read the server CPU per decision beside it: the work a decision costs, whatever the neighbours do.\n")
+	p("- Not measured here: the start-up rebuild of the index from 1,000,000 postings in the audit store and the heap per\n")
+	p("  tracked decision, which `make perf-history` measures on its own (figures in [history.md](history.md#rebuild)).\n\n")
+	p("| concurrency | metric | with views | without views | with ÷ without |\n|---|---|---|---|---|\n")
+	for _, c := range r.concurrencies() {
+		for _, name := range historyMetrics {
+			for _, m := range metrics {
+				if m.name != name {
+					continue
+				}
+				on, off := summarize(r.values(ServerTollgate, c, m)), summarize(r.values(ServerTollgateNoViews, c, m))
+				p("| %d | %s | %s [%s – %s] | %s [%s – %s] | %s |\n", c, m.name, m.format(on.med), m.format(on.lo), m.format(on.hi),
+					m.format(off.med), m.format(off.lo), m.format(off.hi), r.ratio(m, c, ServerTollgate, ServerTollgateNoViews))
+			}
+		}
+	}
+	p("\n")
+}
+
 // writeLag is the fleet's event-to-decision lag, with how it was measured.
 func (r *Report) writeLag(p printer) {
 	p("## Event to decision lag across a fleet\n\n")
@@ -398,7 +518,9 @@ func (r *Report) writeLag(p printer) {
 	p("- Fleet: %d replicas of `tollgate serve` as processes on loopback, each with\n", l.Replicas)
 	p("  `--masterdata-stream %s` on a stream made for the run and deleted after it, and a sync audit log on\n", r.LagNATS)
 	p("  one PostgreSQL database made for the run (one shared `--audit-payload-key`). The demo master data is published\n")
-	p("  to the stream before they start; they load nothing else.\n")
+	p("  to the stream before they start; they load nothing else. They run the pack without history views (as the\n")
+	p("  baseline of History look-ups): the probe below repeats one PO, which the pack's TH-7 would count as a split\n")
+	p("  purchase, and the lag of a master-data event does not depend on the views.\n")
 	p("- Events: %d, each an UPSERT of supplier `%s` flipping it between APPROVED and BLOCKED. The next event is published\n", l.Events(), lagSupplier)
 	p("  %s after every replica decided on the previous one, so each is measured on a settled, idle fleet.\n", l.Gap)
 	p("- Probe: from just before each publish, one goroutine per replica sends the same `PO.SUBMIT` (u_buyer1, DC1, MRO,\n")

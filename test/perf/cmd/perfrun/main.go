@@ -15,7 +15,15 @@
 // after it; the report sets its decisions/s against Tollgate on SQLite. -skip-postgres leaves it out; a
 // PostgreSQL that cannot be reached is an error otherwise, not a silent omission.
 //
-// Last, with the three servers stopped, it measures the fleet's event-to-decision lag (issue 13): three
+// The cost of history look-ups (issue 14) is one more Tollgate beside them, on the pack with its
+// params.history.views removed (perf.WriteWithoutHistoryViews, passed with --bundle): its rules look
+// nothing up, and the service takes no per-key locks and observes nothing. Stock OPA's twin is built
+// from that variant, and once the pack declares views only this server is checked against OPA: the
+// others answer from the decisions before, which OPA cannot see. The report sets the decisions/s of
+// Tollgate on the pack as shipped against it. -skip-history leaves it out of the load (it is still
+// started for the check).
+//
+// Last, with the servers stopped, it measures the fleet's event-to-decision lag (issue 13): three
 // replicas of tollgate on a stream made for the run on the NATS server -nats names and on a database of
 // their own on the -postgres server, and -lag-events master-data events, each timed from its publish
 // until all three decide on it (see perf.LagFleet). -skip-lag leaves it out; a NATS server that cannot
@@ -42,6 +50,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/bundles/demo"
+	"github.com/tollgate/tollgate/policies"
 	"github.com/tollgate/tollgate/server/masterdata"
 	"github.com/tollgate/tollgate/test/perf"
 )
@@ -72,6 +81,7 @@ type options struct {
 	nats        string
 	skipLag     bool
 	lagEvents   int
+	skipHistory bool
 }
 
 // parseFlags parses and checks perfrun's flags.
@@ -96,6 +106,7 @@ func parseFlags(args []string) (options, error) {
 	fset.StringVar(&o.nats, "nats", perf.DefaultNATSURL, "NATS JetStream server URL on which a stream is made for the event-to-decision lag and deleted after it")
 	fset.BoolVar(&o.skipLag, "skip-lag", false, "leave out the event-to-decision lag of three replicas (needs NATS and PostgreSQL)")
 	fset.IntVar(&o.lagEvents, "lag-events", 200, "master-data events whose lag to all three replicas is measured")
+	fset.BoolVar(&o.skipHistory, "skip-history", false, "leave Tollgate on the pack without history views out of the load (it is still started to check OPA's answers)")
 	if err := fset.Parse(args); err != nil {
 		return o, err
 	}
@@ -199,13 +210,23 @@ func run(ctx context.Context, args []string) error {
 		rep.Machine.OPAVersion = strings.TrimPrefix(strings.SplitN(string(out), "\n", 2)[0], "Version: ")
 	}
 
-	step("write master data and the stock-OPA bundle")
-	mdDir, bundleDir := filepath.Join(work, "masterdata"), filepath.Join(work, "opa-bundle")
-	if err := prepareData(root, mdDir, bundleDir, o.volume); err != nil {
+	step("write master data, the pack without history views and the stock-OPA bundle")
+	mdDir, bundleDir, noViewsDir := filepath.Join(work, "masterdata"), filepath.Join(work, "opa-bundle"), filepath.Join(work, "pack-no-views")
+	if rep.HistoryViews, err = perf.WriteWithoutHistoryViews(noViewsDir, policies.FS); err != nil {
+		return err
+	}
+	if err := prepareData(root, mdDir, bundleDir, noViewsDir, o.volume); err != nil {
 		return err
 	}
 	corpus, err := perf.Corpus(o.seed, o.corpus, o.volume)
 	if err != nil {
+		return err
+	}
+	packData, err := fs.ReadFile(policies.FS, "data.json")
+	if err != nil {
+		return err
+	}
+	if rep.HistoryCoverage, err = perf.HistoryCoverage(packData, corpus); err != nil {
 		return err
 	}
 
@@ -247,6 +268,8 @@ func run(ctx context.Context, args []string) error {
 	if pg != nil {
 		tollgates = append(tollgates, tollgate{perf.ServerTollgatePG, "tollgate-pg", []string{"--audit-store", pg.URL}})
 	}
+	// The baseline of the history cost, and the server OPA's answers are checked against.
+	tollgates = append(tollgates, tollgate{perf.ServerTollgateNoViews, "tollgate-no-views", []string{"--bundle", noViewsDir}})
 	for _, t := range tollgates {
 		d, p, err := startTollgate(ctx, work, tgBin, t.dir, mdDir, corpus, t.extra...)
 		if err != nil {
@@ -257,13 +280,26 @@ func run(ctx context.Context, args []string) error {
 		servers = append(servers, server{t.name, d, p})
 	}
 
-	step(fmt.Sprintf("check that every server decides all %d requests as stock OPA does", len(corpus)))
-	for _, s := range servers[1:] {
+	// Servers on the pack as shipped answer from the decisions before once it declares history views,
+	// which OPA cannot see: then only the server without views is compared.
+	compared := servers[1:]
+	if len(rep.HistoryViews) > 0 {
+		compared = slices.DeleteFunc(slices.Clone(compared), func(s server) bool { return s.name != perf.ServerTollgateNoViews })
+	}
+	for _, s := range compared {
+		step(fmt.Sprintf("check that %s decides all %d requests as stock OPA does", s.name, len(corpus)))
 		reasons, err := compare(ctx, corpus, opaClient, s.d, s.name)
 		if err != nil {
 			return err
 		}
 		rep.Reasons = reasons
+		rep.Compared = append(rep.Compared, s.name)
+	}
+	if o.skipHistory {
+		// Checked against OPA; not loaded. Stopped now so that it leaves the machine to the others.
+		last := servers[len(servers)-1]
+		last.p.Stop()
+		servers = servers[:len(servers)-1]
 	}
 
 	for _, s := range servers {
@@ -307,7 +343,7 @@ func run(ctx context.Context, args []string) error {
 	if !o.skipLag {
 		// After the throughput runs, with their servers stopped: the fleet has the machine to itself.
 		step(fmt.Sprintf("event-to-decision lag: start %d replicas on the stream and PostgreSQL", perf.LagReplicas))
-		fleet, err := perf.StartLagFleet(ctx, perf.LagFleetConfig{Bin: tgBin, Work: work, PostgresURL: lagDB.URL, Stream: lagStream})
+		fleet, err := perf.StartLagFleet(ctx, perf.LagFleetConfig{Bin: tgBin, Work: work, PostgresURL: lagDB.URL, Stream: lagStream, Bundle: noViewsDir})
 		if err != nil {
 			return fmt.Errorf("event-to-decision lag: %w", err)
 		}
@@ -359,8 +395,9 @@ func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond
 
 func step(msg string) { fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), msg) }
 
-// prepareData writes the master data directory Tollgate loads and the OPA bundle with the same records.
-func prepareData(root, mdDir, bundleDir string, volume int) error {
+// prepareData writes the master data directory Tollgate loads and the OPA bundle with the same records,
+// the twin of the pack in packDir.
+func prepareData(root, mdDir, bundleDir, packDir string, volume int) error {
 	demoFiles := map[string][]byte{}
 	names, err := fs.Glob(demo.FS, "*.ndjson")
 	if err != nil {
@@ -387,12 +424,8 @@ func prepareData(root, mdDir, bundleDir string, volume int) error {
 	if _, err := store.LoadDir(os.DirFS(mdDir)); err != nil {
 		return fmt.Errorf("load master data: %w", err)
 	}
-	twin, err := os.ReadFile(filepath.Join(root, "test", "perf", "opa", "md.rego"))
-	if err != nil {
-		return err
-	}
-	// The pack as it is on disk: tollgate is built from the same tree and embeds it.
-	return perf.WriteOPABundle(bundleDir, os.DirFS(filepath.Join(root, "policies")), twin, perf.ExportMasterdata(store.Snapshot()))
+	twins := os.DirFS(filepath.Join(root, "test", "perf", "opa"))
+	return perf.WriteOPABundle(bundleDir, os.DirFS(packDir), twins, perf.ExportMasterdata(store.Snapshot()))
 }
 
 // startTollgate starts `tollgate serve` on loopback with its data under work/dir, the master data of

@@ -41,3 +41,17 @@ func TestParseFlagsLag(t *testing.T) {
 		}
 	}
 }
+
+// TestParseFlagsHistory: the server without history views is loaded by default; -skip-history leaves
+// it out of the load.
+func TestParseFlagsHistory(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{{nil, false}, {[]string{"-skip-history"}, true}, {[]string{"-skip-history=false"}, false}} {
+		o, err := parseFlags(c.args)
+		if err != nil || o.skipHistory != c.want {
+			t.Errorf("%q: skip-history %v, %v; want %v", c.args, o.skipHistory, err, c.want)
+		}
+	}
+}
