@@ -52,7 +52,7 @@ func rootCommand() *command {
 		help: `tollgatectl calls a Tollgate policy decision service over gRPC.
 Requests and responses are JSON with short enum names ("HUMAN", "EXECUTE",
 "ALLOW"); the prefixed proto names ("ACTOR_TYPE_HUMAN") are accepted too.`,
-		subs: []*command{decideCommand(), decideBatchCommand(), masterDataCommand(), auditCommand(), policyCommand(), impactCommand()},
+		subs: []*command{decideCommand(), decideBatchCommand(), masterDataCommand(), auditCommand(), insightsCommand(), policyCommand(), impactCommand()},
 	}
 }
 

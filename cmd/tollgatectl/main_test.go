@@ -147,8 +147,8 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "tollgatectl: missing command (decide, decide-batch, masterdata, audit, policy, impact) (see 'tollgatectl -h')"},
-		{[]string{"frobnicate"}, `tollgatectl: unknown command "frobnicate" (decide, decide-batch, masterdata, audit, policy, impact) (see 'tollgatectl -h')`},
+		{nil, "tollgatectl: missing command (decide, decide-batch, masterdata, audit, insights, policy, impact) (see 'tollgatectl -h')"},
+		{[]string{"frobnicate"}, `tollgatectl: unknown command "frobnicate" (decide, decide-batch, masterdata, audit, insights, policy, impact) (see 'tollgatectl -h')`},
 		{[]string{"--nope"}, "tollgatectl: flag provided but not defined: -nope (see 'tollgatectl -h')"},
 		{[]string{"--timeout", "soon", "decide"}, `tollgatectl: invalid value "soon" for flag -timeout: parse error (see 'tollgatectl -h')`},
 		{[]string{"decide"}, "tollgatectl: decide: -f is required (see 'tollgatectl decide -h')"},

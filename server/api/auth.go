@@ -52,6 +52,15 @@ var methodAccess = map[string]access{
 	tollgatev1.AuditService_ListCheckpoints_FullMethodName: {roles: []string{auth.RoleAudit}},
 	tollgatev1.AuditService_GetReceipt_FullMethodName:      {roles: []string{auth.RoleAudit}},
 
+	tollgatev1.InsightsService_GetVolume_FullMethodName:         {roles: []string{auth.RoleAudit}},
+	tollgatev1.InsightsService_GetExceptions_FullMethodName:     {roles: []string{auth.RoleAudit}},
+	tollgatev1.InsightsService_GetApprovals_FullMethodName:      {roles: []string{auth.RoleAudit}},
+	tollgatev1.InsightsService_GetAutonomy_FullMethodName:       {roles: []string{auth.RoleAudit}},
+	tollgatev1.InsightsService_GetRetries_FullMethodName:        {roles: []string{auth.RoleAudit}},
+	tollgatev1.InsightsService_GetApprovalDelays_FullMethodName: {roles: []string{auth.RoleAudit}},
+	tollgatev1.InsightsService_ListSLABreaches_FullMethodName:   {roles: []string{auth.RoleAudit}},
+	tollgatev1.InsightsService_ListPolicyChanges_FullMethodName: {roles: []string{auth.RoleAudit}},
+
 	tollgatev1.PolicyService_Status_FullMethodName:   {roles: []string{auth.RoleAdmin, auth.RoleAudit}},
 	tollgatev1.PolicyService_Activate_FullMethodName: {roles: []string{auth.RoleAdmin}},
 

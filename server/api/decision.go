@@ -45,6 +45,7 @@ type DecisionServer struct {
 	tracing     decisionTracing // see WithTracing
 	consistency Consistency     // see WithConsistency
 	history     HistoryKeeper   // see WithHistory
+	conflicts   ConflictCounter // see WithConflicts
 }
 
 // HistoryKeeper serializes decisions per history view key and keeps the index they read;
@@ -189,19 +190,37 @@ func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideReque
 			return nil, nil, err
 		}
 		auditCtx, auditSpan := s.startSpan(ctx, SpanAuditCommit)
-		stored, original, err := s.audit.Write(auditCtx, rec)
+		// Once the record is queued as a decision of its own, it counts for its history keys and they
+		// are released: the next decision on them reads it while its commit is still in flight, so
+		// decisions on one key are serialized for their evaluation, not for their disk writes too.
+		var early *audit.Record // the queued record, masked as stored, once observed early
+		queued := func(q *audit.Record) {
+			early = q
+			ticket.Observe(q)
+			ticket.Release()
+		}
+		stored, original, err := s.writeAudit(auditCtx, rec, queued)
 		s.endAuditCommit(auditSpan, stored, err)
 		if err != nil {
+			if early != nil && errors.Is(err, audit.ErrUnavailable) {
+				// The commit failed: not a decision after all. A commit whose outcome is unknown (the
+				// call's deadline passed first) stays counted: more approvals, never fewer.
+				ticket.Forget(early)
+			}
+			s.countConflict(ctx, rec, err)
 			return nil, nil, err
 		}
 		subject = stored
 		if original != nil {
+			if early != nil {
+				// Another replica stored this idempotency key first: rec became a replay marker.
+				ticket.Forget(early)
+			}
 			resp = responseFromRecord(original)
 			resp.Replay = true
 			subject = original
-		} else {
-			// Committed (sync) or queued (async: answered, so it counts even if it lands in the
-			// dead-letter file); a replay marker is not a new decision and is not observed.
+		} else if early == nil {
+			// A writer without WriteQueued: observed once written (queued, in async mode).
 			ticket.Observe(stored)
 		}
 	}
@@ -230,6 +249,7 @@ func decisionRecord(ctx context.Context, req *tollgatev1.DecideRequest, resp *to
 		BundleRevision:     resp.GetBundleRevision(),
 		MasterdataRevision: resp.GetMasterdataRevision(),
 		FactsJson:          string(facts),
+		Kind:               tollgatev1.RecordKind_RECORD_KIND_DECISION,
 		IdempotencyKey:     req.GetIdempotencyKey(),
 		Latency:            durationpb.New(latency),
 	}, nil
@@ -287,6 +307,21 @@ var effects = map[engine.Effect]tollgatev1.Effect{
 	engine.Allow:           tollgatev1.Effect_EFFECT_ALLOW,
 	engine.Deny:            tollgatev1.Effect_EFFECT_DENY,
 	engine.RequireApproval: tollgatev1.Effect_EFFECT_REQUIRE_APPROVAL,
+}
+
+// queuedWriter is an AuditLog that reports when a record is queued as a decision of its own;
+// *audit.Writer is one (WriteQueued).
+type queuedWriter interface {
+	WriteQueued(ctx context.Context, rec *audit.Record, queued func(*audit.Record)) (stored, replayOf *audit.Record, err error)
+}
+
+// writeAudit writes rec, calling queued once it is queued as a decision of its own when the audit log
+// can say so.
+func (s *DecisionServer) writeAudit(ctx context.Context, rec *audit.Record, queued func(*audit.Record)) (stored, replayOf *audit.Record, err error) {
+	if qw, ok := s.audit.(queuedWriter); ok {
+		return qw.WriteQueued(ctx, rec, queued)
+	}
+	return s.audit.Write(ctx, rec)
 }
 
 // beginHistory takes the decision's history view keys (HistoryKeeper.Begin). Without a keeper it

@@ -23,6 +23,8 @@ type Services struct {
 	Decisions  *DecisionServer
 	MasterData *MasterDataServer
 	Audit      *AuditServer
+	// Insights is registered when set.
+	Insights *InsightsServer
 }
 
 // MaxMessageBytes is the transport bound on one gRPC message. It admits a full batch of maximal
@@ -45,6 +47,9 @@ func NewServer(svc Services, guard *Guard, log zerolog.Logger, opts ...grpc.Serv
 	tollgatev1.RegisterDecisionServiceServer(srv, svc.Decisions)
 	tollgatev1.RegisterMasterDataServiceServer(srv, svc.MasterData)
 	tollgatev1.RegisterAuditServiceServer(srv, svc.Audit)
+	if svc.Insights != nil {
+		tollgatev1.RegisterInsightsServiceServer(srv, svc.Insights)
+	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)

@@ -38,6 +38,7 @@ import (
 	"github.com/tollgate/tollgate/server/console"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/history"
+	"github.com/tollgate/tollgate/server/insights"
 	"github.com/tollgate/tollgate/server/masterdata"
 	"github.com/tollgate/tollgate/server/masterdata/feed"
 	"github.com/tollgate/tollgate/server/telemetry"
@@ -196,6 +197,7 @@ type App struct {
 	tracing       *telemetry.Tracing
 	history       *history.Tracker
 	historyTail   *history.Tail
+	roller        *insights.Roller
 }
 
 // New loads the master data and the policy bundle, builds the services and binds both listeners, so the
@@ -328,15 +330,25 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		mdServer.WithStream(a.feed)
 		consistency.Head = a.feed // a replica that is behind names the stream head it is behind
 	}
+	// Insights: roll-ups of the committed records, kept in the audit store's database.
+	rollups, err := insightsStore(a.store)
+	if err != nil {
+		a.closeAudit()
+		return nil, err
+	}
+	a.roller = insights.NewRoller(insights.RollerConfig{Config: activeInsights(eng)}, a.store, rollups, log)
+	insightsServer := api.NewInsightsServer(insights.NewReader(rollups), api.InsightsConfig{Sync: a.roller, Config: activeInsights(eng)}, log)
 	decisions := api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync).
 		WithTracing(a.tracing.Tracer(), cfg.ReplicaID, a.chainID).
 		WithConsistency(consistency).
-		WithHistory(a.history)
+		WithHistory(a.history).
+		WithConflicts(rollups)
 	guard := api.NewGuard(a.auth, cfg.DecisionTimeout, log)
 	a.grpc, a.health = api.NewServer(api.Services{
 		Decisions:  decisions,
 		MasterData: mdServer,
 		Audit:      auditServer,
+		Insights:   insightsServer,
 	}, guard, log, serverOpts...)
 	policyServer := api.NewPolicyServer(a.bundles, log)
 	tollgatev1.RegisterPolicyServiceServer(a.grpc, policyServer)
@@ -356,7 +368,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	azHandler.Register(mux)
 	// The web console calls the same server implementations in process, behind the same authenticator.
 	webConsole, err := console.New(console.Config{Auth: a.auth, Audit: auditServer, Policy: policyServer,
-		SecureCookies: httpTLS != nil}, log)
+		Insights: insightsServer, SecureCookies: httpTLS != nil}, log)
 	if err != nil {
 		a.closeAudit()
 		return nil, fmt.Errorf("console: %w", err)
@@ -427,6 +439,9 @@ func (a *App) closeAudit() {
 		}
 	}
 	a.closeCheckpointer()
+	if a.roller != nil {
+		a.roller.Close() // before the store: its last round reads and writes there
+	}
 	if a.store != nil {
 		if err := a.store.Close(); err != nil {
 			a.log.Error().Err(err).Msg("close audit store")
@@ -524,6 +539,7 @@ func (a *App) Run(ctx context.Context) error {
 	go a.watchAudit(watchCtx, a.writer)
 	go a.history.Run(watchCtx)
 	go a.historyTail.Run(watchCtx)
+	a.roller.Start()
 	if err := a.bundles.Start(watchCtx); err != nil {
 		errc <- fmt.Errorf("watch bundle sources: %w", err)
 	}
@@ -638,13 +654,13 @@ func (a *App) startHistory(ctx context.Context) error {
 	return nil
 }
 
-// checkMaskedViews refuses history views that read a request path the audit log masks: records keep
-// the masked request, so such a view would count the real value live and "***MASKED***" after a
-// rebuild, and a replay could not reproduce the key the decision read.
+// checkMaskedViews refuses history views keyed or conditioned on a request path the audit log masks:
+// records keep the masked request, so after a rebuild every such decision would be filed under
+// "***MASKED***". A masked value is allowed: the decision counts, its value unreadable.
 func checkMaskedViews(maskPaths []string) func(history.Views) error {
 	return func(views history.Views) error {
 		if masked := views.MaskedPaths(maskPaths); len(masked) > 0 {
-			return fmt.Errorf("history views read request paths the audit log masks (--audit-mask): %s; a view must read what the log keeps", strings.Join(masked, ", "))
+			return fmt.Errorf("history views are keyed or conditioned on request paths the audit log masks (--audit-mask): %s; a view's key must be what the log keeps", strings.Join(masked, ", "))
 		}
 		return nil
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/audit/postgres"
 	"github.com/tollgate/tollgate/server/audit/sqlite"
+	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/insights"
 )
 
 // AuditStoreSQLite names the embedded audit store, SQLite under DataDir (Config.AuditStore "" too).
@@ -36,6 +38,27 @@ func openAuditStore(ctx context.Context, cfg Config) (audit.Store, error) {
 		return s, nil
 	}
 	return nil, fmt.Errorf("audit store %q: want %q or a postgres:// URL", cfg.AuditStore, AuditStoreSQLite)
+}
+
+// insightsStore returns the insights.Store kept beside the audit store, in the same database.
+func insightsStore(st audit.Store) (insights.Store, error) {
+	switch s := st.(type) {
+	case *sqlite.Store:
+		return s.Insights(), nil
+	case *postgres.Store:
+		return s.Insights(), nil
+	}
+	return nil, fmt.Errorf("audit store %T keeps no insights roll-ups", st)
+}
+
+// activeInsights returns the insights config of the engine's active bundle.
+func activeInsights(eng *engine.Engine) func() insights.Config {
+	return func() insights.Config {
+		if c, _ := eng.Active(); c != nil {
+			return c.Insights()
+		}
+		return insights.Config{}
+	}
 }
 
 // defaultChainID is the audit chain of a service whose Config.Audit.ChainID is empty: "default" on

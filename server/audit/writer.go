@@ -321,6 +321,17 @@ func (w *Writer) Mode() Mode { return w.cfg.Mode }
 // ends first returns ctx's error without knowing the outcome. A failed
 // commit returns an error wrapping ErrUnavailable. After Close, ErrClosed.
 func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replayOf *Record, err error) {
+	return w.WriteQueued(ctx, rec, nil)
+}
+
+// WriteQueued is Write that calls queued, on the caller's goroutine, once rec is in the commit queue as
+// a decision of its own (not a replay marker of an earlier one), before a sync Write waits for the
+// commit. queued gets the record as it will be stored, masked, before the commit assigns its chain
+// position; it must only read it, and not keep it. The decision path uses it to let the next decision on the same history key proceed while
+// this one's commit is still in flight (history.Ticket): the commit may still fail, or, for a keyed
+// decision another replica stored first, turn rec into a replay marker (replayOf set), and the caller
+// must then undo what queued did.
+func (w *Writer) WriteQueued(ctx context.Context, rec *Record, queued func(*Record)) (stored *Record, replayOf *Record, err error) {
 	if rec.GetDecisionId() == "" {
 		return nil, nil, fmt.Errorf("audit record: decision_id is empty")
 	}
@@ -395,6 +406,9 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if queued != nil && it.origin == nil && originalRec == nil {
+		queued(r)
 	}
 	if it.result == nil {
 		if it.origin != nil {

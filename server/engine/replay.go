@@ -14,6 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 
 	"github.com/tollgate/tollgate/server/history"
+	"github.com/tollgate/tollgate/server/insights"
 )
 
 // Compiled is a bundle compiled and prepared for evaluation outside the live path: replaying a
@@ -24,11 +25,16 @@ type Compiled struct {
 	data     []byte
 	query    rego.PreparedEvalQuery
 	views    history.Views
+	insights insights.Config
 }
 
 // HistoryViews are the history views the bundle declares (params.history.views): what its rules may
 // ask tollgate.history for, and so what the service must maintain before it decides.
 func (c *Compiled) HistoryViews() history.Views { return c.views }
+
+// Insights is the insights config the bundle declares (params.insights): which action approves which,
+// and the approval SLA.
+func (c *Compiled) Insights() insights.Config { return c.insights }
 
 // Revision is the effective revision of the compiled bundle: its manifest revision followed by "@" and
 // the first 12 hex digits of the SHA-256 of its serialized form. Decisions report it, and the audit log
@@ -41,7 +47,8 @@ func (c *Compiled) Data() []byte { return c.data }
 
 // Compile compiles b under the safe capabilities and prepares its decision query. It fails when the
 // bundle does not compile, calls a built-in outside the safe set, does not define the decision rule
-// (ErrNoDecisionRule) or declares malformed history views (history.ErrInvalidViews).
+// (ErrNoDecisionRule) or declares malformed history views (history.ErrInvalidViews) or a malformed
+// insights config (insights.ErrInvalidConfig).
 func Compile(ctx context.Context, b *bundle.Bundle) (*Compiled, error) {
 	return CompileWith(ctx, b, safeCapabilities())
 }
@@ -59,12 +66,16 @@ func CompileWith(ctx context.Context, b *bundle.Bundle, caps *Capabilities) (*Co
 	if err != nil {
 		return nil, err
 	}
+	ins, err := bundleInsights(b)
+	if err != nil {
+		return nil, err
+	}
 	data, err := Serialize(b)
 	if err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(data)
-	return &Compiled{revision: b.Manifest.Revision + "@" + hex.EncodeToString(sum[:6]), data: data, query: pq, views: views}, nil
+	return &Compiled{revision: b.Manifest.Revision + "@" + hex.EncodeToString(sum[:6]), data: data, query: pq, views: views, insights: ins}, nil
 }
 
 // Serialize writes b in OPA's bundle format (tar.gz); the revision digest is taken over it. The output is
@@ -119,4 +130,18 @@ func bundleViews(b *bundle.Bundle) (history.Views, error) {
 		return history.Views{}, fmt.Errorf("read params for history views: %w", err)
 	}
 	return history.Parse(data)
+}
+
+// bundleInsights parses the insights config a bundle declares. Roll-ups folded with a mapping the
+// service misread would report wrong delays for good, so a malformed one fails the compile.
+func bundleInsights(b *bundle.Bundle) (insights.Config, error) {
+	params, ok := b.Data["params"]
+	if !ok {
+		return insights.Config{}, nil
+	}
+	data, err := json.Marshal(params)
+	if err != nil {
+		return insights.Config{}, fmt.Errorf("read params for insights: %w", err)
+	}
+	return insights.ParseParams(data)
 }

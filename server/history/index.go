@@ -157,6 +157,43 @@ func (ix *Index) observe(rec *audit.Record, unordered bool) int {
 	return n
 }
 
+// Forget takes back a record Observe added: one whose commit failed after the decision path observed it
+// early (history.Ticket), or that became a replay marker of another replica's decision. It removes the
+// record's entries from every view that counted it, and its id, and returns the number of entries
+// removed. A record not held is a no-op.
+func (ix *Index) Forget(rec *audit.Record) int {
+	id := rec.GetDecisionId()
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if _, ok := ix.seen[id]; !ok {
+		return 0
+	}
+	delete(ix.seen, id)
+	n := 0
+	for _, v := range ix.views.byAction[rec.GetRequest().GetAction()] {
+		key, ok := v.keyOf(rec.GetRequest())
+		if !ok {
+			continue
+		}
+		vk := ViewKey{View: v.name, Key: key}
+		s := ix.series[vk]
+		for i := range s {
+			if s[i].id == id {
+				s = slices.Delete(s, i, i+1)
+				n++
+				break
+			}
+		}
+		if len(s) == 0 {
+			delete(ix.series, vk)
+		} else {
+			ix.series[vk] = s
+		}
+	}
+	ix.entries -= n
+	return n
+}
+
 func (ix *Index) intern(cur string) uint8 {
 	if cur == "" {
 		return curNone

@@ -159,13 +159,27 @@ func (t *Tracker) Observe(rec *audit.Record) {
 	}
 }
 
+// Forget takes back a record Observe added, from the current index and any being rebuilt; see
+// Index.Forget.
+func (t *Tracker) Forget(rec *audit.Record) {
+	t.mu.Lock()
+	cur, building := t.current.Load(), append([]*Index(nil), t.building...)
+	t.mu.Unlock()
+	cur.Forget(rec)
+	for _, ix := range building {
+		ix.Forget(rec)
+	}
+}
+
 // Ticket is one decision's hold on its history view keys, from before its evaluation until its record
-// is observed. Release it exactly once. The zero Ticket holds nothing and observes nothing.
+// is observed. Release may be called more than once; the first call releases. The zero Ticket holds
+// nothing and observes nothing.
 type Ticket struct {
-	t      *Tracker
-	index  *Index
-	keys   []ViewKey
-	unlock func()
+	t       *Tracker
+	index   *Index
+	keys    []ViewKey
+	unlock  func()
+	release sync.Once
 }
 
 // Begin takes the locks of every key of the current views that req would be counted under, waiting
@@ -209,11 +223,20 @@ func (tk *Ticket) Observe(rec *audit.Record) {
 	}
 }
 
-// Release releases the keys.
-func (tk *Ticket) Release() {
-	if tk.unlock != nil {
-		tk.unlock()
+// Forget takes back a record the ticket observed before its commit (Tracker.Forget).
+func (tk *Ticket) Forget(rec *audit.Record) {
+	if rec != nil && tk.t != nil {
+		tk.t.Forget(rec)
 	}
+}
+
+// Release releases the keys; later calls do nothing.
+func (tk *Ticket) Release() {
+	tk.release.Do(func() {
+		if tk.unlock != nil {
+			tk.unlock()
+		}
+	})
 }
 
 // Run evicts, every EvictInterval until ctx ends, what no window reaches any more, so memory stays

@@ -211,11 +211,12 @@ func TestTrackerBeginDeadline(t *testing.T) {
 	free.Release()
 }
 
-// TestMaskedPaths: a view reading a masked path, or a path inside a masked one, is reported.
+// TestMaskedPaths: a view keyed or conditioned on a masked path, or a path inside a masked one, is
+// reported; a masked value path is not (the value is then unreadable, not the key).
 func TestMaskedPaths(t *testing.T) {
 	vs := packViews(t)
-	if got := vs.MaskedPaths([]string{"resource.attributes.bank_account", "context.note"}); len(got) != 0 {
-		t.Fatalf("unrelated mask paths flagged %v", got)
+	if got := vs.MaskedPaths([]string{"resource.attributes.bank_account", "context.note", "resource.attributes.amount"}); len(got) != 0 {
+		t.Fatalf("unrelated or value mask paths flagged %v", got)
 	}
 	got := fmt.Sprint(vs.MaskedPaths([]string{"resource.attributes.invoice_ref", "actor"}))
 	if want := "[actor.id actor.type resource.attributes.invoice_ref]"; got != want {
@@ -238,5 +239,32 @@ func TestTrackerPrepareFailsWithStore(t *testing.T) {
 	}
 	if _, err := tr.Index().Query("po_split", "x", t0); !errors.Is(err, history.ErrUnknownView) {
 		t.Fatalf("query of a view never prepared: %v, want ErrUnknownView", err)
+	}
+}
+
+// TestForget: a record taken back leaves the index as if it had never been observed, in every view
+// that counted it, and may be observed again.
+func TestForget(t *testing.T) {
+	tr := newTracker(t, openStore(t), t0)
+	if err := tr.Prepare(context.Background(), packViews(t)); err != nil {
+		t.Fatal(err)
+	}
+	key := mustKey(t, packViews(t), "po_split", po(t, "u1", "1", "USD"))
+	kept := rec("kept", t0.Add(-time.Hour), allow, po(t, "u1", "100.00", "USD"))
+	gone := rec("gone", t0.Add(-time.Minute), allow, po(t, "u1", "900.00", "USD"))
+	tr.Observe(kept)
+	tr.Observe(gone)
+	tr.Forget(gone)
+	got := mustQuery(t, tr.Index(), "po_split", key, t0)
+	if got.Count != 1 || got.Sums["USD"] != "100.00" || got.DecisionIDs[0] != "kept" {
+		t.Fatalf("after Forget: %+v, want kept alone", got)
+	}
+	if st := tr.Index().Stats(); st.Decisions != 1 || st.Entries != 1 {
+		t.Fatalf("stats after Forget %+v, want 1 decision, 1 entry", st)
+	}
+	tr.Forget(gone) // twice: a no-op
+	tr.Observe(gone)
+	if got := mustQuery(t, tr.Index(), "po_split", key, t0); got.Count != 2 {
+		t.Fatalf("observed again after Forget: count %d, want 2", got.Count)
 	}
 }

@@ -280,12 +280,14 @@ func (vs Views) Merge(newer Views) Views {
 	return out
 }
 
-// MaskedPaths returns the request paths of vs that a mask path (audit.Config.MaskPaths, the same dotted
-// proto names) covers: equal, or one inside the other. The audit record keeps the masked request, so
-// such a view would count a real value live and "***MASKED***" after a rebuild; the gate refuses it.
+// MaskedPaths returns the key and where-condition paths of vs that a mask path (audit.Config.MaskPaths,
+// the same dotted proto names) covers: equal, or one inside the other. Records keep the masked request,
+// so such a view would file a decision under "***MASKED***" instead of its key, and every masked request
+// would share one key; the gate refuses it. A masked value or currency path is allowed: the decision is
+// counted, with its value unreadable (Result.Unvalued), which rules that sum treat as "cannot judge".
 func (vs Views) MaskedPaths(maskPaths []string) []string {
 	var out []string
-	for _, p := range vs.Paths() {
+	for _, p := range vs.keyPaths() {
 		for _, m := range maskPaths {
 			if p == m || strings.HasPrefix(p, m+".") || strings.HasPrefix(m, p+".") {
 				out = append(out, p)
@@ -294,6 +296,24 @@ func (vs Views) MaskedPaths(maskPaths []string) []string {
 		}
 	}
 	return out
+}
+
+// keyPaths returns the paths that decide whether and under which key a request is counted: key fields
+// and where conditions, sorted and without duplicates.
+func (vs Views) keyPaths() []string {
+	var out []string
+	for _, v := range vs.byName {
+		for _, k := range v.key {
+			out = append(out, k.path.text)
+		}
+		for _, a := range v.actions {
+			for _, c := range a.where {
+				out = append(out, c.path.text)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // ViewKey names one key of one view.

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -9,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/server/app"
 	"github.com/tollgate/tollgate/server/audit"
+	"github.com/tollgate/tollgate/server/audit/audittest"
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/test/testserver"
 )
@@ -211,5 +215,33 @@ func TestHistoryBuiltinWithoutView(t *testing.T) {
 	resp := decideOK(t, srv, refund("clerk-1", "1.00", "n1"))
 	if resp.GetEffect() != tollgatev1.Effect_EFFECT_DENY || resp.GetReasons()[0].GetCode() != "POLICY_ERROR" {
 		t.Fatalf("rule reading an undeclared view: %s %v, want DENY POLICY_ERROR", resp.GetEffect(), resp.GetReasons())
+	}
+}
+
+// TestHistoryForgetsAFailedCommit: a decision counts for its key as soon as its record is queued, so the
+// next decision on the key need not wait for the commit; when the commit then fails, the decision was
+// not made (the caller gets Unavailable) and no longer counts.
+func TestHistoryForgetsAFailedCommit(t *testing.T) {
+	var faults *audittest.FaultStore
+	srv := startServer(t, app.Config{BundleDir: refundsBundle, WrapAuditStore: func(s audit.Store) audit.Store {
+		faults = audittest.NewFaultStore(s)
+		return faults
+	}})
+	faults.FailAppends(1000, errors.New("disk detached"))
+	if _, err := srv.Client.Decide(context.Background(), refund("clerk-1", "10.00", "f1")); status.Code(err) != codes.Unavailable {
+		t.Fatalf("refund with the audit store failing: %v, want Unavailable", err)
+	}
+	faults.Heal()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := srv.Client.Decide(context.Background(), refund("clerk-1", "10.00", fmt.Sprintf("f2-%d", time.Now().UnixNano())))
+		if err == nil {
+			wantDecision(t, resp, tollgatev1.Effect_EFFECT_ALLOW, "0 prior refunds")
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the service did not recover from the store failure: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

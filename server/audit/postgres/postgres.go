@@ -241,8 +241,8 @@ const insertRecords = `INSERT INTO records (decision_id, chain_id, seq, kind, ev
 	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::integer[], $5::bigint[], $6::text[], $7::text[],
 	$8::text[], $9::text[], $10::integer[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bytea[], $16::bytea[])`
 
-const insertReasons = `INSERT INTO record_reasons (code, decision_id)
-	SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`
+const insertReasons = `INSERT INTO record_reasons (code, decision_id, evaluated_at)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING`
 
 // The head moves with the tree's size. Append has locked the head row (or
 // found none) and checked it is the writer's prev.
@@ -273,6 +273,7 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 		kinds, effects                                 = make([]int32, n), make([]int32, n)
 		hashes, bodies                                 = make([][]byte, n), make([][]byte, n)
 		reasonCodes, reasonIDs                         []string
+		reasonTimes                                    []int64
 	)
 	for i, e := range entries {
 		r := e.Record
@@ -297,6 +298,7 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 		for _, reason := range r.GetReasons() {
 			if reason.GetCode() != "" {
 				reasonCodes, reasonIDs = append(reasonCodes, reason.GetCode()), append(reasonIDs, c.DecisionID)
+				reasonTimes = append(reasonTimes, c.EvaluatedAt)
 			}
 		}
 	}
@@ -399,7 +401,7 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 	b.Queue(insertRecords, ids, chains, seqs, kinds, ats, actors, actions, resTypes, resIDs, effects, bundles, workflows, keys, scopes, hashes, bodies)
 	ops = append(ops, op{what, audit.ErrDuplicate})
 	if len(reasonCodes) > 0 {
-		b.Queue(insertReasons, reasonCodes, reasonIDs)
+		b.Queue(insertReasons, reasonCodes, reasonIDs, reasonTimes)
 		ops = append(ops, op{"reasons of " + what, audit.ErrDuplicate})
 	}
 	b.Queue(insertTreeHashes, growth...)
@@ -567,7 +569,18 @@ func listQuery(f audit.Filter, limit int) (string, []any, error) {
 		add("effect = ?", int32(f.Effect))
 	}
 	if f.ReasonCode != "" {
-		add("decision_id IN (SELECT decision_id FROM record_reasons WHERE code = ?)", f.ReasonCode)
+		// The range goes inside too, so the (code, evaluated_at) index bounds the codes read.
+		args = append(args, f.ReasonCode)
+		inner := "code = $" + strconv.Itoa(len(args))
+		if !f.From.IsZero() {
+			args = append(args, f.From.UnixNano())
+			inner += " AND evaluated_at >= $" + strconv.Itoa(len(args))
+		}
+		if !f.To.IsZero() {
+			args = append(args, f.To.UnixNano())
+			inner += " AND evaluated_at < $" + strconv.Itoa(len(args))
+		}
+		where = append(where, "decision_id IN (SELECT decision_id FROM record_reasons WHERE "+inner+")")
 	}
 	if f.PageToken != "" {
 		at, id, err := decodeToken(f.PageToken)

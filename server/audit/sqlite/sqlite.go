@@ -411,7 +411,7 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 				c.IdempotScope, c.Hash, string(e.Body))
 			for _, reason := range e.Record.GetReasons() {
 				if reason.GetCode() != "" {
-					reasons = append(reasons, reason.GetCode(), c.DecisionID)
+					reasons = append(reasons, reason.GetCode(), c.DecisionID, c.EvaluatedAt)
 				}
 			}
 		}
@@ -423,7 +423,7 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 		}
 		ops = append(ops, op{st, q, args, what})
 		if len(reasons) > 0 {
-			q := "INSERT OR IGNORE INTO record_reasons (code, decision_id) VALUES (?,?)" + strings.Repeat(",(?,?)", len(reasons)/2-1)
+			q := "INSERT OR IGNORE INTO record_reasons (code, decision_id, evaluated_at) VALUES (?,?,?)" + strings.Repeat(",(?,?,?)", len(reasons)/3-1)
 			st, err := s.stmt(ctx, q)
 			if err != nil {
 				return err
@@ -656,7 +656,9 @@ func listQuery(f audit.Filter, limit int) (string, []any, error) {
 		add("effect = ?", int64(f.Effect))
 	}
 	if f.ReasonCode != "" {
-		add("decision_id IN (SELECT decision_id FROM record_reasons WHERE code = ?)", f.ReasonCode)
+		// The range goes inside too, so the (code, evaluated_at) index bounds the codes read.
+		inner, args := reasonRange(f)
+		add("decision_id IN (SELECT decision_id FROM record_reasons WHERE code = ?"+inner+")", append([]any{f.ReasonCode}, args...)...)
 	}
 	if f.PageToken != "" {
 		at, id, err := decodeToken(f.PageToken)
@@ -674,6 +676,21 @@ func listQuery(f audit.Filter, limit int) (string, []any, error) {
 }
 
 // List implements audit.Store.
+// reasonRange is the time range of f as conditions on record_reasons.evaluated_at (migration 007).
+func reasonRange(f audit.Filter) (string, []any) {
+	var cond string
+	var args []any
+	if !f.From.IsZero() {
+		cond += " AND evaluated_at >= ?"
+		args = append(args, f.From.UnixNano())
+	}
+	if !f.To.IsZero() {
+		cond += " AND evaluated_at < ?"
+		args = append(args, f.To.UnixNano())
+	}
+	return cond, args
+}
+
 func (s *Store) List(ctx context.Context, f audit.Filter) (audit.Page, error) {
 	if err := s.check(); err != nil {
 		return audit.Page{}, err
