@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := $(CURDIR)/.bin
 TOOLS   := -modfile=tools/go.mod
 
-.PHONY: test build proto lint-proto tools fuzz bench
+.PHONY: test build proto lint-proto tools fuzz bench console
 
 test:
 	$(GO) test -race -count=1 ./...
@@ -20,6 +20,11 @@ lint-proto: tools
 
 proto: lint-proto
 	PATH=$(BIN):$$PATH buf generate
+
+# The web console's assets (server/console/dist, embedded in the binary and committed, so go build needs
+# no npm): installs the locked npm packages of console/ and bundles them with esbuild.
+console:
+	cd console && npm ci && npm run build
 
 # Every fuzz target for a bounded time each (FUZZTIME, default 10s); fails if any target fails.
 fuzz:

@@ -85,7 +85,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var cfg app.Config
 	fs.StringVar(&cfg.Addr, "addr", app.DefaultAddr, "gRPC listen address")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", app.DefaultHTTPAddr, "HTTP listen address for /metrics, /healthz and the AuthZEN API (/access/v1/*); TLS with --tls-cert, else plaintext, allowed only on loopback unless --insecure")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", app.DefaultHTTPAddr, "HTTP listen address for /metrics, /healthz, the AuthZEN API (/access/v1/*) and the web console (/console/); TLS with --tls-cert, else plaintext, allowed only on loopback unless --insecure")
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "directory for the service's files (audit log)")
 	fs.StringVar(&cfg.BundleDir, "bundle", "", "policy bundle directory (watched) or bundle archive (.tar.gz) (default: the bundle active before a restart, else the pack embedded in the binary)")
 	fs.StringVar(&cfg.MasterdataDir, "masterdata", "", "directory of NDJSON change-event files to load at start (default: embedded demo data; not with --masterdata-stream)")

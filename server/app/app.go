@@ -35,6 +35,7 @@ import (
 	"github.com/tollgate/tollgate/server/auth"
 	"github.com/tollgate/tollgate/server/authzen"
 	"github.com/tollgate/tollgate/server/bundles"
+	"github.com/tollgate/tollgate/server/console"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/history"
 	"github.com/tollgate/tollgate/server/insights"
@@ -47,9 +48,9 @@ import (
 type Config struct {
 	// Addr is the gRPC listen address. Default 127.0.0.1:7070; use port 0 for any free port.
 	Addr string
-	// HTTPAddr serves /metrics, /healthz and the AuthZEN endpoints (server/authzen), over TLS with
-	// TLSCert when it is given, else plaintext, which like Addr is allowed only on loopback or with
-	// Insecure. Default 127.0.0.1:7071.
+	// HTTPAddr serves /metrics, /healthz, the AuthZEN endpoints (server/authzen) and the web console at
+	// /console/ (server/console), over TLS with TLSCert when it is given, else plaintext, which like
+	// Addr is allowed only on loopback or with Insecure. Default 127.0.0.1:7071.
 	HTTPAddr string
 	// DataDir holds the service's files (the audit log). Default ./tollgate-data; created if missing.
 	DataDir string
@@ -349,7 +350,8 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		Audit:      auditServer,
 		Insights:   insightsServer,
 	}, guard, log, serverOpts...)
-	tollgatev1.RegisterPolicyServiceServer(a.grpc, api.NewPolicyServer(a.bundles, log))
+	policyServer := api.NewPolicyServer(a.bundles, log)
+	tollgatev1.RegisterPolicyServiceServer(a.grpc, policyServer)
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
@@ -364,6 +366,14 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		return nil, err
 	}
 	azHandler.Register(mux)
+	// The web console calls the same server implementations in process, behind the same authenticator.
+	webConsole, err := console.New(console.Config{Auth: a.auth, Audit: auditServer, Policy: policyServer,
+		Insights: insightsServer, SecureCookies: httpTLS != nil}, log)
+	if err != nil {
+		a.closeAudit()
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	mux.Handle(console.Prefix, webConsole)
 	// The server's own errors (a plaintext request to the TLS port, say) go to the service log as JSON.
 	httpLog := stdlog.New(a.log.With().Str("listener", "http").Logger(), "", 0)
 	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: httpLog}
