@@ -258,8 +258,10 @@ func TestHistoryKeyWaitFailsClosed(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if _, err := srv.Client.Decide(ctx, refund("clerk-1", "1.00", "w1")); status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("decision waiting for a held key: %v, want DeadlineExceeded", err)
+	// The answer cannot reach the caller after its deadline: DeadlineExceeded, or Unavailable when the
+	// server gives up writing the DENY first.
+	if _, err := srv.Client.Decide(ctx, refund("clerk-1", "1.00", "w1")); status.Code(err) != codes.DeadlineExceeded && status.Code(err) != codes.Unavailable {
+		t.Fatalf("decision waiting for a held key: %v, want DeadlineExceeded or Unavailable", err)
 	}
 	other, err := srv.Client.Decide(context.Background(), refund("clerk-2", "1.00", "w2"))
 	if err != nil || other.GetEffect() != tollgatev1.Effect_EFFECT_ALLOW {
