@@ -219,12 +219,22 @@ type Result struct {
 	// ("8000.00"); empty for a view that does not sum. Currencies are never
 	// combined.
 	Sums map[string]string `json:"sums"`
-	// DecisionIDs are the prior decisions counted, sorted.
+	// DecisionIDs are the prior decisions counted, sorted; at most
+	// MaxResultIDs, the earliest evaluated (Count is the whole number). The
+	// answer is recorded in every decision that reads it, so it must not
+	// grow with a busy key's history.
 	DecisionIDs []string `json:"decision_ids"`
 	// Unvalued are the counted decisions whose value or currency could not
-	// be read exactly, sorted: a rule that sums must not treat them as zero.
+	// be read exactly, sorted, at most MaxResultIDs of them: a rule that
+	// sums must not treat them as zero.
 	Unvalued []string `json:"unvalued,omitempty"`
 }
+
+// MaxResultIDs bounds the decision ids a Result lists. An AI agent's day or
+// a busy supplier's month can hold thousands of decisions; the counts and
+// sums stay exact, the ids name the earliest, which is what a rule's message
+// cites (ERP-6 names the first posting of the invoice).
+const MaxResultIDs = 16
 
 // Query returns the decisions of view under key evaluated in the view's
 // window relative to t: (t − window, t], or [00:00 UTC of t's day, t]. The
@@ -246,16 +256,20 @@ func (ix *Index) Query(view, key string, t time.Time) (Result, error) {
 	last := sort.Search(len(s), func(i int) bool { return s[i].at > tn })
 	window := s[first:max(first, last)]
 	res.Count = len(window)
-	res.DecisionIDs = make([]string, 0, len(window))
+	res.DecisionIDs = make([]string, 0, min(len(window), MaxResultIDs))
 	var sums []sum // by entry.cur; a handful of currencies at most
 	var used []bool
 	for _, e := range window {
-		res.DecisionIDs = append(res.DecisionIDs, e.id)
+		if len(res.DecisionIDs) < MaxResultIDs {
+			res.DecisionIDs = append(res.DecisionIDs, e.id)
+		}
 		switch e.cur {
 		case curNone:
 			continue
 		case curUnread:
-			res.Unvalued = append(res.Unvalued, e.id)
+			if len(res.Unvalued) < MaxResultIDs {
+				res.Unvalued = append(res.Unvalued, e.id)
+			}
 			continue
 		}
 		if sums == nil {

@@ -268,3 +268,17 @@ func TestForget(t *testing.T) {
 		t.Fatalf("observed again after Forget: count %d, want 2", got.Count)
 	}
 }
+
+// TestResultIDsBounded: a key holding more decisions than MaxResultIDs answers with the exact count
+// and sum but lists only the earliest ids, so the recorded fact does not grow with a busy key.
+func TestResultIDsBounded(t *testing.T) {
+	ix := history.New(packViews(t))
+	for i := range 100 {
+		ix.Observe(rec(fmt.Sprintf("d%03d", i), t0.Add(-time.Duration(100-i)*time.Minute), allow, po(t, "u1", "1.50", "USD")))
+	}
+	got := mustQuery(t, ix, "po_split", mustKey(t, packViews(t), "po_split", po(t, "u1", "1", "USD")), t0)
+	if got.Count != 100 || got.Sums["USD"] != "150.00" || len(got.DecisionIDs) != history.MaxResultIDs ||
+		got.DecisionIDs[0] != "d000" || got.DecisionIDs[history.MaxResultIDs-1] != fmt.Sprintf("d%03d", history.MaxResultIDs-1) {
+		t.Fatalf("count %d sum %s ids %v, want 100, 150.00 and the %d earliest ids", got.Count, got.Sums["USD"], got.DecisionIDs, history.MaxResultIDs)
+	}
+}
