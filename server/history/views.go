@@ -222,18 +222,19 @@ func (vs Views) KeyOf(view string, req *tollgatev1.DecideRequest) (key string, o
 }
 
 // Paths returns every request path the views read (keys, values,
-// currencies, where conditions), sorted and without duplicates. Records hold
-// the request after masking, so a view reading a masked path would count
-// "***MASKED***" after a restart where it counted the real value before: the
-// activation gate should refuse views whose paths the audit mask covers.
-func (vs Views) Paths() []string {
+// currencies, where conditions), sorted and without duplicates.
+func (vs Views) Paths() []string { return vs.paths(true) }
+
+// paths returns the key and where-condition paths of the views, and with
+// values their value and currency paths too, sorted and without duplicates.
+func (vs Views) paths(values bool) []string {
 	var out []string
 	for _, v := range vs.byName {
 		for _, k := range v.key {
 			out = append(out, k.path.text)
 		}
 		for _, a := range v.actions {
-			if a.value != nil {
+			if values && a.value != nil {
 				out = append(out, a.value.text, a.currency.text)
 			}
 			for _, c := range a.where {
@@ -287,7 +288,7 @@ func (vs Views) Merge(newer Views) Views {
 // counted, with its value unreadable (Result.Unvalued), which rules that sum treat as "cannot judge".
 func (vs Views) MaskedPaths(maskPaths []string) []string {
 	var out []string
-	for _, p := range vs.keyPaths() {
+	for _, p := range vs.paths(false) {
 		for _, m := range maskPaths {
 			if p == m || strings.HasPrefix(p, m+".") || strings.HasPrefix(m, p+".") {
 				out = append(out, p)
@@ -296,24 +297,6 @@ func (vs Views) MaskedPaths(maskPaths []string) []string {
 		}
 	}
 	return out
-}
-
-// keyPaths returns the paths that decide whether and under which key a request is counted: key fields
-// and where conditions, sorted and without duplicates.
-func (vs Views) keyPaths() []string {
-	var out []string
-	for _, v := range vs.byName {
-		for _, k := range v.key {
-			out = append(out, k.path.text)
-		}
-		for _, a := range v.actions {
-			for _, c := range a.where {
-				out = append(out, c.path.text)
-			}
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // ViewKey names one key of one view.
