@@ -331,31 +331,39 @@ func (e *Engine) decideAt(ctx context.Context, req *Request, now time.Time, sn *
 
 	ctx, cancel := context.WithTimeout(withSnapshot(ctx, sn), e.cfg.EvalTimeout)
 	defer cancel()
-	rs, err := act.query.Eval(ctx,
-		rego.EvalParsedInput(req.inputValue()),
-		rego.EvalTime(now),
-		rego.EvalNDBuiltinCache(res.Facts),
-		rego.EvalGenerateJSON(rawTerm),
-	)
+	rs, err := act.eval(ctx, req, now, res.Facts, "")
 	return e.finish(ctx, res, req, rs, err)
 }
 
 // finish turns an evaluation's outcome into a result, failing closed on every error.
 func (e *Engine) finish(ctx context.Context, res *Result, req *Request, rs rego.ResultSet, err error) *Result {
-	switch {
-	case err != nil && (ctx.Err() != nil || topdown.IsCancel(err)):
-		return e.fail(res, req, CodeEvaluationTimeout, fmt.Sprintf("policy evaluation did not finish within %s", e.cfg.EvalTimeout), err)
-	case err != nil:
-		return e.fail(res, req, CodePolicyError, "policy evaluation failed", err)
-	case len(rs) == 0 || len(rs[0].Expressions) == 0:
-		return e.fail(res, req, CodePolicyUndefined, "the policy gave no decision for this request", nil)
-	case len(rs) > 1:
-		return e.fail(res, req, CodePolicyError, "the policy gave more than one decision", nil)
-	}
-	if err := parseDecision(rs[0].Expressions[0].Value, res); err != nil {
-		return e.fail(res, req, CodePolicyError, "the policy gave a malformed decision", err)
+	if code, msg, cause := e.interpret(ctx, res, rs, err); code != "" {
+		return e.fail(res, req, code, msg, cause)
 	}
 	return res
+}
+
+// interpret reads an evaluation's outcome into res and returns the fail-closed code, message and cause
+// of one that gave no valid decision ("" when it did).
+func (e *Engine) interpret(ctx context.Context, res *Result, rs rego.ResultSet, err error) (code, msg string, cause error) {
+	return interpret(ctx, res, rs, err, e.cfg.EvalTimeout)
+}
+
+func interpret(ctx context.Context, res *Result, rs rego.ResultSet, err error, timeout time.Duration) (code, msg string, cause error) {
+	switch {
+	case err != nil && (ctx.Err() != nil || topdown.IsCancel(err)):
+		return CodeEvaluationTimeout, fmt.Sprintf("policy evaluation did not finish within %s", timeout), err
+	case err != nil:
+		return CodePolicyError, "policy evaluation failed", err
+	case len(rs) == 0 || len(rs[0].Expressions) == 0:
+		return CodePolicyUndefined, "the policy gave no decision for this request", nil
+	case len(rs) > 1:
+		return CodePolicyError, "the policy gave more than one decision", nil
+	}
+	if err := parseDecision(rs[0].Expressions[0].Value, res); err != nil {
+		return CodePolicyError, "the policy gave a malformed decision", err
+	}
+	return "", "", nil
 }
 
 // rawTerm hands the evaluator's result term back unconverted, sparing a JSON round trip per decision.

@@ -26,6 +26,8 @@ type Compiled struct {
 	query    rego.PreparedEvalQuery
 	views    history.Views
 	insights insights.Config
+	// fast is the IR path and its exactness gate (fastpath.go).
+	fast *fastPath
 }
 
 // HistoryViews are the history views the bundle declares (params.history.views): what its rules may
@@ -75,7 +77,8 @@ func CompileWith(ctx context.Context, b *bundle.Bundle, caps *Capabilities) (*Co
 		return nil, err
 	}
 	sum := sha256.Sum256(data)
-	return &Compiled{revision: b.Manifest.Revision + "@" + hex.EncodeToString(sum[:6]), data: data, query: pq, views: views, insights: ins}, nil
+	return &Compiled{revision: b.Manifest.Revision + "@" + hex.EncodeToString(sum[:6]), data: data, query: pq, views: views,
+		insights: ins, fast: newFastPath(ctx, b, caps)}, nil
 }
 
 // Serialize writes b in OPA's bundle format (tar.gz); the revision digest is taken over it. The output is
@@ -109,12 +112,7 @@ func (e *Engine) evaluateRecorded(ctx context.Context, c *Compiled, req *Request
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.EvalTimeout)
 	defer cancel()
 	// Built-in errors are fatal (StrictBuiltinErrors at prepare), live and here alike.
-	rs, err := c.query.Eval(ctx,
-		rego.EvalParsedInput(req.inputValue()),
-		rego.EvalTime(at),
-		rego.EvalNDBuiltinCache(facts),
-		rego.EvalGenerateJSON(rawTerm),
-	)
+	rs, err := c.eval(ctx, req, at, facts, "")
 	return e.finish(ctx, res, req, rs, err)
 }
 

@@ -1,0 +1,230 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/ir"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/topdown/builtins"
+
+	"github.com/tollgate/tollgate/server/engine/irvm"
+)
+
+// The evaluation paths a decision can take.
+const (
+	// PathTopdown is OPA's own evaluator on the prepared query: the reference.
+	PathTopdown = "topdown"
+	// PathIR is package irvm over OPA's planner IR: the faster path, used only once the exactness gate
+	// passed.
+	PathIR = "ir"
+)
+
+// planTarget is the rego target under which planCapture hands us the planner's IR. OPA's public hook for
+// other evaluators (rego.TargetPlugin) is the only way to the planner outside OPA's own module.
+const planTarget = "tollgate-ir-plan"
+
+func init() { rego.RegisterPlugin(planTarget, planCapture{}) }
+
+// planCapture is a rego.TargetPlugin that evaluates nothing: PrepareForEval stores the plan and the
+// custom built-ins in the planSink the caller put in the context.
+type planCapture struct{}
+
+type planSinkKey struct{}
+
+type planSink struct {
+	policy   *ir.Policy
+	builtins map[string]*topdown.Builtin
+}
+
+func (planCapture) IsTarget(t string) bool { return t == planTarget }
+
+func (planCapture) PrepareForEval(ctx context.Context, policy *ir.Policy, opts ...rego.PrepareOption) (rego.TargetPluginEval, error) {
+	sink, _ := ctx.Value(planSinkKey{}).(*planSink)
+	if sink == nil {
+		return nil, errors.New("engine: the IR plan target is internal to the engine")
+	}
+	cfg := &rego.PrepareConfig{}
+	for _, o := range opts {
+		o(cfg)
+	}
+	sink.policy, sink.builtins = policy, cfg.BuiltinFuncs()
+	return noEval{}, nil
+}
+
+type noEval struct{}
+
+func (noEval) Eval(context.Context, *rego.EvalContext, ast.Value) (ast.Value, error) {
+	return nil, errors.New("engine: the IR plan target does not evaluate")
+}
+
+// fastPath is a compiled bundle's IR program and the state of its exactness gate.
+type fastPath struct {
+	prog *irvm.Program // nil when the bundle cannot be planned or run by irvm
+	data ast.Value     // the bundle's data document
+
+	mu     sync.Mutex
+	status PathStatus
+	ready  chan struct{} // closed once the gate has a verdict
+}
+
+// PathStatus tells which path a compiled bundle's decisions take, and why.
+type PathStatus struct {
+	// Path is PathIR or PathTopdown.
+	Path string
+	// Gate is "passed", "failed", "pending", "unsupported" (irvm cannot run the bundle) or "off" (the
+	// engine has no gate corpus, so nothing is proven and topdown decides).
+	Gate string
+	// Reason explains a Gate other than passed: the first difference found, or why irvm refused.
+	Reason string
+	// Checked is the number of gate requests compared; Elapsed how long the gate took.
+	Checked int
+	Elapsed time.Duration
+}
+
+// planFast plans b's decision query with the same compiler settings as prepare and readies an irvm
+// program for it. An error means the bundle stays on topdown; it never fails the compile.
+func planFast(ctx context.Context, b *bundle.Bundle, caps *Capabilities) (*irvm.Program, ast.Value, error) {
+	compiler := ast.NewCompiler().
+		WithCapabilities(caps.AST()).
+		WithDefaultRegoVersion(ast.RegoV1).
+		WithUseTypeCheckAnnotations(true)
+	opts := []func(*rego.Rego){
+		rego.Query(DecisionQuery),
+		rego.Compiler(compiler),
+		rego.ParsedBundle("tollgate", b),
+		rego.SetRegoVersion(ast.RegoV1),
+		rego.StrictBuiltinErrors(true),
+		rego.Target(planTarget),
+	}
+	opts = append(opts, regoBuiltins()...)
+	sink := &planSink{}
+	if _, err := rego.New(opts...).PrepareForEval(context.WithValue(ctx, planSinkKey{}, sink)); err != nil {
+		return nil, nil, fmt.Errorf("plan: %w", err)
+	}
+	prog, err := irvm.New(sink.policy, sink.builtins)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := ast.InterfaceToValue(b.Data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bundle data: %w", err)
+	}
+	return prog, data, nil
+}
+
+// evalIR evaluates req on the IR program, returning the decision term as the topdown path's
+// rego.ResultSet would hold it, so finish treats both alike.
+func (f *fastPath) evalIR(ctx context.Context, req *Request, now time.Time, facts builtins.NDBCache) (rego.ResultSet, error) {
+	rs, err := f.prog.Eval(ctx, irvm.Env{Input: req.inputValue(), Data: f.data, Time: now, NDB: facts})
+	if err != nil {
+		return nil, err
+	}
+	out := make(rego.ResultSet, 0, len(rs))
+	for _, r := range rs {
+		// The plan's result set holds one object per answer, keyed by the query's variables; the
+		// decision query has one expression, whose value rego reports under the generated "term0".
+		obj, ok := r.Value.(ast.Object)
+		if !ok || obj.Len() != 1 {
+			return nil, fmt.Errorf("irvm: result %v is not a one-variable binding", r)
+		}
+		var v *ast.Term
+		obj.Foreach(func(_, val *ast.Term) { v = val })
+		out = append(out, rego.Result{Expressions: []*rego.ExpressionValue{{Value: v, Text: DecisionQuery}}})
+	}
+	return out, nil
+}
+
+// newFastPath readies the IR path of a compiled bundle; its gate verdict is still to come.
+func newFastPath(ctx context.Context, b *bundle.Bundle, caps *Capabilities) *fastPath {
+	f := &fastPath{ready: make(chan struct{})}
+	prog, data, err := planFast(ctx, b, caps)
+	if err != nil {
+		f.status = PathStatus{Path: PathTopdown, Gate: GateUnsupported, Reason: err.Error()}
+		close(f.ready)
+		return f
+	}
+	f.prog, f.data = prog, data
+	f.status = PathStatus{Path: PathTopdown, Gate: GatePending}
+	return f
+}
+
+// Gate verdicts (PathStatus.Gate).
+const (
+	GatePassed      = "passed"
+	GateFailed      = "failed"
+	GatePending     = "pending"
+	GateUnsupported = "unsupported"
+	GateOff         = "off"
+)
+
+// useIR reports whether decisions on this bundle take the IR path: only after the gate passed.
+func (f *fastPath) useIR() bool {
+	if f == nil || f.prog == nil {
+		return false
+	}
+	select {
+	case <-f.ready:
+	default:
+		return false
+	}
+	return f.status.Path == PathIR
+}
+
+// settle records the gate's verdict, once.
+func (f *fastPath) settle(st PathStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.ready:
+		return
+	default:
+	}
+	f.status = st
+	close(f.ready)
+}
+
+// PathStatus tells which path the bundle's decisions take and what its exactness gate found.
+func (c *Compiled) PathStatus() PathStatus {
+	if c.fast == nil {
+		return PathStatus{Path: PathTopdown, Gate: GateOff}
+	}
+	c.fast.mu.Lock()
+	defer c.fast.mu.Unlock()
+	return c.fast.status
+}
+
+// GateDone is closed once the bundle's exactness gate has a verdict (or none will come).
+func (c *Compiled) GateDone() <-chan struct{} {
+	if c.fast == nil {
+		done := make(chan struct{})
+		close(done)
+		return done
+	}
+	return c.fast.ready
+}
+
+// eval evaluates req on the path the compiled bundle uses, or on the path forced.
+func (c *Compiled) eval(ctx context.Context, req *Request, now time.Time, facts builtins.NDBCache, path string) (rego.ResultSet, error) {
+	if path == "" {
+		path = PathTopdown
+		if c.fast.useIR() {
+			path = PathIR
+		}
+	}
+	if path == PathIR && c.fast != nil && c.fast.prog != nil {
+		return c.fast.evalIR(ctx, req, now, facts)
+	}
+	return c.query.Eval(ctx,
+		rego.EvalParsedInput(req.inputValue()),
+		rego.EvalTime(now),
+		rego.EvalNDBuiltinCache(facts),
+		rego.EvalGenerateJSON(rawTerm),
+	)
+}
