@@ -2,6 +2,7 @@ package policies_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -140,6 +141,11 @@ func TestDecisionCases(t *testing.T) {
 			}
 			if diff := cmp.Diff(c.Expect, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("%s: decision mismatch (-want +got):\n%s\nall reasons: %v", c.file, diff, codes)
+			}
+			// The exactness gate at the case's own data, history and instant: the IR path decides
+			// exactly as topdown, facts included.
+			if d := compiled.Compare(context.Background(), engineRequest(t, c.Request), store.Snapshot(), c.Now, historyIndex(views, prior...)); d != "" {
+				t.Errorf("%s: the IR path differs from topdown: %s", c.file, d)
 			}
 		})
 	}

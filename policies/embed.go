@@ -9,3 +9,10 @@ import "embed"
 //
 //go:embed .manifest data.json tollgate
 var FS embed.FS
+
+// CasesFS holds the pack's decision cases (testdata/cases/*.json): requests with their instant, their
+// master-data changes, their prior decisions and the expected outcome. TestDecisionCases runs them;
+// the exactness gate (server/engine/gatecorpus) decides their requests on both evaluation paths.
+//
+//go:embed testdata/cases/*.json
+var CasesFS embed.FS

@@ -2,6 +2,7 @@ package policies_test
 
 import (
 	"context"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/engine/gatecorpus"
 	"github.com/tollgate/tollgate/server/history"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
@@ -88,11 +90,30 @@ func packViews(tb testing.TB) history.Views {
 // of records: a real index of views that has observed them, as the decision
 // path observes committed records.
 func withHistory(views history.Views, records ...*audit.Record) context.Context {
+	return engine.WithHistory(context.Background(), historyIndex(views, records...))
+}
+
+// historyIndex is a history index of views that has observed records.
+func historyIndex(views history.Views, records ...*audit.Record) *history.Index {
 	ix := history.New(views)
 	for _, r := range records {
 		ix.Observe(r)
 	}
-	return engine.WithHistory(context.Background(), ix)
+	return ix
+}
+
+// engineRequest is the engine's form of the JSON request raw, as the exactness gate builds it.
+func engineRequest(tb testing.TB, raw []byte) *engine.Request {
+	tb.Helper()
+	var in map[string]any
+	if err := json.Unmarshal(raw, &in); err != nil {
+		tb.Fatalf("decode request: %v", err)
+	}
+	r, err := gatecorpus.NewRequest("case", in)
+	if err != nil {
+		tb.Fatalf("request: %v", err)
+	}
+	return r.Engine
 }
 
 // emptyHistory returns a context whose decisions read an empty decision

@@ -9,3 +9,9 @@ import "embed"
 //
 //go:embed *.ndjson
 var FS embed.FS
+
+// RequestsFS holds the README tour's requests (requests/*.json), one per rule family, with their
+// expected answers in requests/expected.json.
+//
+//go:embed requests/*.json
+var RequestsFS embed.FS

@@ -95,6 +95,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.MasterdataStreamStartTimeout, "masterdata-stream-start-timeout", feed.DefaultStartTimeout, "bound on catching up with the master-data stream at start; the service does not start if it is not caught up by then")
 	fs.DurationVar(&cfg.MasterdataRetain, "masterdata-retain", masterdata.DefaultRetain, "how long applied event ids and deleted records' tombstones are remembered, in event time (stream timestamps), to refuse duplicate and stale events; must exceed the source's longest delay (0: the default; negative: forever)")
 	fs.DurationVar(&cfg.EvalTimeout, "eval-timeout", 250*time.Millisecond, "bound on one policy evaluation")
+	fastPath := fs.Bool("fast-path", true, "decide on the planner-IR evaluator once a bundle passed its exactness gate against OPA's topdown (false: topdown only)")
 	fs.IntVar(&cfg.MaxEvaluations, "max-evaluations", 0, "policy evaluations running at once, the rest wait in arrival order (0: one per CPU)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "bound on draining in-flight calls at shutdown")
 	fs.IntVar(&cfg.Limits.MaxLongAuditReads, "max-long-audit-reads", 0, "audit calls that read much of the log (verify, export, impact) running at once; more wait, and get ResourceExhausted if their deadline passes first (0: half the CPUs, 1 or 2)")
@@ -134,6 +135,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	cfg.Bundles = bundleCfg
+	cfg.TopdownOnly = !*fastPath
 	cfg.Tracing.SampleRatio = sampleRatio
 	if cfg.ConsistencyWait == 0 {
 		cfg.ConsistencyWait = -1 // app.Config's zero means the default; the flag's means do not wait

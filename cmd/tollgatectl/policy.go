@@ -102,6 +102,16 @@ func printPolicyStatus(w io.Writer, st *tollgatev1.PolicyServiceStatusResponse) 
 		at = st.GetActivatedAt().AsTime().Format(time.RFC3339)
 	}
 	fmt.Fprintf(w, "active: %s (since %s)\n", st.GetActiveRevision(), at)
+	if ev := st.GetEvaluation(); ev != nil {
+		fmt.Fprintf(w, "evaluation: %s (exactness gate %s", ev.GetPath(), ev.GetGate())
+		if ev.GetChecked() > 0 {
+			fmt.Fprintf(w, ": %d requests compared in %s", ev.GetChecked(), ev.GetElapsed().AsDuration().Round(time.Millisecond))
+		}
+		fmt.Fprintln(w, ")")
+		if ev.GetReason() != "" {
+			fmt.Fprintf(w, "evaluation reason: %s\n", oneLine(ev.GetReason()))
+		}
+	}
 	if len(st.GetHistory()) == 0 {
 		return nil
 	}

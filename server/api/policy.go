@@ -6,6 +6,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
@@ -30,6 +31,9 @@ func (s *PolicyServer) Status(context.Context, *tollgatev1.PolicyServiceStatusRe
 	out := &tollgatev1.PolicyServiceStatusResponse{ActiveRevision: st.ActiveRevision, History: make([]*tollgatev1.Candidate, len(st.History))}
 	if !st.ActivatedAt.IsZero() {
 		out.ActivatedAt = timestamppb.New(st.ActivatedAt)
+		ev := st.Evaluation
+		out.Evaluation = &tollgatev1.EvaluationPath{Path: ev.Path, Gate: ev.Gate, Reason: ev.Reason,
+			Checked: int32(ev.Checked), Elapsed: durationpb.New(ev.Elapsed)}
 	}
 	for i, c := range st.History {
 		out.History[i] = candidateProto(c)

@@ -37,6 +37,7 @@ import (
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/console"
 	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/engine/gatecorpus"
 	"github.com/tollgate/tollgate/server/history"
 	"github.com/tollgate/tollgate/server/insights"
 	"github.com/tollgate/tollgate/server/masterdata"
@@ -81,6 +82,10 @@ type Config struct {
 	MasterdataRetain time.Duration
 	// EvalTimeout bounds one policy evaluation. Default engine.DefaultEvalTimeout.
 	EvalTimeout time.Duration
+	// TopdownOnly keeps every bundle on OPA's topdown evaluator. By default a bundle decides on the
+	// planner-IR evaluator once its exactness gate (gatecorpus.Default) passed. The flag is
+	// --fast-path=false.
+	TopdownOnly bool
 	// MaxEvaluations bounds the policy evaluations running at once; more wait their turn in arrival
 	// order. Default GOMAXPROCS.
 	MaxEvaluations int
@@ -255,7 +260,11 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("allowed built-ins: %w", err)
 	}
-	eng, err := engine.New(engine.Config{EvalTimeout: cfg.EvalTimeout, MaxConcurrent: cfg.MaxEvaluations, Capabilities: caps}, md, log)
+	engCfg := engine.Config{EvalTimeout: cfg.EvalTimeout, MaxConcurrent: cfg.MaxEvaluations, Capabilities: caps}
+	if !cfg.TopdownOnly {
+		engCfg.Gate = gatecorpus.Default
+	}
+	eng, err := engine.New(engCfg, md, log)
 	if err != nil {
 		return nil, err
 	}

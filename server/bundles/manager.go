@@ -64,6 +64,8 @@ type Candidate struct {
 type Status struct {
 	ActiveRevision string
 	ActivatedAt    time.Time
+	// Evaluation is the path the active bundle's decisions take and its exactness gate's verdict.
+	Evaluation engine.PathStatus
 	// History lists the most recent candidates, newest first.
 	History []Candidate
 }
@@ -436,6 +438,7 @@ func (m *Manager) Status() Status {
 	var st Status
 	if active, at := m.engine.Active(); active != nil {
 		st.ActiveRevision, st.ActivatedAt = active.Revision(), at
+		st.Evaluation = active.PathStatus()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

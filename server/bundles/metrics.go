@@ -7,23 +7,31 @@ import (
 // activeInfo exports tollgate_bundle_active_info{revision}: 1 for the revision deciding now, read from
 // the engine at every scrape, so it can never disagree with `policy status`. Across a fleet, one
 // dashboard query (count by (revision)) shows whether every replica runs the same policy.
+// It also exports tollgate_bundle_evaluation_info{revision,path,gate}: which evaluator decides and
+// what the exactness gate found (docs/performance.md).
 type activeInfo struct {
 	engine Engine
 	desc   *prometheus.Desc
+	path   *prometheus.Desc
 }
 
 func newActiveInfo(eng Engine) *activeInfo {
 	return &activeInfo{engine: eng, desc: prometheus.NewDesc("tollgate_bundle_active_info",
 		"1 for the policy bundle revision that decides now; absent before the first activation.",
-		[]string{"revision"}, nil)}
+		[]string{"revision"}, nil),
+		path: prometheus.NewDesc("tollgate_bundle_evaluation_info",
+			"1 for the active revision's evaluation path (ir or topdown) and exactness gate verdict (passed, failed, pending, unsupported, off).",
+			[]string{"revision", "path", "gate"}, nil)}
 }
 
 // Describe implements prometheus.Collector.
-func (a *activeInfo) Describe(ch chan<- *prometheus.Desc) { ch <- a.desc }
+func (a *activeInfo) Describe(ch chan<- *prometheus.Desc) { ch <- a.desc; ch <- a.path }
 
 // Collect implements prometheus.Collector.
 func (a *activeInfo) Collect(ch chan<- prometheus.Metric) {
 	if active, _ := a.engine.Active(); active != nil {
 		ch <- prometheus.MustNewConstMetric(a.desc, prometheus.GaugeValue, 1, active.Revision())
+		st := active.PathStatus()
+		ch <- prometheus.MustNewConstMetric(a.path, prometheus.GaugeValue, 1, active.Revision(), st.Path, st.Gate)
 	}
 }

@@ -79,6 +79,9 @@ type Config struct {
 	// Capabilities are the built-ins bundles compiled by Engine.Compile may call. Default the safe set
 	// (NewCapabilities(nil)).
 	Capabilities *Capabilities
+	// Gate gives the exactness gate every bundle Engine.Compile compiles must pass before its decisions
+	// take the IR path (gatecorpus.Default in the service). Nil keeps every bundle on topdown.
+	Gate func() (*Gate, error)
 }
 
 // DefaultEvalTimeout is the evaluation bound used when Config.EvalTimeout is zero.
@@ -264,9 +267,17 @@ func prepare(ctx context.Context, b *bundle.Bundle, caps *Capabilities) (rego.Pr
 	return pq, nil
 }
 
-// Compile compiles b under the engine's Config.Capabilities; see CompileWith.
+// Compile compiles b under the engine's Config.Capabilities (see CompileWith) and starts its exactness
+// gate (Config.Gate) in the background: the bundle decides on topdown until the gate passes, then on
+// the IR path. A revision's verdict is reached once per process and shared by every later compile of
+// it, for replay and impact analysis too.
 func (e *Engine) Compile(ctx context.Context, b *bundle.Bundle) (*Compiled, error) {
-	return CompileWith(ctx, b, e.cfg.Capabilities)
+	c, err := CompileWith(ctx, b, e.cfg.Capabilities)
+	if err != nil {
+		return nil, err
+	}
+	e.startGate(c)
+	return c, nil
 }
 
 // Capabilities returns the built-ins the engine's bundles may call.

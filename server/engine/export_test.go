@@ -1,11 +1,16 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
+	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
+
+	"github.com/tollgate/tollgate/server/masterdata"
 )
 
 // EncodeFactsReference is the encoding EncodeFacts must reproduce byte for byte: every value through
@@ -35,4 +40,21 @@ func EncodeFactsReference(cache builtins.NDBCache) ([]byte, error) {
 		}
 	}
 	return json.Marshal(facts)
+}
+
+// TamperIRData makes c's IR path read a data document without the bundle's params,
+// so that the two paths decide differently: what a planner or evaluator bug would look like.
+func TamperIRData(tb testing.TB, c *Compiled) {
+	tb.Helper()
+	tampered, err := ast.InterfaceToValue(map[string]any{"params": map[string]any{}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.fast.data = tampered
+}
+
+// DecideOnTopdown is c's topdown decision of req over sn at at.
+func DecideOnTopdown(tb testing.TB, c *Compiled, req *Request, sn *masterdata.Snapshot, at time.Time, hist HistoryReader) *Result {
+	tb.Helper()
+	return c.decideOn(context.Background(), req, sn, at, hist, PathTopdown).res
 }

@@ -2,101 +2,224 @@ package engine_test
 
 import (
 	"context"
-
-	"github.com/rs/zerolog"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/bundles/demo"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/rs/zerolog"
+
 	"github.com/tollgate/tollgate/policies"
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/engine/gatecorpus"
 	"github.com/tollgate/tollgate/server/history"
 	"github.com/tollgate/tollgate/server/masterdata"
-	"github.com/tollgate/tollgate/test/perf"
 )
 
-func TestIRMatchesTopdownOnCorpus(t *testing.T) {
-	ctx := context.Background()
+func packBundle(tb testing.TB) *bundle.Bundle {
+	tb.Helper()
 	b, err := bundles.ReadFS(policies.FS, nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	c, err := engine.Compile(ctx, b)
+	return b
+}
+
+type fixedSnapshot struct{ sn *masterdata.Snapshot }
+
+func (f fixedSnapshot) Snapshot() *masterdata.Snapshot { return f.sn }
+
+func gatedEngine(tb testing.TB, md engine.Snapshotter) *engine.Engine {
+	tb.Helper()
+	eng, err := engine.New(engine.Config{Gate: gatecorpus.Default}, md, zerolog.Nop())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(eng.Close)
+	return eng
+}
+
+func waitGate(tb testing.TB, c *engine.Compiled) engine.PathStatus {
+	tb.Helper()
+	select {
+	case <-c.GateDone():
+	case <-time.After(5 * time.Minute):
+		tb.Fatal("the exactness gate did not finish")
+	}
+	return c.PathStatus()
+}
+
+// TestGatePassesOnThePack is the exactness gate on the embedded pack: every gate request (the perf
+// corpus, the decision cases, the demo requests) decided on both paths agrees, so the pack decides on
+// the IR path, and live decisions there equal topdown's.
+func TestGatePassesOnThePack(t *testing.T) {
+	g, err := gatecorpus.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := c.PathStatus(); st.Gate != engine.GatePending {
-		t.Fatalf("path status %+v", st)
+	eng := gatedEngine(t, fixedSnapshot{g.Snapshot})
+	c, err := eng.Compile(context.Background(), packBundle(t))
+	if err != nil {
+		t.Fatal(err)
 	}
+	st := waitGate(t, c)
+	if st.Path != engine.PathIR || st.Gate != engine.GatePassed || st.Checked != len(g.Requests) {
+		t.Fatalf("path status %+v, want ir/passed over %d requests", st, len(g.Requests))
+	}
+	if len(g.Requests) < 1300 || len(g.Prior) == 0 {
+		t.Fatalf("gate corpus has %d requests and %d prior decisions", len(g.Requests), len(g.Prior))
+	}
+	// A second compile of the same revision shares the verdict instead of running the gate again.
+	again, err := eng.Compile(context.Background(), packBundle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2 := waitGate(t, again); st2 != st {
+		t.Fatalf("second compile's status %+v, want the first's %+v", st2, st)
+	}
+}
+
+// TestGateFailsClosedToTopdown breaks the IR path of one compiled bundle (its data document says a
+// different PO approval tier) and checks that the gate notices, names a request, and keeps the bundle
+// on topdown, whose decisions are the pack's.
+func TestGateFailsClosedToTopdown(t *testing.T) {
+	g, err := gatecorpus.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := engine.Compile(context.Background(), packBundle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine.TamperIRData(t, c)
+	st := c.RunGate(context.Background(), g)
+	if st.Path != engine.PathTopdown || st.Gate != engine.GateFailed || !strings.Contains(st.Reason, "gate request") {
+		t.Fatalf("path status %+v, want topdown/failed naming a request", st)
+	}
+	eng, err := engine.New(engine.Config{}, fixedSnapshot{g.Snapshot}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	eng.Activate(c)
+	hist := history.New(c.HistoryViews())
+	for i, r := range g.Requests[:200] {
+		if d := c.Compare(context.Background(), r, g.Snapshot, g.At, hist); d == "" {
+			continue
+		}
+		// The IR path differs here; the live decision must be topdown's.
+		want := engine.DecideOnTopdown(t, c, r, g.Snapshot, g.At, hist)
+		got := eng.Decide(engine.WithHistory(context.Background(), hist), r)
+		if got.Effect != want.Effect || got.Reasons[0] != want.Reasons[0] {
+			t.Fatalf("request %d decided %s %v, want topdown's %s %v", i, got.Effect, got.Reasons[0], want.Effect, want.Reasons[0])
+		}
+		return
+	}
+	t.Fatal("no request tells the tampered IR path from topdown")
+}
+
+// TestGateOffWithoutCorpus: an engine without a gate keeps every bundle on topdown, and says so.
+func TestGateOffWithoutCorpus(t *testing.T) {
 	s, err := masterdata.New(masterdata.Config{Prepare: engine.PrepareRecord})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.LoadDir(demo.FS); err != nil {
-		t.Fatal(err)
-	}
-	corpus, err := perf.Corpus(7, 1200, 0)
+	eng, err := engine.New(engine.Config{}, s, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := time.Date(2026, 6, 15, 10, 0, 0, 0, time.UTC)
-	bad := 0
-	hist := history.New(c.HistoryViews())
-	eng, _ := engine.New(engine.Config{}, s, zerolog.Nop())
-	eng.Activate(c)
-	effects := map[string]int{}
+	defer eng.Close()
+	c, err := eng.Compile(context.Background(), packBundle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitGate(t, c); st.Path != engine.PathTopdown || st.Gate != engine.GateOff {
+		t.Fatalf("path status %+v, want topdown/off", st)
+	}
+}
+
+// FuzzPaths is the differential fuzz target of the exactness gate: any request the API would accept,
+// decided over the demo data on both paths, must give the same effect, reasons, approvers, failure and
+// facts. Each input is checked twice: as a request in the policy-pack JSON form (seeded with the perf
+// corpus's, so mutations reach every family), and as the request the corpus generator draws from a
+// fuzzed seed (so every draw is a request the generator could make, malformed values included).
+func FuzzPaths(f *testing.F) {
+	g, err := gatecorpus.Default()
+	if err != nil {
+		f.Fatal(err)
+	}
+	corpus, err := gatecorpus.Corpus(gatecorpus.GateSeed, 300, 0)
+	if err != nil {
+		f.Fatal(err)
+	}
 	for _, r := range corpus {
-		res := eng.Decide(engine.WithHistory(ctx, hist), r.Engine)
-		effects[string(res.Effect)+"/"+res.Failure]++
-	}
-	t.Logf("effects %v", effects)
-	for i, r := range corpus {
-		if d := c.Compare(ctx, r.Engine, s.Snapshot(), at, hist); d != "" {
-			bad++
-			if bad < 6 {
-				t.Errorf("request %d (%s): %s", i, r.Family, d)
-			}
+		raw, err := json.Marshal(r.Input)
+		if err != nil {
+			f.Fatal(err)
 		}
+		f.Add(raw, uint64(len(raw)), uint8(len(raw)))
 	}
-	t.Logf("%d of %d differ", bad, len(corpus))
+	c, err := engine.Compile(context.Background(), packBundle(f))
+	if err != nil {
+		f.Fatal(err)
+	}
+	hist := history.New(c.HistoryViews())
+	for _, r := range g.Prior {
+		hist.Observe(r)
+	}
+	families := len(gatecorpus.Families())
+	f.Fuzz(func(t *testing.T, raw []byte, seed uint64, pick uint8) {
+		drawn, err := gatecorpus.Corpus(seed, int(pick)%families+1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := drawn[len(drawn)-1]
+		if d := c.Compare(context.Background(), r.Engine, g.Snapshot, g.At, hist); d != "" {
+			t.Fatalf("paths differ on the generator's request %v: %s", r.Input, d)
+		}
+		var in map[string]any
+		if json.Unmarshal(raw, &in) != nil {
+			return
+		}
+		fromJSON, err := gatecorpus.NewRequest("fuzz", in)
+		if err != nil {
+			return
+		}
+		if d := c.Compare(context.Background(), fromJSON.Engine, g.Snapshot, g.At, hist); d != "" {
+			t.Fatalf("paths differ on %s: %s", raw, d)
+		}
+	})
 }
 
 func BenchmarkPaths(b *testing.B) {
-	ctx := context.Background()
-	bd, err := bundles.ReadFS(policies.FS, nil)
+	g, err := gatecorpus.Default()
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, _ := masterdata.New(masterdata.Config{Prepare: engine.PrepareRecord})
-	if _, err := s.LoadDir(demo.FS); err != nil {
-		b.Fatal(err)
-	}
-	corpus, _ := perf.Corpus(7, 1200, 0)
-	for _, path := range []string{"topdown", "ir"} {
+	for _, path := range []string{engine.PathTopdown, engine.PathIR} {
 		b.Run(path, func(b *testing.B) {
-			c, err := engine.Compile(ctx, bd)
+			c, err := engine.Compile(context.Background(), packBundle(b))
 			if err != nil {
 				b.Fatal(err)
 			}
-			hist := history.New(c.HistoryViews())
-			if path == "ir" {
-				reqs := make([]*engine.Request, len(corpus))
-				for i := range corpus {
-					reqs[i] = corpus[i].Engine
-				}
-				st := c.RunGate(ctx, &engine.Gate{Requests: reqs, Snapshot: s.Snapshot(), At: time.Now(), History: hist})
-				if st.Path != engine.PathIR {
+			if path == engine.PathIR {
+				if st := c.RunGate(context.Background(), g); st.Path != engine.PathIR {
 					b.Fatalf("gate: %+v", st)
 				}
 			}
-			eng, _ := engine.New(engine.Config{}, s, zerolog.Nop())
+			eng, err := engine.New(engine.Config{}, fixedSnapshot{g.Snapshot}, zerolog.Nop())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer eng.Close()
 			eng.Activate(c)
-			hctx := engine.WithHistory(ctx, hist)
+			hctx := engine.WithHistory(context.Background(), history.New(c.HistoryViews()))
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				eng.Decide(hctx, corpus[i%len(corpus)].Engine)
+				eng.Decide(hctx, g.Requests[i%len(g.Requests)])
 				i++
 			}
 		})

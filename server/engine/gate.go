@@ -12,6 +12,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 
+	"github.com/tollgate/tollgate/server/audit"
+	"github.com/tollgate/tollgate/server/history"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
 
@@ -28,9 +30,9 @@ type Gate struct {
 	Snapshot *masterdata.Snapshot
 	// At is the evaluation instant of every gate decision.
 	At time.Time
-	// History answers tollgate.history calls during the gate (an empty index answers zero); nil makes
-	// them fail closed on both paths alike.
-	History HistoryReader
+	// Prior are earlier decisions the gate's history index holds, so the history-aware rules are decided
+	// over real answers: every run builds an index of the bundle's own views and observes them.
+	Prior []*audit.Record
 	// Workers bounds the goroutines comparing requests. Default GOMAXPROCS.
 	Workers int
 }
@@ -98,6 +100,10 @@ func (c *Compiled) RunGate(ctx context.Context, g *Gate) PathStatus {
 		return c.PathStatus()
 	}
 	start := time.Now()
+	hist := history.New(c.HistoryViews())
+	for _, r := range g.Prior {
+		hist.Observe(r)
+	}
 	workers := g.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -123,7 +129,7 @@ func (c *Compiled) RunGate(ctx context.Context, g *Gate) PathStatus {
 				if stop {
 					return
 				}
-				d := c.Compare(ctx, g.Requests[i], g.Snapshot, g.At, g.History)
+				d := c.Compare(ctx, g.Requests[i], g.Snapshot, g.At, hist)
 				checked.Add(1)
 				if d != "" {
 					mu.Lock()
@@ -155,4 +161,60 @@ func (c *Compiled) settleOff(reason string) {
 		return
 	}
 	c.fast.settle(PathStatus{Path: PathTopdown, Gate: GateOff, Reason: reason})
+}
+
+// gateRuns shares one gate run per compiled revision and gate within the process: the service compiles
+// the same revision again for replay and impact analysis, and tests compile the embedded pack many
+// times over.
+var gateRuns sync.Map // gateRunKey -> *gateRun
+
+type gateRunKey struct {
+	revision string
+	gate     *Gate
+}
+
+type gateRun struct {
+	once   sync.Once
+	done   chan struct{}
+	status PathStatus
+}
+
+// startGate settles c's path: off without a gate, else from the revision's shared gate run, started
+// in the background by its first compile.
+func (e *Engine) startGate(c *Compiled) {
+	if c.fast == nil || c.fast.prog == nil {
+		st := c.PathStatus()
+		e.log.Info().Str("bundle_revision", c.revision).Str("path", st.Path).Str("gate", st.Gate).
+			Str("reason", st.Reason).Msg("bundle decides on topdown: the IR evaluator cannot run it")
+		return
+	}
+	if e.cfg.Gate == nil {
+		c.settleOff("no exactness gate is configured")
+		return
+	}
+	g, err := e.cfg.Gate()
+	if err != nil {
+		e.log.Error().Err(err).Str("bundle_revision", c.revision).Msg("exactness gate unavailable: the bundle decides on topdown")
+		c.fast.settle(PathStatus{Path: PathTopdown, Gate: GateFailed, Reason: "the gate corpus could not be built: " + err.Error()})
+		return
+	}
+	v, _ := gateRuns.LoadOrStore(gateRunKey{c.revision, g}, &gateRun{done: make(chan struct{})})
+	run := v.(*gateRun)
+	run.once.Do(func() {
+		go func() {
+			defer close(run.done)
+			run.status = c.RunGate(context.Background(), g)
+			ev := e.log.Info()
+			if run.status.Gate != GatePassed {
+				ev = e.log.Warn()
+			}
+			ev.Str("bundle_revision", c.revision).Str("path", run.status.Path).Str("gate", run.status.Gate).
+				Int("checked", run.status.Checked).Dur("elapsed", run.status.Elapsed).Str("reason", run.status.Reason).
+				Msg("exactness gate")
+		}()
+	})
+	go func() {
+		<-run.done
+		c.fast.settle(run.status)
+	}()
 }

@@ -7,14 +7,15 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/tollgate/tollgate/server/engine/gatecorpus"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
 
 // VolumeCustomer is the key of the i-th generated customer.
-func VolumeCustomer(i int) string { return fmt.Sprintf("GC%07d", i) }
+func VolumeCustomer(i int) string { return gatecorpus.VolumeCustomer(i) }
 
 // VolumeItem is the key of the i-th generated item; each has an inventory row at DC1.
-func VolumeItem(i int) string { return fmt.Sprintf("GI%07d", i) }
+func VolumeItem(i int) string { return gatecorpus.VolumeItem(i) }
 
 // VolumeEvents returns the change events of n generated customers, n generated items and their n
 // inventory rows at DC1, beside the demo data: a mix of credit states, tiers, item statuses and stock

@@ -9,6 +9,7 @@ package tollgatev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -219,7 +220,10 @@ type PolicyServiceStatusResponse struct {
 	ActiveRevision string                 `protobuf:"bytes,1,opt,name=active_revision,json=activeRevision,proto3" json:"active_revision,omitempty"`
 	ActivatedAt    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=activated_at,json=activatedAt,proto3" json:"activated_at,omitempty"`
 	// history lists the most recent candidates, newest first.
-	History       []*Candidate `protobuf:"bytes,3,rep,name=history,proto3" json:"history,omitempty"`
+	History []*Candidate `protobuf:"bytes,3,rep,name=history,proto3" json:"history,omitempty"`
+	// evaluation is the path the active bundle's decisions take and what
+	// its exactness gate found (docs/performance.md, "Evaluation paths").
+	Evaluation    *EvaluationPath `protobuf:"bytes,4,opt,name=evaluation,proto3" json:"evaluation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -275,6 +279,98 @@ func (x *PolicyServiceStatusResponse) GetHistory() []*Candidate {
 	return nil
 }
 
+func (x *PolicyServiceStatusResponse) GetEvaluation() *EvaluationPath {
+	if x != nil {
+		return x.Evaluation
+	}
+	return nil
+}
+
+// EvaluationPath says how the active bundle's decisions are evaluated.
+type EvaluationPath struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// path is "ir" (the planner-IR evaluator, once the exactness gate passed)
+	// or "topdown" (OPA's evaluator).
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// gate is "passed", "failed", "pending", "unsupported" (the IR evaluator
+	// cannot run the bundle) or "off" (no gate runs: --fast-path=false).
+	Gate string `protobuf:"bytes,2,opt,name=gate,proto3" json:"gate,omitempty"`
+	// reason explains a gate other than "passed": the first request whose
+	// decisions differed, or why the IR evaluator refused the bundle.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// checked is the number of gate requests compared on both paths.
+	Checked int32 `protobuf:"varint,4,opt,name=checked,proto3" json:"checked,omitempty"`
+	// elapsed is how long the gate took.
+	Elapsed       *durationpb.Duration `protobuf:"bytes,5,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvaluationPath) Reset() {
+	*x = EvaluationPath{}
+	mi := &file_tollgate_v1_policy_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvaluationPath) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvaluationPath) ProtoMessage() {}
+
+func (x *EvaluationPath) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_policy_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvaluationPath.ProtoReflect.Descriptor instead.
+func (*EvaluationPath) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_policy_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EvaluationPath) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *EvaluationPath) GetGate() string {
+	if x != nil {
+		return x.Gate
+	}
+	return ""
+}
+
+func (x *EvaluationPath) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *EvaluationPath) GetChecked() int32 {
+	if x != nil {
+		return x.Checked
+	}
+	return 0
+}
+
+func (x *EvaluationPath) GetElapsed() *durationpb.Duration {
+	if x != nil {
+		return x.Elapsed
+	}
+	return nil
+}
+
 // ActivateRequest pushes a candidate bundle.
 type ActivateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -287,7 +383,7 @@ type ActivateRequest struct {
 
 func (x *ActivateRequest) Reset() {
 	*x = ActivateRequest{}
-	mi := &file_tollgate_v1_policy_proto_msgTypes[3]
+	mi := &file_tollgate_v1_policy_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +395,7 @@ func (x *ActivateRequest) String() string {
 func (*ActivateRequest) ProtoMessage() {}
 
 func (x *ActivateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_policy_proto_msgTypes[3]
+	mi := &file_tollgate_v1_policy_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +408,7 @@ func (x *ActivateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateRequest.ProtoReflect.Descriptor instead.
 func (*ActivateRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_policy_proto_rawDescGZIP(), []int{3}
+	return file_tollgate_v1_policy_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ActivateRequest) GetBundle() []byte {
@@ -332,7 +428,7 @@ type ActivateResponse struct {
 
 func (x *ActivateResponse) Reset() {
 	*x = ActivateResponse{}
-	mi := &file_tollgate_v1_policy_proto_msgTypes[4]
+	mi := &file_tollgate_v1_policy_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +440,7 @@ func (x *ActivateResponse) String() string {
 func (*ActivateResponse) ProtoMessage() {}
 
 func (x *ActivateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_policy_proto_msgTypes[4]
+	mi := &file_tollgate_v1_policy_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +453,7 @@ func (x *ActivateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateResponse.ProtoReflect.Descriptor instead.
 func (*ActivateResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_policy_proto_rawDescGZIP(), []int{4}
+	return file_tollgate_v1_policy_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ActivateResponse) GetCandidate() *Candidate {
@@ -371,18 +467,27 @@ var File_tollgate_v1_policy_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_policy_proto_rawDesc = "" +
 	"\n" +
-	"\x18tollgate/v1/policy.proto\x12\vtollgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n" +
+	"\x18tollgate/v1/policy.proto\x12\vtollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n" +
 	"\tCandidate\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\tR\brevision\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x127\n" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x1d.tollgate.v1.CandidateOutcomeR\aoutcome\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12*\n" +
 	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x1c\n" +
-	"\x1aPolicyServiceStatusRequest\"\xb7\x01\n" +
+	"\x1aPolicyServiceStatusRequest\"\xf4\x01\n" +
 	"\x1bPolicyServiceStatusResponse\x12'\n" +
 	"\x0factive_revision\x18\x01 \x01(\tR\x0eactiveRevision\x12=\n" +
 	"\factivated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vactivatedAt\x120\n" +
-	"\ahistory\x18\x03 \x03(\v2\x16.tollgate.v1.CandidateR\ahistory\")\n" +
+	"\ahistory\x18\x03 \x03(\v2\x16.tollgate.v1.CandidateR\ahistory\x12;\n" +
+	"\n" +
+	"evaluation\x18\x04 \x01(\v2\x1b.tollgate.v1.EvaluationPathR\n" +
+	"evaluation\"\x9f\x01\n" +
+	"\x0eEvaluationPath\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04gate\x18\x02 \x01(\tR\x04gate\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
+	"\achecked\x18\x04 \x01(\x05R\achecked\x123\n" +
+	"\aelapsed\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\")\n" +
 	"\x0fActivateRequest\x12\x16\n" +
 	"\x06bundle\x18\x01 \x01(\fR\x06bundle\"H\n" +
 	"\x10ActivateResponse\x124\n" +
@@ -412,31 +517,35 @@ func file_tollgate_v1_policy_proto_rawDescGZIP() []byte {
 }
 
 var file_tollgate_v1_policy_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tollgate_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_tollgate_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_tollgate_v1_policy_proto_goTypes = []any{
 	(CandidateOutcome)(0),               // 0: tollgate.v1.CandidateOutcome
 	(*Candidate)(nil),                   // 1: tollgate.v1.Candidate
 	(*PolicyServiceStatusRequest)(nil),  // 2: tollgate.v1.PolicyServiceStatusRequest
 	(*PolicyServiceStatusResponse)(nil), // 3: tollgate.v1.PolicyServiceStatusResponse
-	(*ActivateRequest)(nil),             // 4: tollgate.v1.ActivateRequest
-	(*ActivateResponse)(nil),            // 5: tollgate.v1.ActivateResponse
-	(*timestamppb.Timestamp)(nil),       // 6: google.protobuf.Timestamp
+	(*EvaluationPath)(nil),              // 4: tollgate.v1.EvaluationPath
+	(*ActivateRequest)(nil),             // 5: tollgate.v1.ActivateRequest
+	(*ActivateResponse)(nil),            // 6: tollgate.v1.ActivateResponse
+	(*timestamppb.Timestamp)(nil),       // 7: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 8: google.protobuf.Duration
 }
 var file_tollgate_v1_policy_proto_depIdxs = []int32{
 	0, // 0: tollgate.v1.Candidate.outcome:type_name -> tollgate.v1.CandidateOutcome
-	6, // 1: tollgate.v1.Candidate.at:type_name -> google.protobuf.Timestamp
-	6, // 2: tollgate.v1.PolicyServiceStatusResponse.activated_at:type_name -> google.protobuf.Timestamp
+	7, // 1: tollgate.v1.Candidate.at:type_name -> google.protobuf.Timestamp
+	7, // 2: tollgate.v1.PolicyServiceStatusResponse.activated_at:type_name -> google.protobuf.Timestamp
 	1, // 3: tollgate.v1.PolicyServiceStatusResponse.history:type_name -> tollgate.v1.Candidate
-	1, // 4: tollgate.v1.ActivateResponse.candidate:type_name -> tollgate.v1.Candidate
-	2, // 5: tollgate.v1.PolicyService.Status:input_type -> tollgate.v1.PolicyServiceStatusRequest
-	4, // 6: tollgate.v1.PolicyService.Activate:input_type -> tollgate.v1.ActivateRequest
-	3, // 7: tollgate.v1.PolicyService.Status:output_type -> tollgate.v1.PolicyServiceStatusResponse
-	5, // 8: tollgate.v1.PolicyService.Activate:output_type -> tollgate.v1.ActivateResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	4, // 4: tollgate.v1.PolicyServiceStatusResponse.evaluation:type_name -> tollgate.v1.EvaluationPath
+	8, // 5: tollgate.v1.EvaluationPath.elapsed:type_name -> google.protobuf.Duration
+	1, // 6: tollgate.v1.ActivateResponse.candidate:type_name -> tollgate.v1.Candidate
+	2, // 7: tollgate.v1.PolicyService.Status:input_type -> tollgate.v1.PolicyServiceStatusRequest
+	5, // 8: tollgate.v1.PolicyService.Activate:input_type -> tollgate.v1.ActivateRequest
+	3, // 9: tollgate.v1.PolicyService.Status:output_type -> tollgate.v1.PolicyServiceStatusResponse
+	6, // 10: tollgate.v1.PolicyService.Activate:output_type -> tollgate.v1.ActivateResponse
+	9, // [9:11] is the sub-list for method output_type
+	7, // [7:9] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_v1_policy_proto_init() }
@@ -450,7 +559,7 @@ func file_tollgate_v1_policy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_v1_policy_proto_rawDesc), len(file_tollgate_v1_policy_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
