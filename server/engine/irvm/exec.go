@@ -2,6 +2,7 @@ package irvm
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -71,6 +72,9 @@ type frame struct {
 // built-in's (strict built-in errors), a conflict, or ctx's when it ended.
 func (p *Program) Eval(ctx context.Context, env Env) ([]*ast.Term, error) {
 	m := &vm{p: p, ctx: ctx, ndb: env.NDB}
+	if env.Seed == nil {
+		env.Seed = rand.Reader // as topdown's default
+	}
 	m.bctx = topdown.BuiltinContext{
 		Context:        ctx,
 		Metrics:        noMetrics,
