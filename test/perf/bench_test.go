@@ -47,6 +47,18 @@ func BenchmarkFloor(b *testing.B) {
 			i++
 		}
 	})
+	b.Run("tollgate-engine-topdown", func(b *testing.B) {
+		eng := newEngine(b, store, engine.PathTopdown)
+		b.ReportAllocs()
+		defer reportCPU(b, perf.SelfCPU())
+		i := 0
+		for b.Loop() {
+			if res := eng.Decide(ctx, corpus[i%len(corpus)].Engine); res.Failure != "" {
+				b.Fatalf("decision failed closed: %v", res.Reasons)
+			}
+			i++
+		}
+	})
 	b.Run("tollgate-engine", func(b *testing.B) {
 		eng := newEngine(b, store)
 		b.ReportAllocs()

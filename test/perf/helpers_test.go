@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate/tollgate/policies"
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
+	"github.com/tollgate/tollgate/server/engine/gatecorpus"
 	"github.com/tollgate/tollgate/server/masterdata"
 	"github.com/tollgate/tollgate/test/perf"
 )
@@ -68,21 +69,32 @@ func packWithoutViews(tb testing.TB) fs.FS {
 	return os.DirFS(dir)
 }
 
-// newEngine returns an engine over s with the embedded pack, without its history views, active.
-func newEngine(tb testing.TB, s *masterdata.Store) *engine.Engine {
+// newEngine returns an engine over s with the embedded pack, without its history views, active, on
+// the evaluation path the service takes: the IR evaluator once the exactness gate passed (it fails the
+// test if the gate does not pass). path PathTopdown keeps it on OPA's topdown instead.
+func newEngine(tb testing.TB, s *masterdata.Store, path ...string) *engine.Engine {
 	tb.Helper()
 	ctx := context.Background()
 	b, err := bundles.ReadFS(packWithoutViews(tb), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c, err := engine.Compile(ctx, b)
+	cfg := engine.Config{EvalTimeout: 5 * time.Second, Gate: gatecorpus.Default}
+	topdown := len(path) > 0 && path[0] == engine.PathTopdown
+	if topdown {
+		cfg.Gate = nil
+	}
+	eng, err := engine.New(cfg, s, zerolog.Nop())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	eng, err := engine.New(engine.Config{EvalTimeout: 5 * time.Second}, s, zerolog.Nop())
+	c, err := eng.Compile(ctx, b)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	<-c.GateDone()
+	if st := c.PathStatus(); !topdown && st.Path != engine.PathIR {
+		tb.Fatalf("the pack is not on the IR path: %+v", st)
 	}
 	eng.Activate(c)
 	return eng

@@ -53,6 +53,10 @@ func BenchmarkServer(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
+	// Measure the path the service settles on: the IR evaluator once the exactness gate passed.
+	active, _ := a.Engine().Active()
+	<-active.GateDone()
+	b.Logf("evaluation path: %+v", active.PathStatus())
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := perf.SelfCPU()
