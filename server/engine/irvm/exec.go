@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -44,6 +46,9 @@ const cancelCheckEvery = 256
 
 var noMetrics = metrics.NoOp()
 
+// stackPool recycles the evaluations' stacks (vm.stack).
+var stackPool sync.Pool
+
 // vm is the state of one evaluation.
 type vm struct {
 	p       *Program
@@ -56,6 +61,9 @@ type vm struct {
 	// topdown's does, and fails at the end (strict built-in errors).
 	builtinErr error
 	ticks      int
+	// stack holds the locals of the active function frames and the arguments of calls being made,
+	// last in first out, so a call allocates nothing once the stack has grown to the plan's depth.
+	stack []*ast.Term
 }
 
 type memoSlot struct {
@@ -84,8 +92,17 @@ func (p *Program) Eval(ctx context.Context, env Env) ([]*ast.Term, error) {
 		NDBuiltinCache: env.NDB,
 		Capabilities:   env.Capabilities,
 	}
-	m.memo = [][]memoSlot{make([]memoSlot, len(p.funcs))}
-	fr := &frame{locals: make([]*ast.Term, p.plan.nlocals)}
+	m.memo = [][]memoSlot{make([]memoSlot, p.memoized)}
+	if st, ok := stackPool.Get().(*[]*ast.Term); ok {
+		m.stack = (*st)[:0]
+	}
+	defer func() {
+		st := m.stack[:cap(m.stack)]
+		clear(st) // no evaluation's values outlive it through the pool
+		st = st[:0]
+		stackPool.Put(&st)
+	}()
+	fr := &frame{locals: m.push(p.plan.nlocals)}
 	if env.Input != nil {
 		fr.locals[ir.Input] = ast.NewTerm(env.Input)
 	}
@@ -411,7 +428,7 @@ func (m *vm) with(fr *frame, s *ir.WithStmt) (int, error) {
 		}
 		fr.locals[s.Local] = upsert(save, keys, v)
 	}
-	m.memo = append(m.memo, make([]memoSlot, len(m.p.funcs)))
+	m.memo = append(m.memo, make([]memoSlot, m.p.memoized))
 	r, err := m.block(fr, s.Block)
 	m.memo = m.memo[:len(m.memo)-1]
 	fr.locals[s.Local] = save
@@ -442,14 +459,36 @@ func upsert(doc *ast.Term, path []*ast.Term, v *ast.Term) *ast.Term {
 
 func (m *vm) callStmt(fr *frame, s *ir.CallStmt) (*ast.Term, error) {
 	c := m.p.calls[s]
+	if c.fn != nil {
+		// A function's arguments live on the stack: the callee copies them into its frame.
+		base := len(m.stack)
+		args := m.push(len(s.Args))
+		for i, a := range s.Args {
+			args[i] = m.operand(fr, a)
+		}
+		v, err := m.call(c.fn, args)
+		m.stack = m.stack[:base]
+		return v, err
+	}
+	// A built-in's operands are its own: some keep the slice (the NDB cache key does).
 	args := make([]*ast.Term, len(s.Args))
 	for i, a := range s.Args {
 		args[i] = m.operand(fr, a)
 	}
-	if c.fn != nil {
-		return m.call(c.fn, args)
-	}
 	return m.callBuiltin(c.builtin, args)
+}
+
+// push reserves n cleared slots on the stack. A slice handed out earlier stays valid when the stack
+// grows: it keeps the old backing array, which nothing else uses any more.
+func (m *vm) push(n int) []*ast.Term {
+	base := len(m.stack)
+	if cap(m.stack)-base < n {
+		m.stack = slices.Grow(m.stack, max(n, cap(m.stack)))
+	}
+	m.stack = m.stack[:base+n]
+	s := m.stack[base : base+n : base+n]
+	clear(s)
+	return s
 }
 
 // call runs a planned function; nil is undefined.
@@ -461,11 +500,12 @@ func (m *vm) call(fn *function, args []*ast.Term) (*ast.Term, error) {
 	if fn.memo && memo[fn.id].done {
 		return memo[fn.id].v, nil
 	}
-	fr := &frame{locals: make([]*ast.Term, fn.nlocals)}
+	base := len(m.stack)
+	defer func() { m.stack = m.stack[:base] }()
+	fr := &frame{locals: m.push(fn.nlocals)}
 	for i, p := range fn.params {
 		fr.locals[p] = args[i]
 	}
-	fr.ret = nil
 	ended := false
 	for _, b := range fn.blocks {
 		r, err := m.block(fr, b)

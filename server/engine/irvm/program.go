@@ -23,6 +23,8 @@ type Program struct {
 	numbers     map[int]*ast.Term
 	// calls resolves every CallStmt once, so an evaluation never looks a name up.
 	calls map[*ir.CallStmt]*callee
+	// memoized is the number of memoized functions, whose function.id index an evaluation's memo.
+	memoized int
 }
 
 // function is a planned function, or the plan itself (no parameters, no return).
@@ -35,7 +37,7 @@ type function struct {
 	// memo is set for functions of exactly input and data: the complete rules, whose value does not
 	// change within one evaluation outside a WithStmt.
 	memo bool
-	id   int // index into an evaluation's memo
+	id   int // index into an evaluation's memo; -1 when not memoized
 }
 
 // callee is what a CallStmt calls: a planned function or a built-in.
@@ -72,9 +74,13 @@ func New(policy *ir.Policy, custom map[string]*topdown.Builtin) (*Program, error
 		}
 	}
 	if policy.Funcs != nil {
-		for i, f := range policy.Funcs.Funcs {
+		for _, f := range policy.Funcs.Funcs {
 			fn := &function{name: f.Name, params: f.Params, ret: f.Return, blocks: f.Blocks,
-				memo: len(f.Params) == 2, id: i}
+				memo: len(f.Params) == 2, id: -1}
+			if fn.memo {
+				fn.id = p.memoized
+				p.memoized++
+			}
 			fn.nlocals = maxLocal(f.Blocks, f.Params, f.Return) + 1
 			p.funcs[f.Name] = fn
 			if len(f.Path) > 0 {
