@@ -208,6 +208,29 @@ func (t *TollgateClient) Ready() error {
 	return err
 }
 
+// Evaluation waits until the active bundle's exactness gate has a verdict (the server decides on
+// topdown while it is pending) and returns the path its decisions take.
+func (t *TollgateClient) Evaluation(ctx context.Context, timeout time.Duration) (*tollgatev1.EvaluationPath, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := tollgatev1.NewPolicyServiceClient(t.client.Conn()).Status(ctx, &tollgatev1.PolicyServiceStatusRequest{})
+		if err != nil {
+			return nil, err
+		}
+		if ev := st.GetEvaluation(); ev != nil && ev.GetGate() != "pending" {
+			return ev, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the exactness gate has no verdict after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 var effects = map[tollgatev1.Effect]string{
 	tollgatev1.Effect_EFFECT_ALLOW:            "ALLOW",
 	tollgatev1.Effect_EFFECT_DENY:             "DENY",

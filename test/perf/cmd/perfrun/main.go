@@ -277,6 +277,17 @@ func run(ctx context.Context, args []string) error {
 		}
 		defer p.Stop()
 		defer d.Close()
+		ev, err := d.Evaluation(ctx, 2*time.Minute)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		step(fmt.Sprintf("%s decides on %s (exactness gate %s: %d requests in %s) %s", t.name, ev.GetPath(), ev.GetGate(),
+			ev.GetChecked(), ev.GetElapsed().AsDuration().Round(time.Millisecond), ev.GetReason()))
+		if rep.Paths == nil {
+			rep.Paths = map[string]perf.EvaluationPath{}
+		}
+		rep.Paths[t.name] = perf.EvaluationPath{Path: ev.GetPath(), Gate: ev.GetGate(), Reason: ev.GetReason(),
+			Checked: int(ev.GetChecked()), Elapsed: ev.GetElapsed().AsDuration()}
 		servers = append(servers, server{t.name, d, p})
 	}
 
