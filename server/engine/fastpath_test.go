@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +224,59 @@ func BenchmarkPaths(b *testing.B) {
 				i++
 			}
 		})
+	}
+}
+
+// TestReplayOnTheIRPath: a live decision on the IR path, replayed from its recorded facts and instant
+// (as the audit log keeps them), gives the same decision on the IR path and on topdown: replay and
+// impact analysis take the path of the compiled bundle they are given, and both agree.
+func TestReplayOnTheIRPath(t *testing.T) {
+	g, err := gatecorpus.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	eng := gatedEngine(t, fixedSnapshot{g.Snapshot})
+	c, err := eng.Compile(ctx, packBundle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitGate(t, c); st.Path != engine.PathIR {
+		t.Fatalf("path status %+v", st)
+	}
+	eng.Activate(c)
+	topdownOnly, err := engine.Compile(ctx, packBundle(t)) // no gate: stays on topdown
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := history.New(c.HistoryViews())
+	for _, r := range g.Prior {
+		hist.Observe(r)
+	}
+	effects := map[engine.Effect]int{}
+	for i, r := range g.Requests {
+		if i%7 != 0 {
+			continue
+		}
+		live := eng.Decide(engine.WithHistory(ctx, hist), r)
+		raw, err := engine.EncodeFacts(live.Facts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, replayed := range []*engine.Compiled{c, topdownOnly} {
+			facts, err := engine.DecodeFacts(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := eng.EvaluateRecorded(ctx, replayed, r, live.EvaluatedAt, facts)
+			if got.Effect != live.Effect || !slices.Equal(got.Reasons, live.Reasons) || !slices.Equal(got.Approvers, live.Approvers) {
+				t.Fatalf("request %d replayed on %s: %s %v %v, live %s %v %v", i, replayed.PathStatus().Path,
+					got.Effect, got.Reasons, got.Approvers, live.Effect, live.Reasons, live.Approvers)
+			}
+		}
+		effects[live.Effect]++
+	}
+	if len(effects) != 3 {
+		t.Fatalf("replayed effects %v, want all three", effects)
 	}
 }
