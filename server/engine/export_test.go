@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 
 	"github.com/tollgate/tollgate/server/masterdata"
@@ -57,4 +59,21 @@ func TamperIRData(tb testing.TB, c *Compiled) {
 func DecideOnTopdown(tb testing.TB, c *Compiled, req *Request, sn *masterdata.Snapshot, at time.Time, hist HistoryReader) *Result {
 	tb.Helper()
 	return c.decideOn(context.Background(), req, sn, at, hist, PathTopdown).res
+}
+
+// PreparePartial prepares b's decision query as prepare does, partially evaluated with the bundle's
+// data known and all of input unknown (rego.WithPartialEval): the first route issue 17 asked to measure.
+func PreparePartial(ctx context.Context, b *bundle.Bundle) (rego.PreparedEvalQuery, error) {
+	compiler := ast.NewCompiler().WithCapabilities(safeCapabilities().AST()).WithDefaultRegoVersion(ast.RegoV1).
+		WithUseTypeCheckAnnotations(true)
+	opts := []func(*rego.Rego){rego.Query(DecisionQuery), rego.Compiler(compiler), rego.ParsedBundle("tollgate", b),
+		rego.SetRegoVersion(ast.RegoV1), rego.StrictBuiltinErrors(true)}
+	return rego.New(append(opts, regoBuiltins()...)...).PrepareForEval(ctx, rego.WithPartialEval())
+}
+
+// EvalPrepared evaluates req on pq over sn at at, with history h, recording facts: the engine's call.
+func EvalPrepared(ctx context.Context, pq rego.PreparedEvalQuery, req *Request, sn *masterdata.Snapshot, at time.Time, h HistoryReader) (rego.ResultSet, error) {
+	ctx = WithHistory(withSnapshot(ctx, sn), h)
+	return pq.Eval(ctx, rego.EvalParsedInput(req.inputValue()), rego.EvalTime(at),
+		rego.EvalNDBuiltinCache(builtins.NDBCache{}), rego.EvalGenerateJSON(rawTerm))
 }

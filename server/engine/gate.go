@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -33,7 +32,8 @@ type Gate struct {
 	// Prior are earlier decisions the gate's history index holds, so the history-aware rules are decided
 	// over real answers: every run builds an index of the bundle's own views and observes them.
 	Prior []*audit.Record
-	// Workers bounds the goroutines comparing requests. Default GOMAXPROCS.
+	// Workers bounds the goroutines comparing requests. Default 1: the gate runs beside live traffic,
+	// which it must not starve; it takes one CPU at most.
 	Workers int
 }
 
@@ -106,7 +106,7 @@ func (c *Compiled) RunGate(ctx context.Context, g *Gate) PathStatus {
 	}
 	workers := g.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = 1
 	}
 	var (
 		next    atomic.Int64
