@@ -150,17 +150,15 @@ func (m *vm) operand(fr *frame, o ir.Operand) *ast.Term {
 
 // block runs b's statements and tells how it ended: fellThrough, returned, or the number of further
 // enclosing blocks to leave (0: only this one, because a statement was undefined).
-func (m *vm) block(fr *frame, b *ir.Block) (int, error) {
-	if b == nil {
-		return fellThrough, nil
-	}
-	for _, stmt := range b.Stmts {
-		switch s := stmt.(type) {
+func (m *vm) block(fr *frame, b *block) (int, error) {
+	for i := range b.stmts {
+		st := &b.stmts[i]
+		switch s := st.Stmt.(type) {
 		case *ir.ReturnLocalStmt:
 			fr.ret = fr.locals[s.Source]
 			return returned, nil
 		case *ir.CallStmt:
-			v, err := m.callStmt(fr, s)
+			v, err := m.callStmt(fr, s, st.callee)
 			if err != nil {
 				return 0, err
 			}
@@ -188,7 +186,7 @@ func (m *vm) block(fr *frame, b *ir.Block) (int, error) {
 			}
 			fr.locals[s.Result] = v
 		case *ir.BlockStmt:
-			for _, child := range s.Blocks {
+			for _, child := range st.sub {
 				r, err := m.block(fr, child)
 				if err != nil || r == returned {
 					return r, err
@@ -212,12 +210,12 @@ func (m *vm) block(fr *frame, b *ir.Block) (int, error) {
 			}
 			fr.locals[s.Target] = ast.InternedTerm(n)
 		case *ir.ScanStmt:
-			r, err := m.scan(fr, s)
+			r, err := m.scan(fr, s, st.sub[0])
 			if err != nil || r != fellThrough {
 				return r, err
 			}
 		case *ir.NotStmt:
-			r, err := m.block(fr, s.Block)
+			r, err := m.block(fr, st.sub[0])
 			switch {
 			case err != nil || r == returned:
 				return r, err
@@ -329,7 +327,7 @@ func (m *vm) block(fr *frame, b *ir.Block) (int, error) {
 			}
 			set.Add(v)
 		case *ir.WithStmt:
-			r, err := m.with(fr, s)
+			r, err := m.with(fr, s, st.sub[0])
 			if err != nil || r == returned {
 				return r, err
 			}
@@ -347,7 +345,7 @@ func (m *vm) block(fr *frame, b *ir.Block) (int, error) {
 			}
 			m.addResult(v)
 		default:
-			return 0, fmt.Errorf("%w: statement %T", ErrUnsupported, stmt)
+			return 0, fmt.Errorf("%w: statement %T", ErrUnsupported, st.Stmt)
 		}
 	}
 	return fellThrough, nil
@@ -365,7 +363,7 @@ func (m *vm) addResult(v *ast.Term) {
 // scan runs s's body once per element of its source, in the order topdown iterates (arrays by index,
 // objects and sets by sorted key). The body is a loop body: leaving it (0) goes on with the next
 // element, leaving one more ends the scan, and more leave blocks around the scan.
-func (m *vm) scan(fr *frame, s *ir.ScanStmt) (int, error) {
+func (m *vm) scan(fr *frame, s *ir.ScanStmt, body *block) (int, error) {
 	src := fr.locals[s.Source]
 	if src == nil {
 		return fellThrough, nil
@@ -377,7 +375,7 @@ func (m *vm) scan(fr *frame, s *ir.ScanStmt) (int, error) {
 			return err
 		}
 		fr.locals[s.Key], fr.locals[s.Value] = k, v
-		r, err := m.block(fr, s.Block)
+		r, err := m.block(fr, body)
 		switch {
 		case err != nil:
 			return err
@@ -413,7 +411,7 @@ func (m *vm) scan(fr *frame, s *ir.ScanStmt) (int, error) {
 
 var errStopScan = fmt.Errorf("irvm: scan stopped")
 
-func (m *vm) with(fr *frame, s *ir.WithStmt) (int, error) {
+func (m *vm) with(fr *frame, s *ir.WithStmt, body *block) (int, error) {
 	save := fr.locals[s.Local]
 	v := m.operand(fr, s.Value)
 	if v == nil {
@@ -429,7 +427,7 @@ func (m *vm) with(fr *frame, s *ir.WithStmt) (int, error) {
 		fr.locals[s.Local] = upsert(save, keys, v)
 	}
 	m.memo = append(m.memo, make([]memoSlot, m.p.memoized))
-	r, err := m.block(fr, s.Block)
+	r, err := m.block(fr, body)
 	m.memo = m.memo[:len(m.memo)-1]
 	fr.locals[s.Local] = save
 	if r == fellThrough {
@@ -457,8 +455,7 @@ func upsert(doc *ast.Term, path []*ast.Term, v *ast.Term) *ast.Term {
 	return ast.NewTerm(obj)
 }
 
-func (m *vm) callStmt(fr *frame, s *ir.CallStmt) (*ast.Term, error) {
-	c := m.p.calls[s]
+func (m *vm) callStmt(fr *frame, s *ir.CallStmt, c *callee) (*ast.Term, error) {
 	if c.fn != nil {
 		// A function's arguments live on the stack: the callee copies them into its frame.
 		base := len(m.stack)

@@ -21,8 +21,6 @@ type Program struct {
 	// modifies a scalar term.
 	stringTerms []*ast.Term
 	numbers     map[int]*ast.Term
-	// calls resolves every CallStmt once, so an evaluation never looks a name up.
-	calls map[*ir.CallStmt]*callee
 	// memoized is the number of memoized functions, whose function.id index an evaluation's memo.
 	memoized int
 }
@@ -32,12 +30,24 @@ type function struct {
 	name    string
 	params  []ir.Local
 	ret     ir.Local
-	blocks  []*ir.Block
+	blocks  []*block
 	nlocals int
 	// memo is set for functions of exactly input and data: the complete rules, whose value does not
 	// change within one evaluation outside a WithStmt.
 	memo bool
 	id   int // index into an evaluation's memo; -1 when not memoized
+}
+
+// block is an ir.Block with every statement's call resolved and its nested blocks alongside, so an
+// evaluation never looks a name up.
+type block struct {
+	stmts []stmt
+}
+
+type stmt struct {
+	ir.Stmt
+	callee *callee  // a CallStmt's
+	sub    []*block // BlockStmt's blocks; the one block of a ScanStmt, NotStmt or WithStmt
 }
 
 // callee is what a CallStmt calls: a planned function or a built-in.
@@ -66,7 +76,7 @@ func New(policy *ir.Policy, custom map[string]*topdown.Builtin) (*Program, error
 	if policy == nil || policy.Plans == nil || len(policy.Plans.Plans) != 1 {
 		return nil, fmt.Errorf("%w: want exactly one plan", ErrUnsupported)
 	}
-	p := &Program{numbers: map[int]*ast.Term{}, funcs: map[string]*function{}, byPath: map[string]*function{}, calls: map[*ir.CallStmt]*callee{}}
+	p := &Program{numbers: map[int]*ast.Term{}, funcs: map[string]*function{}, byPath: map[string]*function{}}
 	if policy.Static != nil {
 		for _, s := range policy.Static.Strings {
 			p.strings = append(p.strings, ast.String(s.Value))
@@ -75,8 +85,7 @@ func New(policy *ir.Policy, custom map[string]*topdown.Builtin) (*Program, error
 	}
 	if policy.Funcs != nil {
 		for _, f := range policy.Funcs.Funcs {
-			fn := &function{name: f.Name, params: f.Params, ret: f.Return, blocks: f.Blocks,
-				memo: len(f.Params) == 2, id: -1}
+			fn := &function{name: f.Name, params: f.Params, ret: f.Return, memo: len(f.Params) == 2, id: -1}
 			if fn.memo {
 				fn.id = p.memoized
 				p.memoized++
@@ -89,7 +98,7 @@ func New(policy *ir.Policy, custom map[string]*topdown.Builtin) (*Program, error
 		}
 	}
 	pl := policy.Plans.Plans[0]
-	p.plan = &function{name: pl.Name, blocks: pl.Blocks, ret: -1, id: -1}
+	p.plan = &function{name: pl.Name, ret: -1, id: -1}
 	p.plan.nlocals = maxLocal(pl.Blocks, nil, ir.Data) + 1
 
 	decls := map[string]*ir.BuiltinFunc{}
@@ -99,50 +108,82 @@ func New(policy *ir.Policy, custom map[string]*topdown.Builtin) (*Program, error
 		}
 	}
 	var err error
-	resolve := func(stmt ir.Stmt) {
-		if err != nil {
-			return
-		}
-		err = p.check(stmt, decls, custom)
+	if p.plan.blocks, err = p.compile(pl.Blocks, decls, custom); err != nil {
+		return nil, err
 	}
-	walkStmts(pl.Blocks, resolve)
 	if policy.Funcs != nil {
 		for _, f := range policy.Funcs.Funcs {
-			walkStmts(f.Blocks, resolve)
+			if p.funcs[f.Name].blocks, err = p.compile(f.Blocks, decls, custom); err != nil {
+				return nil, err
+			}
 		}
-	}
-	if err != nil {
-		return nil, err
 	}
 	return p, nil
 }
 
+// compile checks every statement of blocks and mirrors them with their calls resolved.
+func (p *Program) compile(blocks []*ir.Block, decls map[string]*ir.BuiltinFunc, custom map[string]*topdown.Builtin) ([]*block, error) {
+	out := make([]*block, len(blocks))
+	for i, b := range blocks {
+		if b == nil {
+			out[i] = &block{}
+			continue
+		}
+		cb := &block{stmts: make([]stmt, len(b.Stmts))}
+		for j, s := range b.Stmts {
+			st := stmt{Stmt: s}
+			var err error
+			if st.callee, err = p.check(s, decls, custom); err != nil {
+				return nil, err
+			}
+			var nested []*ir.Block
+			switch s := s.(type) {
+			case *ir.BlockStmt:
+				nested = s.Blocks
+			case *ir.ScanStmt:
+				nested = []*ir.Block{s.Block}
+			case *ir.NotStmt:
+				nested = []*ir.Block{s.Block}
+			case *ir.WithStmt:
+				nested = []*ir.Block{s.Block}
+			}
+			if nested != nil {
+				if st.sub, err = p.compile(nested, decls, custom); err != nil {
+					return nil, err
+				}
+			}
+			cb.stmts[j] = st
+		}
+		out[i] = cb
+	}
+	return out, nil
+}
+
 // check verifies that the evaluator knows stmt and resolves a CallStmt's callee.
-func (p *Program) check(stmt ir.Stmt, decls map[string]*ir.BuiltinFunc, custom map[string]*topdown.Builtin) error {
+func (p *Program) check(stmt ir.Stmt, decls map[string]*ir.BuiltinFunc, custom map[string]*topdown.Builtin) (*callee, error) {
 	switch s := stmt.(type) {
 	case *ir.CallStmt:
 		if fn, ok := p.funcs[s.Func]; ok {
 			if len(s.Args) != len(fn.params) {
-				return fmt.Errorf("%w: call of %s with %d arguments, want %d", ErrUnsupported, s.Func, len(s.Args), len(fn.params))
+				return nil, fmt.Errorf("%w: call of %s with %d arguments, want %d", ErrUnsupported, s.Func, len(s.Args), len(fn.params))
 			}
-			p.calls[s] = &callee{fn: fn}
-			return nil
+			return &callee{fn: fn}, nil
 		}
 		b, err := resolveBuiltin(s.Func, decls[s.Func], custom)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		p.calls[s] = &callee{builtin: b}
+		return &callee{builtin: b}, nil
 	case *ir.MakeNumberRefStmt:
 		if s.Index < 0 || s.Index >= len(p.strings) {
-			return fmt.Errorf("%w: number constant %d out of range", ErrUnsupported, s.Index)
+			return nil, fmt.Errorf("%w: number constant %d out of range", ErrUnsupported, s.Index)
 		}
 		t, err := ast.ParseTerm(string(p.strings[s.Index].(ast.String)))
 		if err != nil {
-			return fmt.Errorf("%w: number constant %q: %v", ErrUnsupported, p.strings[s.Index], err)
+			return nil, fmt.Errorf("%w: number constant %q: %v", ErrUnsupported, p.strings[s.Index], err)
 		}
 		if _, ok := t.Value.(ast.Number); !ok {
-			return fmt.Errorf("%w: number constant %q is a %s", ErrUnsupported, p.strings[s.Index], ast.ValueName(t.Value))
+			return nil, fmt.Errorf("%w: number constant %q is a %s", ErrUnsupported, p.strings[s.Index], ast.ValueName(t.Value))
 		}
 		p.numbers[s.Index] = t
 	case *ir.ReturnLocalStmt, *ir.CallDynamicStmt, *ir.BlockStmt, *ir.BreakStmt, *ir.DotStmt, *ir.LenStmt,
@@ -155,9 +196,9 @@ func (p *Program) check(stmt ir.Stmt, decls map[string]*ir.BuiltinFunc, custom m
 	default:
 		var buf bytes.Buffer
 		_ = ir.Pretty(&buf, stmt)
-		return fmt.Errorf("%w: statement %s", ErrUnsupported, buf.String())
+		return nil, fmt.Errorf("%w: statement %s", ErrUnsupported, buf.String())
 	}
-	return nil
+	return nil, nil
 }
 
 func resolveBuiltin(name string, decl *ir.BuiltinFunc, custom map[string]*topdown.Builtin) (*builtin, error) {
