@@ -135,7 +135,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	cfg.Bundles = bundleCfg
-	cfg.TopdownOnly = !*fastPath
+	cfg.FastPath = *fastPath
 	cfg.Tracing.SampleRatio = sampleRatio
 	if cfg.ConsistencyWait == 0 {
 		cfg.ConsistencyWait = -1 // app.Config's zero means the default; the flag's means do not wait

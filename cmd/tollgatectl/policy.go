@@ -111,6 +111,9 @@ func printPolicyStatus(w io.Writer, st *tollgatev1.PolicyServiceStatusResponse) 
 		if ev.GetReason() != "" {
 			fmt.Fprintf(w, "evaluation reason: %s\n", oneLine(ev.GetReason()))
 		}
+		if n := ev.GetFallbacks(); n > 0 {
+			fmt.Fprintf(w, "evaluation fallbacks: %d decisions met an IR evaluator error and were decided on topdown\n", n)
+		}
 	}
 	if len(st.GetHistory()) == 0 {
 		return nil

@@ -82,10 +82,10 @@ type Config struct {
 	MasterdataRetain time.Duration
 	// EvalTimeout bounds one policy evaluation. Default engine.DefaultEvalTimeout.
 	EvalTimeout time.Duration
-	// TopdownOnly keeps every bundle on OPA's topdown evaluator. By default a bundle decides on the
-	// planner-IR evaluator once its exactness gate (gatecorpus.Default) passed. The flag is
-	// --fast-path=false.
-	TopdownOnly bool
+	// FastPath lets a bundle decide on the planner-IR evaluator once its exactness gate
+	// (gatecorpus.Default) passed; the gate runs in the background after every compile. The zero value
+	// keeps every bundle on OPA's topdown evaluator; `tollgate serve` sets it unless --fast-path=false.
+	FastPath bool
 	// MaxEvaluations bounds the policy evaluations running at once; more wait their turn in arrival
 	// order. Default GOMAXPROCS.
 	MaxEvaluations int
@@ -261,7 +261,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		return nil, fmt.Errorf("allowed built-ins: %w", err)
 	}
 	engCfg := engine.Config{EvalTimeout: cfg.EvalTimeout, MaxConcurrent: cfg.MaxEvaluations, Capabilities: caps}
-	if !cfg.TopdownOnly {
+	if cfg.FastPath {
 		engCfg.Gate = gatecorpus.Default
 	}
 	eng, err := engine.New(engCfg, md, log)

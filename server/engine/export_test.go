@@ -12,6 +12,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 
+	"github.com/tollgate/tollgate/server/engine/irvm"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
 
@@ -77,3 +78,6 @@ func EvalPrepared(ctx context.Context, pq rego.PreparedEvalQuery, req *Request, 
 	return pq.Eval(ctx, rego.EvalParsedInput(req.inputValue()), rego.EvalTime(at),
 		rego.EvalNDBuiltinCache(builtins.NDBCache{}), rego.EvalGenerateJSON(rawTerm))
 }
+
+// ReplaceIRProgram makes c's IR path run prog: a test's way to an evaluator that fails.
+func ReplaceIRProgram(c *Compiled, prog *irvm.Program) { c.fast.prog = prog }

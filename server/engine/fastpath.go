@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -69,6 +70,10 @@ type fastPath struct {
 	prog *irvm.Program // nil when the bundle cannot be planned or run by irvm
 	data ast.Value     // the bundle's data document
 
+	// fallbacks counts decisions on the IR path that met an irvm internal error and were decided on
+	// topdown instead.
+	fallbacks atomic.Int64
+
 	mu     sync.Mutex
 	status PathStatus
 	ready  chan struct{} // closed once the gate has a verdict
@@ -86,6 +91,9 @@ type PathStatus struct {
 	// Checked is the number of gate requests compared; Elapsed how long the gate took.
 	Checked int
 	Elapsed time.Duration
+	// Fallbacks counts decisions on the IR path that met an irvm internal error (a bug, never the
+	// policy's answer) and were decided on topdown instead.
+	Fallbacks int64
 }
 
 // planFast plans b's decision query with the same compiler settings as prepare and readies an irvm
@@ -197,7 +205,9 @@ func (c *Compiled) PathStatus() PathStatus {
 	}
 	c.fast.mu.Lock()
 	defer c.fast.mu.Unlock()
-	return c.fast.status
+	st := c.fast.status
+	st.Fallbacks = c.fast.fallbacks.Load()
+	return st
 }
 
 // GateDone is closed once the bundle's exactness gate has a verdict (or none will come).
@@ -210,8 +220,11 @@ func (c *Compiled) GateDone() <-chan struct{} {
 	return c.fast.ready
 }
 
-// eval evaluates req on the path the compiled bundle uses, or on the path forced.
+// eval evaluates req on the path the compiled bundle uses, or on the path forced. A decision on the
+// path the bundle uses that meets an irvm internal error is decided again on topdown; the gate, which
+// forces a path, sees the error as the IR path's answer.
 func (c *Compiled) eval(ctx context.Context, req *Request, now time.Time, facts builtins.NDBCache, path string) (rego.ResultSet, error) {
+	live := path == ""
 	if path == "" {
 		path = PathTopdown
 		if c.fast.useIR() {
@@ -219,7 +232,15 @@ func (c *Compiled) eval(ctx context.Context, req *Request, now time.Time, facts 
 		}
 	}
 	if path == PathIR && c.fast != nil && c.fast.prog != nil {
-		return c.fast.evalIR(ctx, req, now, facts)
+		rs, err := c.fast.evalIR(ctx, req, now, facts)
+		var internal *irvm.InternalError
+		if !errors.As(err, &internal) || !live {
+			return rs, err
+		}
+		// An evaluator bug is not the policy's answer: topdown decides, from a clean fact cache, and
+		// the bundle says so in its fallback count.
+		c.fast.fallbacks.Add(1)
+		clear(facts)
 	}
 	return c.query.Eval(ctx,
 		rego.EvalParsedInput(req.inputValue()),

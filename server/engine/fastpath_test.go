@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/ir"
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/policies"
 	"github.com/tollgate/tollgate/server/bundles"
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/engine/gatecorpus"
+	"github.com/tollgate/tollgate/server/engine/irvm"
 	"github.com/tollgate/tollgate/server/history"
 	"github.com/tollgate/tollgate/server/masterdata"
 )
@@ -302,5 +304,48 @@ func TestReplayOnTheIRPath(t *testing.T) {
 	}
 	if len(effects) != 3 {
 		t.Fatalf("replayed effects %v, want all three", effects)
+	}
+}
+
+// TestIRInternalErrorFallsBackToTopdown: a decision whose IR evaluation breaks one of irvm's own
+// invariants is answered by topdown, with the facts topdown recorded, and counted.
+func TestIRInternalErrorFallsBackToTopdown(t *testing.T) {
+	g, err := gatecorpus.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	eng := gatedEngine(t, fixedSnapshot{g.Snapshot})
+	c, err := eng.Compile(ctx, packBundle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitGate(t, c); st.Path != engine.PathIR {
+		t.Fatalf("path status %+v", st)
+	}
+	// A plan that appends to a null: what a planner or irvm bug would do.
+	broken, err := irvm.New(&ir.Policy{Static: &ir.Static{}, Plans: &ir.Plans{Plans: []*ir.Plan{{Name: "broken", Blocks: []*ir.Block{{Stmts: []ir.Stmt{
+		&ir.MakeNullStmt{Target: 2},
+		&ir.ArrayAppendStmt{Array: 2, Value: ir.Operand{Value: ir.Local(2)}},
+	}}}}}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine.ReplaceIRProgram(c, broken)
+	eng.Activate(c)
+	hist := history.New(c.HistoryViews())
+	r := g.Requests[len(g.Requests)-1]
+	got := eng.Decide(engine.WithHistory(ctx, hist), r)
+	want := engine.DecideOnTopdown(t, c, r, g.Snapshot, got.EvaluatedAt, hist)
+	if got.Failure != "" || got.Effect != want.Effect || !slices.Equal(got.Reasons, want.Reasons) {
+		t.Fatalf("decided %s %v (failure %q), want topdown's %s %v", got.Effect, got.Reasons, got.Failure, want.Effect, want.Reasons)
+	}
+	gotFacts, _ := engine.EncodeFacts(got.Facts)
+	wantFacts, _ := engine.EncodeFacts(want.Facts)
+	if string(gotFacts) != string(wantFacts) {
+		t.Fatalf("facts %s, want topdown's %s", gotFacts, wantFacts)
+	}
+	if st := c.PathStatus(); st.Fallbacks != 1 {
+		t.Fatalf("fallbacks %d, want 1", st.Fallbacks)
 	}
 }

@@ -36,7 +36,7 @@ func BenchmarkServer(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, app.Config{Addr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: b.TempDir(), MasterdataDir: mdDir}, zerolog.Nop())
+	a, err := app.New(ctx, app.Config{Addr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: b.TempDir(), MasterdataDir: mdDir, FastPath: true}, zerolog.Nop())
 	if err != nil {
 		cancel()
 		b.Fatal(err)

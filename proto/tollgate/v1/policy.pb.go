@@ -301,7 +301,11 @@ type EvaluationPath struct {
 	// checked is the number of gate requests compared on both paths.
 	Checked int32 `protobuf:"varint,4,opt,name=checked,proto3" json:"checked,omitempty"`
 	// elapsed is how long the gate took.
-	Elapsed       *durationpb.Duration `protobuf:"bytes,5,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	Elapsed *durationpb.Duration `protobuf:"bytes,5,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	// fallbacks counts decisions on the IR path that met an internal error
+	// of the IR evaluator (a bug, never the policy's answer) and were decided
+	// on topdown instead; any is worth a report.
+	Fallbacks     int64 `protobuf:"varint,6,opt,name=fallbacks,proto3" json:"fallbacks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -369,6 +373,13 @@ func (x *EvaluationPath) GetElapsed() *durationpb.Duration {
 		return x.Elapsed
 	}
 	return nil
+}
+
+func (x *EvaluationPath) GetFallbacks() int64 {
+	if x != nil {
+		return x.Fallbacks
+	}
+	return 0
 }
 
 // ActivateRequest pushes a candidate bundle.
@@ -481,13 +492,14 @@ const file_tollgate_v1_policy_proto_rawDesc = "" +
 	"\ahistory\x18\x03 \x03(\v2\x16.tollgate.v1.CandidateR\ahistory\x12;\n" +
 	"\n" +
 	"evaluation\x18\x04 \x01(\v2\x1b.tollgate.v1.EvaluationPathR\n" +
-	"evaluation\"\x9f\x01\n" +
+	"evaluation\"\xbd\x01\n" +
 	"\x0eEvaluationPath\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04gate\x18\x02 \x01(\tR\x04gate\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
 	"\achecked\x18\x04 \x01(\x05R\achecked\x123\n" +
-	"\aelapsed\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\")\n" +
+	"\aelapsed\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12\x1c\n" +
+	"\tfallbacks\x18\x06 \x01(\x03R\tfallbacks\")\n" +
 	"\x0fActivateRequest\x12\x16\n" +
 	"\x06bundle\x18\x01 \x01(\fR\x06bundle\"H\n" +
 	"\x10ActivateResponse\x124\n" +

@@ -76,9 +76,25 @@ type frame struct {
 	ret    *ast.Term
 }
 
+// InternalError is an evaluation that broke one of the evaluator's own invariants (a statement on a
+// value of the wrong kind, a panic): a bug in irvm or the planner, not an answer of the policy. The
+// engine answers such a decision on topdown instead.
+type InternalError struct{ Msg string }
+
+func (e *InternalError) Error() string { return "irvm: internal error: " + e.Msg }
+
+func internalf(format string, args ...any) error {
+	return &InternalError{Msg: fmt.Sprintf(format, args...)}
+}
+
 // Eval runs the plan and returns its result set in the order the values were added. The error is a
-// built-in's (strict built-in errors), a conflict, or ctx's when it ended.
-func (p *Program) Eval(ctx context.Context, env Env) ([]*ast.Term, error) {
+// built-in's (strict built-in errors), a conflict, ctx's when it ended, or an *InternalError.
+func (p *Program) Eval(ctx context.Context, env Env) (_ []*ast.Term, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = internalf("panic: %v", r)
+		}
+	}()
 	m := &vm{p: p, ctx: ctx, ndb: env.NDB}
 	if env.Seed == nil {
 		env.Seed = rand.Reader // as topdown's default
@@ -289,7 +305,7 @@ func (m *vm) block(fr *frame, b *block) (int, error) {
 			arr, ok := termArray(fr.locals[s.Array])
 			v := m.operand(fr, s.Value)
 			if !ok || v == nil {
-				return 0, fmt.Errorf("irvm: array append to %s", kind(fr.locals[s.Array]))
+				return 0, internalf("array append to %s", kind(fr.locals[s.Array]))
 			}
 			// In place, as the Wasm runtime appends: every local holding the array sees it.
 			fr.locals[s.Array].Value = arr.Append(v)
@@ -297,14 +313,14 @@ func (m *vm) block(fr *frame, b *block) (int, error) {
 			obj, ok := termObject(fr.locals[s.Object])
 			k, v := m.operand(fr, s.Key), m.operand(fr, s.Value)
 			if !ok || k == nil || v == nil {
-				return 0, fmt.Errorf("irvm: object insert into %s", kind(fr.locals[s.Object]))
+				return 0, internalf("object insert into %s", kind(fr.locals[s.Object]))
 			}
 			obj.Insert(k, v)
 		case *ir.ObjectInsertOnceStmt:
 			obj, ok := termObject(fr.locals[s.Object])
 			k, v := m.operand(fr, s.Key), m.operand(fr, s.Value)
 			if !ok || k == nil || v == nil {
-				return 0, fmt.Errorf("irvm: object insert into %s", kind(fr.locals[s.Object]))
+				return 0, internalf("object insert into %s", kind(fr.locals[s.Object]))
 			}
 			if old := obj.Get(k); old != nil {
 				if ast.Compare(old.Value, v.Value) != 0 {
@@ -323,7 +339,7 @@ func (m *vm) block(fr *frame, b *block) (int, error) {
 			set, ok := termSet(fr.locals[s.Set])
 			v := m.operand(fr, s.Value)
 			if !ok || v == nil {
-				return 0, fmt.Errorf("irvm: set add to %s", kind(fr.locals[s.Set]))
+				return 0, internalf("set add to %s", kind(fr.locals[s.Set]))
 			}
 			set.Add(v)
 		case *ir.WithStmt:
@@ -345,7 +361,7 @@ func (m *vm) block(fr *frame, b *block) (int, error) {
 			}
 			m.addResult(v)
 		default:
-			return 0, fmt.Errorf("%w: statement %T", ErrUnsupported, st.Stmt)
+			return 0, internalf("statement %T", st.Stmt)
 		}
 	}
 	return fellThrough, nil
@@ -554,7 +570,7 @@ func (m *vm) callBuiltin(b *builtin, args []*ast.Term) (*ast.Term, error) {
 		}
 	}
 	if len(args) != b.arity {
-		return nil, fmt.Errorf("irvm: built-in %s called with %d arguments, want %d", b.name, len(args), b.arity)
+		return nil, internalf("built-in %s called with %d arguments, want %d", b.name, len(args), b.arity)
 	}
 	var key ast.Value
 	if b.nondeterministic && m.ndb != nil {

@@ -263,4 +263,25 @@ func TestUnsupportedPlans(t *testing.T) {
 	}
 }
 
+// TestInternalErrors: a plan that breaks the evaluator's invariants fails with an *InternalError, a
+// panic included, never with an answer.
+func TestInternalErrors(t *testing.T) {
+	for name, stmts := range map[string][]ir.Stmt{
+		"append to null": {&ir.MakeNullStmt{Target: 2}, &ir.ArrayAppendStmt{Array: 2, Value: ir.Operand{Value: ir.Local(2)}}},
+		"string out of range (panic)": {&ir.DotStmt{Source: ir.Operand{Value: ir.Local(ir.Data)}, Key: ir.Operand{Value: ir.StringIndex(99)}, Target: 2},
+			&ir.ResultSetAddStmt{Value: 2}},
+	} {
+		p := &ir.Policy{Static: &ir.Static{}, Plans: &ir.Plans{Plans: []*ir.Plan{{Name: "x", Blocks: []*ir.Block{{Stmts: stmts}}}}}}
+		prog, err := irvm.New(p, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		rs, err := prog.Eval(context.Background(), irvm.Env{Data: ast.NewObject(), Time: time.Now()})
+		var internal *irvm.InternalError
+		if !errors.As(err, &internal) {
+			t.Fatalf("%s: result %v, error %v, want an internal error", name, rs, err)
+		}
+	}
+}
+
 func inmemStore(data map[string]any) storage.Store { return inmem.NewFromObject(data) }
