@@ -203,6 +203,7 @@ type App struct {
 	history       *history.Tracker
 	historyTail   *history.Tail
 	roller        *insights.Roller
+	recent        *insights.Recent // the writer's store, remembering its last appends for the roller
 }
 
 // New loads the master data and the policy bundle, builds the services and binds both listeners, so the
@@ -290,6 +291,9 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	if cfg.WrapAuditStore != nil {
 		writerStore = cfg.WrapAuditStore(a.store)
 	}
+	// The roller folds the records this replica just committed from memory, not by reading them back.
+	a.recent = insights.NewRecent(writerStore, 0)
+	writerStore = a.recent
 	if a.writer, err = audit.NewWriter(auditCfg, writerStore, log); err != nil {
 		a.store.Close()
 		return nil, fmt.Errorf("start audit writer: %w", err)
@@ -345,7 +349,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		a.closeAudit()
 		return nil, err
 	}
-	a.roller = insights.NewRoller(insights.RollerConfig{Config: activeInsights(eng)}, a.store, rollups, log)
+	a.roller = insights.NewRoller(insights.RollerConfig{Config: activeInsights(eng)}, a.recent, rollups, log)
 	insightsServer := api.NewInsightsServer(insights.NewReader(rollups), api.InsightsConfig{Sync: a.roller, Config: activeInsights(eng)}, log)
 	decisions := api.NewDecisionServer(eng, a.writer, cfg.Limits, metrics, log).WithReceipts(receipts, a.writer.Mode() == audit.ModeAsync).
 		WithTracing(a.tracing.Tracer(), cfg.ReplicaID, a.chainID).
