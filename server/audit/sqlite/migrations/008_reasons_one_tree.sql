@@ -5,10 +5,15 @@
 -- the reason_code filter with and without a time range, and stays unique
 -- per (code, decision_id), since a decision has one evaluated_at, so
 -- INSERT OR IGNORE still drops a code a record lists twice.
+--
+-- Its foreign key is declared checked at commit. Append used to ask for that
+-- with PRAGMA defer_foreign_keys in every transaction, and a flag pragma
+-- expires every prepared statement of the connection: each append parsed
+-- all of its statements again.
 CREATE TABLE record_reasons_one_tree (
     code         TEXT    NOT NULL,
     evaluated_at INTEGER NOT NULL, -- unix nanoseconds, the record's
-    decision_id  TEXT    NOT NULL REFERENCES records (decision_id),
+    decision_id  TEXT    NOT NULL REFERENCES records (decision_id) DEFERRABLE INITIALLY DEFERRED,
     PRIMARY KEY (code, evaluated_at, decision_id)
 ) WITHOUT ROWID;
 INSERT INTO record_reasons_one_tree (code, evaluated_at, decision_id)
