@@ -122,3 +122,62 @@ func TestGroupAfterClose(t *testing.T) {
 		t.Errorf("Enqueue after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestGroupRefusedRecord checks that a record of a group the store refuses (a decision id already
+// taken) fails alone: its batch-mates commit, in order, and only its Wait reports the refusal.
+func TestGroupRefusedRecord(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	w := newWriter(t, audit.Config{}, s)
+	ctx := context.Background()
+	g := w.Group()
+	var qs []*audit.Queued
+	for _, n := range []int{1, 2, 1, 3} { // the second 1 repeats a decision id
+		q, err := g.Enqueue(ctx, audittest.Decision(n), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		qs = append(qs, q)
+	}
+	var seqs []uint64
+	for i, q := range qs {
+		stored, _, err := q.Wait(ctx)
+		if i == 2 {
+			if !errors.Is(err, audit.ErrUnavailable) || !errors.Is(err, audit.ErrDuplicate) {
+				t.Errorf("Wait on the repeated decision id: %v, want ErrUnavailable wrapping ErrDuplicate", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Wait(%d): %v", i, err)
+		}
+		seqs = append(seqs, stored.GetSeq())
+	}
+	if len(seqs) != 3 || seqs[0] != 1 || seqs[1] != 2 || seqs[2] != 3 {
+		t.Errorf("batch-mates committed at seqs %v, want 1 2 3", seqs)
+	}
+	if rep := verify(t, s, "test"); !rep.OK || rep.RecordsChecked != 3 {
+		t.Errorf("Verify = %+v, want OK with 3 records", rep)
+	}
+}
+
+// TestGroupAsync checks that in async mode a group's records are queued at once (Wait returns without
+// a commit) and all committed by Close.
+func TestGroupAsync(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	w := newWriter(t, audit.Config{Mode: audit.ModeAsync}, s)
+	ctx := context.Background()
+	g := w.Group()
+	for n := range 10 {
+		q, err := g.Enqueue(ctx, audittest.Decision(n), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored, _, err := q.Wait(ctx); err != nil || stored.GetSeq() != 0 {
+			t.Fatalf("async Wait = seq %d, %v; want seq 0 (not committed yet), nil", stored.GetSeq(), err)
+		}
+	}
+	w.Close()
+	if rep := verify(t, s, "test"); !rep.OK || rep.RecordsChecked != 10 {
+		t.Errorf("Verify after Close = %+v, want OK with 10 records", rep)
+	}
+}
