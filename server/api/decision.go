@@ -102,8 +102,8 @@ func (s *DecisionServer) Decide(ctx context.Context, req *tollgatev1.DecideReque
 // records queued as one audit.Group: in sync mode the batch waits for one group commit (one
 // transaction for up to the audit writer's MaxBatch records), not one per decision, and no answer
 // leaves before every record committed. A decision that fails (or whose record the log refuses) fails
-// the batch with an error naming the first such request (requests[i]: ...); the decisions made before
-// it, and those made after it whose records were queued with it, stay recorded.
+// the batch with the first such request's error, wrapped as "requests[i]: ..."; the decisions made
+// before it, and those made after it whose records were queued with it, stay recorded.
 func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.DecideBatchRequest) (*tollgatev1.DecideBatchResponse, error) {
 	reqs := req.GetRequests()
 	if len(reqs) == 0 {
