@@ -8,6 +8,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -96,6 +97,13 @@ func (s *DecisionServer) Decide(ctx context.Context, req *tollgatev1.DecideReque
 
 // DecideBatch answers independent requests in order. A structurally bad request fails the whole batch
 // with InvalidArgument naming it (requests[i].field), before anything is evaluated.
+//
+// The decisions are made one after the other, each under its history keys as in Decide, and their
+// records queued as one audit.Group: in sync mode the batch waits for one group commit (one
+// transaction for up to the audit writer's MaxBatch records), not one per decision, and no answer
+// leaves before every record committed. A decision that fails (or whose record the log refuses) fails
+// the batch with the first such request's error, wrapped as "requests[i]: ..."; the decisions made
+// before it, and those made after it whose records were queued with it, stay recorded.
 func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.DecideBatchRequest) (*tollgatev1.DecideBatchResponse, error) {
 	reqs := req.GetRequests()
 	if len(reqs) == 0 {
@@ -130,15 +138,49 @@ func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.Decide
 	out := &tollgatev1.DecideBatchResponse{Responses: make([]*tollgatev1.DecideResponse, len(ins))}
 	recs := make([]*audit.Record, len(ins))
 	annotateBatch(ctx, len(ins))
+	// Every decision's record is queued as it is made, into one group: the batch waits for one commit,
+	// not one per decision, and each decision's history keys are released at once, as in decide.
+	enqueue := s.enqueuer()
+	if g, ok := s.audit.(groupWriter); ok {
+		enqueue = g.Group().Enqueue
+	}
+	type made struct {
+		ctx  context.Context // the decision's span's
+		span trace.Span
+		d    *decision
+	}
+	done := make([]made, 0, len(ins))
+	// awaitAll waits for the decisions made, ending their spans: each is recorded (sync mode) or queued
+	// whatever the batch's outcome. It returns the first failure, naming its request.
+	awaitAll := func() error {
+		var first error
+		for i, m := range done {
+			resp, rec, err := s.await(m.ctx, m.d)
+			endDecisionSpan(m.span, err)
+			if err != nil && first == nil {
+				first = fmt.Errorf("requests[%d]: %w", i, err)
+			}
+			out.Responses[i], recs[i] = resp, rec
+		}
+		return first
+	}
 	for i, in := range ins {
 		dctx, span := s.startSpan(ctx, SpanDecision)
-		resp, rec, err := s.decide(dctx, reqs[i], in)
-		endDecisionSpan(span, err)
+		d, err := s.evaluate(dctx, reqs[i], in, enqueue)
 		if err != nil {
-			// Decisions before this one are recorded; the caller learns which failed by its index.
-			return nil, toStatus(s.log, fmt.Errorf("requests[%d]: %w", i, err))
+			endDecisionSpan(span, err)
+			// Decisions before this one are recorded; the caller learns which failed by its index (an
+			// earlier one's, if its record failed).
+			err = fmt.Errorf("requests[%d]: %w", i, err)
+			if werr := awaitAll(); werr != nil {
+				err = werr
+			}
+			return nil, toStatus(s.log, err)
 		}
-		out.Responses[i], recs[i] = resp, rec
+		done = append(done, made{dctx, span, d})
+	}
+	if err := awaitAll(); err != nil {
+		return nil, toStatus(s.log, err)
 	}
 	// Receipts after every decision: the first wait's checkpoint covers the whole batch.
 	var missing []string
@@ -165,63 +207,127 @@ func (s *DecisionServer) DecideBatch(ctx context.Context, req *tollgatev1.Decide
 // An idempotent retry is answered with the original decision even when the original was evaluated
 // on data older than the retry's token: a key names one decision, made once (docs/consistency.md).
 func (s *DecisionServer) decide(ctx context.Context, req *tollgatev1.DecideRequest, in *engine.Request) (*tollgatev1.DecideResponse, *audit.Record, error) {
-	start := time.Now()
-	ticket := s.historyTicket(req)
-	defer ticket.Release()
+	d, err := s.evaluate(ctx, req, in, s.enqueuer())
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.await(ctx, d)
+}
+
+// decision is one decision between its two halves: evaluate made it and handed its record to the
+// audit log; await waits for the log's answer and settles its history ticket.
+type decision struct {
+	start  time.Time
+	in     *engine.Request
+	res    *engine.Result
+	resp   *tollgatev1.DecideResponse
+	rec    *audit.Record // nil without an audit log
+	ticket *history.Ticket
+	// early is the queued record, masked as stored, once observed early (see evaluate's queued).
+	early     *audit.Record
+	auditSpan trace.Span
+	queued    *audit.Queued // the record in the log's queue; nil if it was written already:
+	written   struct {
+		stored, original *audit.Record
+		err              error
+	}
+}
+
+// enqueueFunc hands a decision's record to the audit log: audit.Writer.Enqueue, or audit.Group.Enqueue
+// in a batch.
+type enqueueFunc func(ctx context.Context, rec *audit.Record, queued func(*audit.Record)) (*audit.Queued, error)
+
+// enqueuer is the audit log's Enqueue, or nil if it has none (it is written with Write).
+func (s *DecisionServer) enqueuer() enqueueFunc {
+	if e, ok := s.audit.(queueingLog); ok {
+		return e.Enqueue
+	}
+	return nil
+}
+
+// evaluate is decide's first half: it evaluates the request under its history ticket and hands the
+// record to the audit log with enqueue (nil: writes it with Write), and returns without waiting for
+// the commit. The ticket's keys are released when it returns, or as soon as the record is queued as a
+// decision of its own. An error is one decide returns, before any record was handed to the log; an
+// error of the log itself comes from await.
+func (s *DecisionServer) evaluate(ctx context.Context, req *tollgatev1.DecideRequest, in *engine.Request, enqueue enqueueFunc) (*decision, error) {
+	d := &decision{start: time.Now(), in: in, ticket: s.historyTicket(req)}
+	defer d.ticket.Release()
 	evalCtx, evalSpan := s.startSpan(ctx, SpanEvaluate)
 	if s.history != nil {
-		evalCtx = engine.WithHistoryGate(evalCtx, historyGate{ticket})
+		evalCtx = engine.WithHistoryGate(evalCtx, historyGate{d.ticket})
 	}
-	res := s.engine.Decide(evalCtx, in)
-	endEvaluate(evalSpan, res)
-	latency := time.Since(start)
-	if min := req.GetMinMasterdataRevision(); res.MasterdataRevision < min {
-		return nil, nil, s.refuseBehind("", res.MasterdataRevision, min, 0)
+	d.res = s.engine.Decide(evalCtx, in)
+	endEvaluate(evalSpan, d.res)
+	latency := time.Since(d.start)
+	if min := req.GetMinMasterdataRevision(); d.res.MasterdataRevision < min {
+		return nil, s.refuseBehind("", d.res.MasterdataRevision, min, 0)
 	}
-	resp := responseFor(ulid.Make().String(), res)
+	d.resp = responseFor(ulid.Make().String(), d.res)
+	if s.audit == nil {
+		return d, nil
+	}
+	rec, err := decisionRecord(ctx, req, d.resp, d.res, latency)
+	if err != nil {
+		return nil, err
+	}
+	d.rec = rec
+	auditCtx, span := s.startSpan(ctx, SpanAuditCommit)
+	d.auditSpan = span
+	if enqueue == nil {
+		// A log without Enqueue: written here, and observed once written (queued, in async mode).
+		w := &d.written
+		w.stored, w.original, w.err = s.audit.Write(auditCtx, rec)
+		if w.err == nil && w.original == nil {
+			d.ticket.Observe(w.stored)
+		}
+		return d, nil
+	}
+	// Once the record is queued as a decision of its own, it counts for its history keys and they
+	// are released: the next decision on them reads it while its commit is still in flight, so
+	// decisions on one key are serialized for their evaluation, not for their disk writes too.
+	queued := func(q *audit.Record) {
+		d.early = q
+		d.ticket.Observe(q)
+		d.ticket.Release()
+	}
+	d.queued, d.written.err = enqueue(auditCtx, rec, queued)
+	return d, nil
+}
+
+// await is decide's second half: it waits for the audit log's answer on d's record (in sync mode, its
+// commit) and returns what decide returns.
+func (s *DecisionServer) await(ctx context.Context, d *decision) (*tollgatev1.DecideResponse, *audit.Record, error) {
+	resp := d.resp
 	var subject *audit.Record
-	if s.audit != nil {
-		rec, err := decisionRecord(ctx, req, resp, res, latency)
-		if err != nil {
-			return nil, nil, err
+	if d.rec != nil {
+		stored, original, err := d.written.stored, d.written.original, d.written.err
+		if d.queued != nil {
+			stored, original, err = d.queued.Wait(ctx)
 		}
-		auditCtx, auditSpan := s.startSpan(ctx, SpanAuditCommit)
-		// Once the record is queued as a decision of its own, it counts for its history keys and they
-		// are released: the next decision on them reads it while its commit is still in flight, so
-		// decisions on one key are serialized for their evaluation, not for their disk writes too.
-		var early *audit.Record // the queued record, masked as stored, once observed early
-		queued := func(q *audit.Record) {
-			early = q
-			ticket.Observe(q)
-			ticket.Release()
-		}
-		stored, original, err := s.writeAudit(auditCtx, rec, queued)
-		s.endAuditCommit(auditSpan, stored, err)
+		s.endAuditCommit(d.auditSpan, stored, err)
 		if err != nil {
-			if early != nil && errors.Is(err, audit.ErrUnavailable) {
+			if d.early != nil && errors.Is(err, audit.ErrUnavailable) {
 				// The commit failed: not a decision after all. A commit whose outcome is unknown (the
 				// call's deadline passed first) stays counted: more approvals, never fewer.
-				ticket.Forget(early)
+				d.ticket.Forget(d.early)
 			}
-			s.countConflict(ctx, rec, err)
+			s.countConflict(ctx, d.rec, err)
 			return nil, nil, err
 		}
 		subject = stored
 		if original != nil {
-			if early != nil {
+			if d.early != nil {
 				// Another replica stored this idempotency key first: rec became a replay marker.
-				ticket.Forget(early)
+				d.ticket.Forget(d.early)
 			}
 			resp = responseFromRecord(original)
 			resp.Replay = true
 			subject = original
-		} else if early == nil {
-			// A writer without WriteQueued: observed once written (queued, in async mode).
-			ticket.Observe(stored)
 		}
 	}
-	s.metrics.observeDecision(in.Action, string(res.Effect), res.Reasons, time.Since(start))
-	s.annotateDecision(ctx, in, resp)
+	s.metrics.observeDecision(d.in.Action, string(d.res.Effect), d.res.Reasons, time.Since(d.start))
+	s.annotateDecision(ctx, d.in, resp)
 	return resp, subject, nil
 }
 
@@ -305,19 +411,15 @@ var effects = map[engine.Effect]tollgatev1.Effect{
 	engine.RequireApproval: tollgatev1.Effect_EFFECT_REQUIRE_APPROVAL,
 }
 
-// queuedWriter is an AuditLog that reports when a record is queued as a decision of its own;
-// *audit.Writer is one (WriteQueued).
-type queuedWriter interface {
-	WriteQueued(ctx context.Context, rec *audit.Record, queued func(*audit.Record)) (stored, replayOf *audit.Record, err error)
+// queueingLog is an AuditLog that can queue a record and be waited for later, reporting when the
+// record is queued as a decision of its own; *audit.Writer is one (Enqueue, WriteQueued).
+type queueingLog interface {
+	Enqueue(ctx context.Context, rec *audit.Record, queued func(*audit.Record)) (*audit.Queued, error)
 }
 
-// writeAudit writes rec, calling queued once it is queued as a decision of its own when the audit log
-// can say so.
-func (s *DecisionServer) writeAudit(ctx context.Context, rec *audit.Record, queued func(*audit.Record)) (stored, replayOf *audit.Record, err error) {
-	if qw, ok := s.audit.(queuedWriter); ok {
-		return qw.WriteQueued(ctx, rec, queued)
-	}
-	return s.audit.Write(ctx, rec)
+// groupWriter is an AuditLog that commits several records as one (audit.Group); *audit.Writer is one.
+type groupWriter interface {
+	Group() *audit.Group
 }
 
 // historyTicket is the decision's history ticket (HistoryKeeper.Ticket); without a keeper, one that

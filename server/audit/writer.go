@@ -45,7 +45,8 @@ type Config struct {
 	// MaxDelay is how long the committer waits for more records once it
 	// holds fewer than MaxBatch. Zero takes the mode's default: 5ms in async
 	// mode; in sync mode 2ms, adaptively: the committer waits only while
-	// callers are concurrent (the last batch held more than one record) and
+	// callers are concurrent (the last batch held records of more than one
+	// Write or Group flush) and
 	// waiting gathered more records last time, so a lone caller or a pair
 	// never pays for it. A negative value means no wait.
 	MaxDelay time.Duration
@@ -169,12 +170,16 @@ type Writer struct {
 	met    *metrics
 
 	queue chan *item
-	// lastBatch is the previous batch's size and skipWaits how many batches
+	// lastBatch is how many callers' records (a group counting once) the
+	// previous batch held, and skipWaits how many batches
 	// to commit without waiting after a wait gathered nothing; the committer
 	// goroutine owns both.
 	lastBatch, skipWaits int
-	quit                 chan struct{}
-	done                 chan struct{}
+	// carry is the part of a group that did not fit in the last batch; the
+	// committer goroutine owns it.
+	carry []*item
+	quit  chan struct{}
+	done  chan struct{}
 
 	// mu guards closed and inflight; it is never held across a store call,
 	// so no Write or commit waits on the database behind another's lookup.
@@ -208,6 +213,9 @@ type pending struct {
 	failed error
 	// queued is closed once Write's attempt to queue rec is over.
 	queued chan struct{}
+	// group is the Group that rec is staged in until it is flushed; guarded
+	// by Writer.mu.
+	group *Group
 }
 
 // scopedKey is the in-flight map's key: an idempotency key within its scope.
@@ -219,6 +227,9 @@ type item struct {
 	pend   *pending   // for a keyed decision
 	origin *pending   // for a replay marker of a queued decision
 	result chan error // sync mode only
+	// follow are the records of a Group queued with this one, its first:
+	// the committer takes them all into its batch. Set only while queued.
+	follow []*item
 	// stored is the original of a keyed decision that another writer
 	// stored first (see lostKeyRace): rec became a replay marker of it.
 	// Set by the committer before result is sent.
@@ -332,11 +343,173 @@ func (w *Writer) Write(ctx context.Context, rec *Record) (stored *Record, replay
 // decision another replica stored first, turn rec into a replay marker (replayOf set), and the caller
 // must then undo what queued did.
 func (w *Writer) WriteQueued(ctx context.Context, rec *Record, queued func(*Record)) (stored *Record, replayOf *Record, err error) {
+	q, err := w.Enqueue(ctx, rec, queued)
+	if err != nil {
+		return nil, nil, err
+	}
+	return q.Wait(ctx)
+}
+
+// Enqueue is the first half of WriteQueued: it claims rec's idempotency key, queues rec (or its replay
+// marker) for the committer and calls queued as WriteQueued does, and returns without waiting for the
+// commit. Its errors are WriteQueued's that arise before the wait. Wait on the returned Queued gives
+// what WriteQueued would have returned; a record is committed whether or not anyone waits for it.
+func (w *Writer) Enqueue(ctx context.Context, rec *Record, queued func(*Record)) (*Queued, error) {
+	return w.enqueueRecord(ctx, rec, queued, nil)
+}
+
+// Queued is a record handed to the writer by Enqueue or Group.Enqueue, not yet waited for.
+type Queued struct {
+	it          *item
+	r           *Record // the decision as masked, before any replay marker replaced it
+	originalRec *Record // the stored original of an idempotent retry
+	snapshot    *Record // async mode: a copy of it.rec taken before the committer sealed it
+	group       *Group  // staged in this group until it is flushed
+}
+
+// Wait waits, in sync mode, until q's record committed, and returns what Write returns: the stored
+// record, and for an idempotent retry the original it replays. In async mode it returns at once. If
+// q's group was not flushed yet, Wait flushes it first, under ctx. A Wait whose ctx ends first returns
+// ctx's error without knowing the outcome; the record is committed or failed all the same. Call Wait
+// once, from one goroutine.
+func (q *Queued) Wait(ctx context.Context) (stored *Record, replayOf *Record, err error) {
+	it, r := q.it, q.r
+	if q.group != nil {
+		// A failed flush has failed our record too if it was still staged: its result says so.
+		_ = q.group.Flush(ctx)
+	}
+	if it.result == nil {
+		if it.origin != nil {
+			return q.snapshot, proto.Clone(it.origin.snapshot).(*Record), nil
+		}
+		return q.snapshot, q.originalRec, nil
+	}
+	select {
+	case err = <-it.result: // an outcome already known wins over an ended ctx
+	default:
+		select {
+		case err = <-it.result:
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("wait for audit commit of %s: %w", r.DecisionId, ctx.Err())
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if it.origin != nil {
+		// The original committed in this or an earlier batch on the committer
+		// goroutine before our result was sent, so reading it is safe.
+		return it.rec, proto.Clone(it.origin.rec).(*Record), nil
+	}
+	if it.stored != nil {
+		return it.rec, it.stored, nil
+	}
+	return it.rec, q.originalRec, nil
+}
+
+// Group queues records that commit together: in sync mode Group.Enqueue stages them, in order, and
+// Flush (or Wait on any of them) hands them to the committer at once, which puts them in one
+// transaction, as many as MaxBatch allows; a group's staged records count as one entry of the
+// QueueSize bound. A caller with several decisions to record (DecideBatch) so waits for one commit,
+// not one per record. In async mode, where nobody waits for a commit, Group.Enqueue is Enqueue.
+//
+// A staged record counts as queued for every other purpose: queued is called, and a concurrent retry
+// of its idempotency key (on any goroutine) becomes its replay marker; such a retry flushes the group
+// itself rather than wait for its owner, so two groups retrying each other's keys cannot wait on each
+// other. A Group is safe for concurrent use; its records commit in the order they were staged. Flush
+// it (or Wait) before dropping it, or its staged records are never written.
+type Group struct {
+	w      *Writer
+	mu     sync.Mutex // held across a flush, so records staged later queue later
+	staged []*item
+}
+
+// Group returns an empty group of w.
+func (w *Writer) Group() *Group { return &Group{w: w} }
+
+// Enqueue is Writer.Enqueue for a record of the group: staged in sync mode, queued in async mode.
+// An idempotent retry of a decision staged earlier in the group is staged after it as its replay
+// marker, without a flush.
+func (g *Group) Enqueue(ctx context.Context, rec *Record, queued func(*Record)) (*Queued, error) {
+	if g.w.cfg.Mode != ModeSync {
+		return g.w.Enqueue(ctx, rec, queued)
+	}
+	return g.w.enqueueRecord(ctx, rec, queued, g)
+}
+
+// Flush hands the staged records to the committer, as one entry, and returns without waiting for
+// their commit. If they cannot be queued (ctx ends while the queue is full, the writer closed) every
+// staged record fails with that error, which Flush returns, as does every Wait on them.
+func (g *Group) Flush(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.staged) == 0 {
+		return nil
+	}
+	staged := g.staged
+	g.staged = nil
+	head := staged[0]
+	head.follow = staged[1:]
+	err := g.w.enqueue(ctx, head) // the committer owns head.follow from here
+	g.w.mu.Lock()
+	for _, it := range staged {
+		if p := it.pend; p != nil {
+			p.group = nil
+			if err != nil {
+				g.w.forget(p, err)
+			}
+		}
+	}
+	g.w.mu.Unlock()
+	for _, it := range staged {
+		if it.pend != nil {
+			close(it.pend.queued)
+		}
+		if err != nil {
+			it.result <- err
+		}
+	}
+	return err
+}
+
+// stage adds it to the group. Its pending's queued stays open until Flush queues it, so a retry of
+// its key on another goroutine waits for that (flushing the group) and never commits its marker first.
+func (g *Group) stage(it *item) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.w.mu.Lock()
+	closed := g.w.closed
+	if it.pend != nil {
+		if closed {
+			g.w.forget(it.pend, ErrClosed)
+		} else {
+			it.pend.group = g
+		}
+	}
+	g.w.mu.Unlock()
+	if closed {
+		if it.pend != nil {
+			close(it.pend.queued)
+		}
+		return ErrClosed
+	}
+	g.staged = append(g.staged, it)
+	return nil
+}
+
+// stagedIn returns the group that p is staged in, not yet flushed, or nil.
+func (w *Writer) stagedIn(p *pending) *Group {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return p.group
+}
+
+func (w *Writer) enqueueRecord(ctx context.Context, rec *Record, queued func(*Record), g *Group) (*Queued, error) {
 	if rec.GetDecisionId() == "" {
-		return nil, nil, fmt.Errorf("audit record: decision_id is empty")
+		return nil, fmt.Errorf("audit record: decision_id is empty")
 	}
 	if k := rec.GetKind(); k != tollgatev1.RecordKind_RECORD_KIND_UNSPECIFIED && k != tollgatev1.RecordKind_RECORD_KIND_DECISION {
-		return nil, nil, fmt.Errorf("audit record %s: kind %s is written by the writer only", rec.GetDecisionId(), k)
+		return nil, fmt.Errorf("audit record %s: kind %s is written by the writer only", rec.GetDecisionId(), k)
 	}
 	r := shallowCopy(rec)
 	if w.masker.masks() && r.Request != nil {
@@ -353,40 +526,50 @@ func (w *Writer) WriteQueued(ctx context.Context, rec *Record, queued func(*Reco
 	w.masker.mask(r.Request) // our own copy whenever there is something to mask
 
 	it := &item{rec: r}
-	var originalRec *Record
+	q := &Queued{it: it, r: r}
+	var err error
 	if r.IdempotencyKey != "" {
 		var own, original *pending
-		own, original, originalRec, err = w.claim(ctx, r, pl)
+		own, original, q.originalRec, err = w.claim(ctx, r, pl)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		switch {
 		case own != nil:
 			it.pend = own
 		case original != nil:
 			// Queue the marker only after its original, so it never
-			// commits ahead of the decision it names.
-			select {
-			case <-original.queued:
-			case <-ctx.Done():
-				return nil, nil, fmt.Errorf("queue audit record %s: %w", r.DecisionId, ErrQueueFull)
+			// commits ahead of the decision it names. An original staged
+			// in the same group is ahead of it already; one staged in
+			// another is flushed now rather than when its owner gets to it.
+			og := w.stagedIn(original)
+			if og != nil && og != g {
+				if err := og.Flush(ctx); err != nil {
+					return nil, err
+				}
+			}
+			if og == nil || og != g {
+				select {
+				case <-original.queued:
+				case <-ctx.Done():
+					return nil, fmt.Errorf("queue audit record %s: %w", r.DecisionId, ErrQueueFull)
+				}
 			}
 			if err := w.failure(original); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			it.origin = original
 			it.rec = replayMarker(r, original.snapshot)
 		default:
-			it.rec = replayMarker(r, originalRec)
+			it.rec = replayMarker(r, q.originalRec)
 		}
 	}
 	if w.cfg.Mode == ModeSync {
 		it.result = make(chan error, 1)
 	}
-	var snapshot *Record
 	if w.cfg.Mode == ModeAsync {
 		// The committer seals it.rec after Write returns.
-		snapshot = proto.Clone(it.rec).(*Record)
+		q.snapshot = proto.Clone(it.rec).(*Record)
 	}
 	// Encode on the caller's goroutine; the committer only substitutes
 	// the chain position and hashes.
@@ -395,44 +578,29 @@ func (w *Writer) WriteQueued(ctx context.Context, rec *Record, queued func(*Reco
 			w.release(it.pend, err)
 			close(it.pend.queued)
 		}
-		return nil, nil, fmt.Errorf("encode audit record %s: %w", r.DecisionId, err)
+		return nil, fmt.Errorf("encode audit record %s: %w", r.DecisionId, err)
 	}
-	err = w.enqueue(ctx, it)
-	if it.pend != nil {
-		if err != nil {
-			w.release(it.pend, err)
+	if g != nil {
+		if err := g.stage(it); err != nil {
+			return nil, err
 		}
-		close(it.pend.queued)
+		q.group = g
+	} else {
+		err = w.enqueue(ctx, it)
+		if it.pend != nil {
+			if err != nil {
+				w.release(it.pend, err)
+			}
+			close(it.pend.queued)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if queued != nil && it.origin == nil && originalRec == nil {
+	if queued != nil && it.origin == nil && q.originalRec == nil {
 		queued(r)
 	}
-	if it.result == nil {
-		if it.origin != nil {
-			return snapshot, proto.Clone(it.origin.snapshot).(*Record), nil
-		}
-		return snapshot, originalRec, nil
-	}
-	select {
-	case err := <-it.result:
-		if err != nil {
-			return nil, nil, err
-		}
-	case <-ctx.Done():
-		return nil, nil, fmt.Errorf("wait for audit commit of %s: %w", r.DecisionId, ctx.Err())
-	}
-	if it.origin != nil {
-		// The original committed in this or an earlier batch on the committer
-		// goroutine before our result was sent, so reading it is safe.
-		return it.rec, proto.Clone(it.origin.rec).(*Record), nil
-	}
-	if it.stored != nil {
-		return it.rec, it.stored, nil
-	}
-	return it.rec, originalRec, nil
+	return q, nil
 }
 
 // shallowCopy returns a new record with rec's fields; message fields (the request, timestamps) are
@@ -564,6 +732,11 @@ func (w *Writer) failure(p *pending) error {
 func (w *Writer) release(p *pending, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.forget(p, err)
+}
+
+// forget is release with w.mu held.
+func (w *Writer) forget(p *pending, err error) {
 	p.failed = err
 	if k := scopedKey(p.snapshot); w.inflight[k] == p {
 		delete(w.inflight, k)
@@ -606,7 +779,13 @@ func (w *Writer) run() {
 			if !ok {
 				return
 			}
-			w.commit(w.collect(it))
+			w.commit(w.collect(w.take(nil, it)))
+			for len(w.carry) > 0 {
+				// The rest of a group larger than MaxBatch goes next, in order.
+				c := w.carry
+				w.carry = nil
+				w.commit(w.collect(c))
+			}
 		case <-probe.C:
 			if !w.healthy.Load() {
 				if err := w.ping(); err == nil {
@@ -639,24 +818,32 @@ func (w *Writer) ping() error {
 	return w.store.Ping(ctx)
 }
 
-// collect gathers a batch: first, whatever is queued, and what arrives
-// within MaxDelay, up to MaxBatch.
-func (w *Writer) collect(first *item) []*item {
-	batch := []*item{first}
+// collect gathers a batch: start, whatever is queued, and what arrives
+// within MaxDelay, up to MaxBatch. A group's records (item.follow) come
+// with their first; what does not fit is left in w.carry for run to
+// commit next.
+func (w *Writer) collect(start []*item) (batch []*item) {
+	batch = start
+	sends := 1 // callers whose records the batch holds, a group counting once
+	defer func() {
+		if len(batch) > w.cfg.MaxBatch {
+			batch, w.carry = batch[:w.cfg.MaxBatch], batch[w.cfg.MaxBatch:]
+		}
+	}()
 	for len(batch) < w.cfg.MaxBatch {
 		select {
 		case it, ok := <-w.queue:
 			if !ok {
 				return batch
 			}
-			batch = append(batch, it)
+			batch, sends = w.take(batch, it), sends+1
 			continue
 		default:
 		}
 		break
 	}
-	defer func() { w.lastBatch = len(batch) }()
-	if len(batch) >= w.cfg.MaxBatch || w.cfg.MaxDelay <= 0 || !w.worthWaiting(len(batch)) {
+	defer func() { w.lastBatch = sends }()
+	if len(batch) >= w.cfg.MaxBatch || w.cfg.MaxDelay <= 0 || !w.worthWaiting(sends) {
 		return batch
 	}
 	gathered := len(batch)
@@ -673,10 +860,20 @@ func (w *Writer) collect(first *item) []*item {
 			if !ok {
 				return batch
 			}
-			batch = append(batch, it)
+			batch, sends = w.take(batch, it), sends+1
 		case <-timer.C:
 			return batch
 		}
+	}
+	return batch
+}
+
+// take appends it, and the rest of its group if it heads one, to batch.
+func (w *Writer) take(batch []*item, it *item) []*item {
+	batch = append(batch, it)
+	if len(it.follow) > 0 {
+		batch = append(batch, it.follow...)
+		it.follow = nil
 	}
 	return batch
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/tollgate/tollgate/server/audit"
 	"github.com/tollgate/tollgate/server/audit/audittest"
 )
@@ -88,5 +90,87 @@ func TestMigrationScopesExistingKeys(t *testing.T) {
 	rep, err = audit.Verify(ctx, s2, "c")
 	if err != nil || rep.OK || rep.Problem != audit.ProblemCorrupt || rep.FirstBadDecisionID != "d004" || rep.Detail != "column idempotency_scope disagrees with the record body" {
 		t.Errorf("Verify after changing a scope column = %+v, %v; want corrupt at d004 naming idempotency_scope", rep, err)
+	}
+}
+
+// TestMigrationReasonsOneTree writes records with reason codes, turns record_reasons back into its
+// schema-7 shape (primary key (code, decision_id) and the record_reasons_time index), and reopens:
+// migration 008 must carry every row into the one-tree table, so the reason filters, with and without
+// a time range, answer exactly as before, and appends go on.
+func TestMigrationReasonsOneTree(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	var recs []*audit.Record
+	for i := range 30 {
+		recs = append(recs, audittest.Decision(i))
+	}
+	sealed, head := audittest.Sealed(t, audit.Head{ChainID: "c"}, recs...)
+	if err := s.Append(ctx, audit.Head{ChainID: "c"}, audittest.Entries(t, sealed...)); err != nil {
+		t.Fatal(err)
+	}
+	filters := []audit.Filter{
+		{ReasonCode: "R1"}, {ReasonCode: "COMMON"}, {ReasonCode: "NONE"},
+		{ReasonCode: "R2", From: audittest.Base(), To: sealed[20].EvaluatedAt.AsTime()},
+		{ReasonCode: "COMMON", From: sealed[5].EvaluatedAt.AsTime(), PageSize: 7},
+	}
+	ids := func(st audit.Store) [][]string {
+		t.Helper()
+		var out [][]string
+		for _, f := range filters {
+			var got []string
+			for {
+				p, err := st.List(ctx, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range p.Records {
+					got = append(got, r.DecisionId)
+				}
+				if p.NextPageToken == "" {
+					break
+				}
+				f.PageToken = p.NextPageToken
+			}
+			out = append(out, got)
+		}
+		return out
+	}
+	want := ids(s)
+	if len(want[1]) != 30 {
+		t.Fatalf("COMMON lists %d records, want all 30", len(want[1]))
+	}
+	s.Close()
+
+	db, err := sql.Open("sqlite", dir+"/audit.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE old_reasons (code TEXT NOT NULL, decision_id TEXT NOT NULL REFERENCES records (decision_id),
+			evaluated_at INTEGER NOT NULL, PRIMARY KEY (code, decision_id)) WITHOUT ROWID`,
+		"INSERT INTO old_reasons SELECT code, decision_id, evaluated_at FROM record_reasons",
+		"DROP TABLE record_reasons",
+		"ALTER TABLE old_reasons RENAME TO record_reasons",
+		"CREATE INDEX record_reasons_time ON record_reasons (code, evaluated_at)",
+		"PRAGMA user_version = 7",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s2 := openStore(t, dir)
+	if d := cmp.Diff(want, ids(s2)); d != "" {
+		t.Errorf("reason filters after migration 008 (-want +got):\n%s", d)
+	}
+	more, _ := audittest.Sealed(t, head, audittest.Decision(31))
+	if err := s2.Append(ctx, head, audittest.Entries(t, more...)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s2.List(ctx, audit.Filter{ReasonCode: "COMMON", PageSize: 1})
+	if err != nil || len(p.Records) != 1 || p.Records[0].DecisionId != more[0].DecisionId {
+		t.Errorf("newest COMMON after an append = %v, %v; want %s", p.Records, err, more[0].DecisionId)
 	}
 }

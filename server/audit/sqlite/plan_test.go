@@ -46,7 +46,7 @@ func TestListFiltersUseAnIndex(t *testing.T) {
 		{"bundle", audit.Filter{BundleRevision: "rev-1"}, "records_bundle"},
 		{"workflow", audit.Filter{WorkflowID: "wf-1"}, "records_workflow"},
 		{"reason code", audit.Filter{ReasonCode: "R1"}, "record_reasons"},
-		{"reason code in a range", audit.Filter{ReasonCode: "R1", From: audittest.Base(), To: audittest.Base().Add(time.Hour)}, "record_reasons_time"},
+		{"reason code in a range", audit.Filter{ReasonCode: "R1", From: audittest.Base(), To: audittest.Base().Add(time.Hour)}, "record_reasons USING PRIMARY KEY (code=? AND evaluated_at>? AND evaluated_at<?)"}, // migration 008
 	}
 	for _, tc := range tests {
 		for _, paged := range []bool{false, true} {

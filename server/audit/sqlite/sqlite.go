@@ -43,7 +43,9 @@
 // record's protojson form with the hash inside; decode reads both. Every
 // List filter has an index led by its column and then evaluated_at
 // (migration 002; plan_test.go checks each query plan); the reason_code
-// filter goes through the record_reasons side table.
+// filter goes through the record_reasons side table, one B-tree keyed
+// (code, evaluated_at, decision_id) since migration 008, so a reason code
+// costs an append one index insert, not two.
 //
 // # Tree and checkpoints
 //
@@ -349,8 +351,9 @@ const insertChunk = 64
 // append anyway (Append rolls back on any error), and saying so lets SQLite
 // skip the statement journal it otherwise keeps to undo half a statement: a
 // copy of every page the INSERT touches, 15 % of an append's CPU. For the same
-// reason Append defers foreign-key checks to the commit, which still fails on
-// a violation.
+// reason the one foreign key (record_reasons to records) is checked at the
+// commit, which still fails on a violation: DEFERRABLE INITIALLY DEFERRED
+// since migration 008, a PRAGMA defer_foreign_keys per append before.
 func insertSQL(n int) string {
 	var b strings.Builder
 	b.WriteString("INSERT OR ROLLBACK INTO records (" + recordCols + ") VALUES ")
@@ -444,19 +447,32 @@ func (s *Store) Append(ctx context.Context, prev audit.Head, entries []audit.Ent
 		return err
 	}
 
+	// The head read is prepared too. No PRAGMA runs in the transaction: a
+	// flag pragma (defer_foreign_keys, as Append ran before migration 008
+	// declared the one foreign key deferred) expires every prepared
+	// statement of the connection, so each append parsed all of its
+	// statements again, 18 % of a one-record append's CPU.
+	const readHead = "SELECT seq, hash, tree_size FROM chain_heads WHERE chain_id = ?"
+	readStmt, err := s.stmt(ctx, readHead)
+	if err != nil {
+		return err
+	}
+
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin audit append: %w", err)
 	}
 	defer tx.Rollback()
-	// Foreign keys are checked at commit, not per statement; see insertSQL for why.
-	if _, err := tx.ExecContext(ctx, "PRAGMA defer_foreign_keys = ON"); err != nil {
-		return fmt.Errorf("begin audit append: %w", err)
-	}
 	var seq uint64
 	var hash []byte
 	var size int64
-	err = tx.QueryRowContext(ctx, "SELECT seq, hash, tree_size FROM chain_heads WHERE chain_id = ?", prev.ChainID).Scan(&seq, &hash, &size)
+	var row *sql.Row
+	if readStmt != nil {
+		row = tx.StmtContext(ctx, readStmt).QueryRowContext(ctx, prev.ChainID)
+	} else {
+		row = tx.QueryRowContext(ctx, readHead, prev.ChainID)
+	}
+	err = row.Scan(&seq, &hash, &size)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("read audit chain head: %w", err)
 	}
