@@ -21,7 +21,8 @@ const batchSize = 100
 //
 // Run: go test -run '^$' -bench BenchmarkDecideBatch -benchtime 50x -count 3 ./test/e2e/
 func BenchmarkDecideBatch(b *testing.B) {
-	srv := startServer(b, app.Config{Audit: audit.Config{Mode: audit.ModeSync}})
+	srv := startServer(b, app.Config{Audit: audit.Config{Mode: audit.ModeSync}, FastPath: true})
+	waitEvaluation(b, srv) // the path tollgate serve settles on
 	reqs := make([]*tollgatev1.DecideRequest, batchSize)
 	for i, r := range benchRequests() {
 		for j := i; j < batchSize; j += len(benchRequests()) {

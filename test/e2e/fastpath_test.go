@@ -17,7 +17,7 @@ import (
 )
 
 // waitEvaluation polls the policy status until the active bundle's exactness gate has a verdict.
-func waitEvaluation(t *testing.T, srv *testserver.Server) *tollgatev1.EvaluationPath {
+func waitEvaluation(t testing.TB, srv *testserver.Server) *tollgatev1.EvaluationPath {
 	t.Helper()
 	policy := tollgatev1.NewPolicyServiceClient(srv.Client.Conn())
 	deadline := time.Now().Add(3 * time.Minute)

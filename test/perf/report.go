@@ -82,6 +82,9 @@ type Report struct {
 	HistoryCoverage map[string]ViewCoverage
 	// Paths is, per Tollgate server, the evaluation path its decisions took and its exactness gate.
 	Paths map[string]EvaluationPath
+	// Batch is BenchmarkDecideBatch (test/e2e): one DecideBatch of 100 against 100 single calls, sequential
+	// and concurrent, over gRPC with the sync audit log in SQLite; empty when not run (-skip-bench).
+	Batch Bench
 }
 
 // EvaluationPath is a Tollgate server's evaluation path as its policy status reported it.
@@ -104,8 +107,9 @@ type Bench struct {
 	CPUNsPerOp  map[string]float64 // → cpu-ns/op: process CPU time per op
 	AllocsPerOp map[string]float64
 	BytesPerOp  map[string]float64
-	Values      map[string]string // the key=value pairs of "PERF" log lines
-	Failed      []string          // FAIL lines
+	Values      map[string]string  // the key=value pairs of "PERF" log lines
+	Rate        map[string]float64 // → decisions/s, for benchmarks that report it
+	Failed      []string           // FAIL lines
 }
 
 var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
@@ -121,6 +125,11 @@ func ParseBench(r io.Reader) Bench {
 			for i := 0; i+1 < len(f); i += 2 {
 				v, _ := strconv.ParseFloat(f[i], 64)
 				switch f[i+1] {
+				case "decisions/s":
+					if b.Rate == nil {
+						b.Rate = map[string]float64{}
+					}
+					b.Rate[m[1]] = v
 				case "ns/op":
 					b.NsPerOp[m[1]] = v
 				case "cpu-ns/op":
@@ -348,7 +357,7 @@ type printer func(format string, args ...any)
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	p := printer(func(format string, args ...any) { fmt.Fprintf(bw, format, args...) })
-	for _, section := range []func(printer){r.writeRun, r.writeLoad, r.writePaths, r.writeHistory, r.writeLag, r.writeTargets, r.writeBench, r.writeRuns} {
+	for _, section := range []func(printer){r.writeRun, r.writeLoad, r.writePaths, r.writeHistory, r.writeLag, r.writeTargets, r.writeBench, r.writeBatch, r.writeRuns} {
 		section(p)
 	}
 	return bw.Flush()
@@ -574,6 +583,31 @@ func (r *Report) writePaths(p printer) {
 	p("\nEach server waited for its gate's verdict before the load: until then a bundle decides on topdown. The gate decides\n")
 	p("every request of `server/engine/gatecorpus` (the 1,200-request perf corpus, every decision case, the demo requests)\n")
 	p("on both paths and requires the same effect, reasons, approvers and recorded facts (docs/evaluation.md).\n\n")
+}
+
+// writeBatch reports BenchmarkDecideBatch (issue 17): a batch of 100 is one group commit.
+func (r *Report) writeBatch(p printer) {
+	b := r.Batch
+	if len(b.Rate) == 0 && len(b.Failed) == 0 {
+		return
+	}
+	p("## DecideBatch: one group commit (issue 17)\n\n")
+	p("`go test -run '^$' -bench BenchmarkDecideBatch -benchtime 30x ./test/e2e/`: one server (IR path, sync audit log\n")
+	p("in SQLite), 100 decisions per op over gRPC: one `DecideBatch` of 100, 100 `Decide` calls one after another,\n")
+	p("and 100 `Decide` calls at once.\n\n| how | decisions/s | ÷ sequential |\n|---|---|---|\n")
+	seq := b.Rate["BenchmarkDecideBatch/sequential"]
+	for _, name := range []string{"batch", "sequential", "concurrent"} {
+		v := b.Rate["BenchmarkDecideBatch/"+name]
+		ratio := "—"
+		if seq > 0 && v > 0 {
+			ratio = fmt.Sprintf("%.2f×", v/seq)
+		}
+		p("| %s | %.0f | %s |\n", name, v, ratio)
+	}
+	if len(b.Failed) > 0 {
+		p("\n**Failures:** %s\n", strings.Join(b.Failed, "; "))
+	}
+	p("\n")
 }
 
 func (r *Report) writeTargets(p printer) {

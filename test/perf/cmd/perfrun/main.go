@@ -381,6 +381,17 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			rep.Bench.Failed = append(rep.Bench.Failed, err.Error())
 		}
+		step("DecideBatch of 100 against 100 single calls")
+		out.Reset()
+		err = goCmd(ctx, root, &out, "test", "-count=1", "-v", "-run", "^$", "-bench", "BenchmarkDecideBatch",
+			"-benchtime", "30x", "-timeout", "10m", "./test/e2e/")
+		if err := os.WriteFile(filepath.Join(work, "batch.txt"), out.Bytes(), 0o644); err != nil {
+			return err
+		}
+		rep.Batch = perf.ParseBench(&out)
+		if err != nil {
+			rep.Batch.Failed = append(rep.Batch.Failed, err.Error())
+		}
 	}
 	rep.Machine.LoadAfter = loadavg()
 
