@@ -107,6 +107,9 @@ func printPolicyStatus(w io.Writer, st *tollgatev1.PolicyServiceStatusResponse) 
 		if ev.GetChecked() > 0 {
 			fmt.Fprintf(w, ": %d requests compared in %s", ev.GetChecked(), ev.GetElapsed().AsDuration().Round(time.Millisecond))
 		}
+		if n := ev.GetShadowChecks(); n > 0 {
+			fmt.Fprintf(w, "; %d live decisions checked again on topdown", n)
+		}
 		fmt.Fprintln(w, ")")
 		if ev.GetReason() != "" {
 			fmt.Fprintf(w, "evaluation reason: %s\n", oneLine(ev.GetReason()))

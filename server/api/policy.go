@@ -33,7 +33,7 @@ func (s *PolicyServer) Status(context.Context, *tollgatev1.PolicyServiceStatusRe
 		out.ActivatedAt = timestamppb.New(st.ActivatedAt)
 		ev := st.Evaluation
 		out.Evaluation = &tollgatev1.EvaluationPath{Path: ev.Path, Gate: ev.Gate, Reason: ev.Reason,
-			Checked: int32(ev.Checked), Elapsed: durationpb.New(ev.Elapsed), Fallbacks: ev.Fallbacks}
+			Checked: int32(ev.Checked), Elapsed: durationpb.New(ev.Elapsed), Fallbacks: ev.Fallbacks, ShadowChecks: ev.ShadowChecks}
 	}
 	for i, c := range st.History {
 		out.History[i] = candidateProto(c)

@@ -342,8 +342,12 @@ func (e *Engine) decideAt(ctx context.Context, req *Request, now time.Time, sn *
 
 	ctx, cancel := context.WithTimeout(withSnapshot(ctx, sn), e.cfg.EvalTimeout)
 	defer cancel()
-	rs, err := act.eval(ctx, req, now, res.Facts, "")
-	return e.finish(ctx, res, req, rs, err)
+	rs, path, err := act.evalOn(ctx, req, now, res.Facts, "")
+	res = e.finish(ctx, res, req, rs, err)
+	if path == PathIR && res.Failure == "" {
+		e.shadow(ctx, act.Compiled, req, res, sn)
+	}
+	return res
 }
 
 // finish turns an evaluation's outcome into a result, failing closed on every error.

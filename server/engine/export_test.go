@@ -81,3 +81,6 @@ func EvalPrepared(ctx context.Context, pq rego.PreparedEvalQuery, req *Request, 
 
 // ReplaceIRProgram makes c's IR path run prog: a test's way to an evaluator that fails.
 func ReplaceIRProgram(c *Compiled, prog *irvm.Program) { c.fast.prog = prog }
+
+// ForgetDemotions clears the revisions the live shadow check demoted in this process.
+func ForgetDemotions() { demotedRevisions.Clear() }

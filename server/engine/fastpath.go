@@ -73,6 +73,13 @@ type fastPath struct {
 	// fallbacks counts decisions on the IR path that met an irvm internal error and were decided on
 	// topdown instead.
 	fallbacks atomic.Int64
+	// The live shadow check (shadow.go): every shadowEvery-th decision on the IR path is decided again on
+	// topdown in the background, over its own recorded facts; a difference demotes the bundle.
+	ir         atomic.Bool // the gate passed: decisions take the IR path unless demoted
+	decided    atomic.Int64
+	shadowBusy atomic.Bool
+	shadowed   atomic.Int64
+	demoted    atomic.Bool
 
 	mu     sync.Mutex
 	status PathStatus
@@ -94,6 +101,9 @@ type PathStatus struct {
 	// Fallbacks counts decisions on the IR path that met an irvm internal error (a bug, never the
 	// policy's answer) and were decided on topdown instead.
 	Fallbacks int64
+	// ShadowChecks counts live decisions on the IR path decided again on topdown by the live shadow
+	// check; a difference sets Gate to "failed" with the reason, and the bundle decides on topdown.
+	ShadowChecks int64
 }
 
 // planFast plans b's decision query with the same compiler settings as prepare and readies an irvm
@@ -174,15 +184,7 @@ const (
 
 // useIR reports whether decisions on this bundle take the IR path: only after the gate passed.
 func (f *fastPath) useIR() bool {
-	if f == nil || f.prog == nil {
-		return false
-	}
-	select {
-	case <-f.ready:
-	default:
-		return false
-	}
-	return f.status.Path == PathIR
+	return f != nil && f.prog != nil && f.ir.Load() && !f.demoted.Load()
 }
 
 // settle records the gate's verdict, once.
@@ -195,6 +197,7 @@ func (f *fastPath) settle(st PathStatus) {
 	default:
 	}
 	f.status = st
+	f.ir.Store(st.Path == PathIR)
 	close(f.ready)
 }
 
@@ -207,6 +210,7 @@ func (c *Compiled) PathStatus() PathStatus {
 	defer c.fast.mu.Unlock()
 	st := c.fast.status
 	st.Fallbacks = c.fast.fallbacks.Load()
+	st.ShadowChecks = c.fast.shadowed.Load()
 	return st
 }
 
@@ -224,6 +228,12 @@ func (c *Compiled) GateDone() <-chan struct{} {
 // path the bundle uses that meets an irvm internal error is decided again on topdown; the gate, which
 // forces a path, sees the error as the IR path's answer.
 func (c *Compiled) eval(ctx context.Context, req *Request, now time.Time, facts builtins.NDBCache, path string) (rego.ResultSet, error) {
+	rs, _, err := c.evalOn(ctx, req, now, facts, path)
+	return rs, err
+}
+
+// evalOn is eval that also says which path answered.
+func (c *Compiled) evalOn(ctx context.Context, req *Request, now time.Time, facts builtins.NDBCache, path string) (rego.ResultSet, string, error) {
 	live := path == ""
 	if path == "" {
 		path = PathTopdown
@@ -235,17 +245,18 @@ func (c *Compiled) eval(ctx context.Context, req *Request, now time.Time, facts 
 		rs, err := c.fast.evalIR(ctx, req, now, facts)
 		var internal *irvm.InternalError
 		if !errors.As(err, &internal) || !live {
-			return rs, err
+			return rs, PathIR, err
 		}
 		// An evaluator bug is not the policy's answer: topdown decides, from a clean fact cache, and
 		// the bundle says so in its fallback count.
 		c.fast.fallbacks.Add(1)
 		clear(facts)
 	}
-	return c.query.Eval(ctx,
+	rs, err := c.query.Eval(ctx,
 		rego.EvalParsedInput(req.inputValue()),
 		rego.EvalTime(now),
 		rego.EvalNDBuiltinCache(facts),
 		rego.EvalGenerateJSON(rawTerm),
 	)
+	return rs, PathTopdown, err
 }

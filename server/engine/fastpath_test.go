@@ -351,3 +351,65 @@ func TestIRInternalErrorFallsBackToTopdown(t *testing.T) {
 		t.Fatalf("fallbacks %d, want 1", st.Fallbacks)
 	}
 }
+
+// TestLiveShadowCheck: live decisions on the IR path are sampled and decided again on topdown. On the
+// pack they agree and the bundle stays on the IR path; once the IR path is made to differ (after its
+// gate passed), a sample catches it, the bundle is demoted to topdown with the reason, and the
+// decisions after that are topdown's.
+func TestLiveShadowCheck(t *testing.T) {
+	g, err := gatecorpus.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	eng := gatedEngine(t, fixedSnapshot{g.Snapshot})
+	c, err := eng.Compile(ctx, packBundle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitGate(t, c); st.Path != engine.PathIR {
+		t.Fatalf("path status %+v", st)
+	}
+	eng.Activate(c)
+	hist := history.New(c.HistoryViews())
+	hctx := engine.WithHistory(ctx, hist)
+	decideUntil := func(done func(engine.PathStatus) bool) engine.PathStatus {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for i := 0; ; i++ {
+			eng.Decide(hctx, g.Requests[i%len(g.Requests)])
+			if st := c.PathStatus(); done(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %d decisions: %+v", i, c.PathStatus())
+			}
+		}
+	}
+	st := decideUntil(func(st engine.PathStatus) bool { return st.ShadowChecks >= 3 })
+	if st.Path != engine.PathIR || st.Gate != engine.GatePassed {
+		t.Fatalf("after %d agreeing shadow checks: %+v, want still ir/passed", st.ShadowChecks, st)
+	}
+
+	engine.TamperIRData(t, c)
+	t.Cleanup(engine.ForgetDemotions) // the pack's revision is demoted for this process from here on
+	st = decideUntil(func(st engine.PathStatus) bool { return st.Gate == engine.GateFailed })
+	if st.Path != engine.PathTopdown || !strings.Contains(st.Reason, "live shadow check") {
+		t.Fatalf("after the IR path was broken: %+v, want topdown, failed by the live shadow check", st)
+	}
+	for _, r := range g.Requests[:100] {
+		got := eng.Decide(hctx, r)
+		want := engine.DecideOnTopdown(t, c, r, g.Snapshot, got.EvaluatedAt, hist)
+		if got.Effect != want.Effect || !slices.Equal(got.Reasons, want.Reasons) {
+			t.Fatalf("after the demotion: %s %v, want topdown's %s %v", got.Effect, got.Reasons, want.Effect, want.Reasons)
+		}
+	}
+	// A later compile of the same revision (replay, impact analysis) stays on topdown too.
+	again, err := eng.Compile(ctx, packBundle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitGate(t, again); st.Path != engine.PathTopdown {
+		t.Fatalf("a later compile of the demoted revision: %+v, want topdown", st)
+	}
+}

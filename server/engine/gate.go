@@ -192,6 +192,11 @@ func (e *Engine) startGate(c *Compiled) {
 		c.settleOff("no exactness gate is configured")
 		return
 	}
+	if reason, ok := demotedRevisions.Load(c.revision); ok {
+		c.fast.demoted.Store(true)
+		c.fast.settle(PathStatus{Path: PathTopdown, Gate: GateFailed, Reason: reason.(string)})
+		return
+	}
 	g, err := e.cfg.Gate()
 	if err != nil {
 		e.log.Error().Err(err).Str("bundle_revision", c.revision).Msg("exactness gate unavailable: the bundle decides on topdown")

@@ -305,7 +305,11 @@ type EvaluationPath struct {
 	// fallbacks counts decisions on the IR path that met an internal error
 	// of the IR evaluator (a bug, never the policy's answer) and were decided
 	// on topdown instead; any is worth a report.
-	Fallbacks     int64 `protobuf:"varint,6,opt,name=fallbacks,proto3" json:"fallbacks,omitempty"`
+	Fallbacks int64 `protobuf:"varint,6,opt,name=fallbacks,proto3" json:"fallbacks,omitempty"`
+	// shadow_checks counts live decisions on the IR path that the live shadow
+	// check decided again on topdown (one in 256, in the background); a
+	// difference turns gate to "failed" with the reason, and path to "topdown".
+	ShadowChecks  int64 `protobuf:"varint,7,opt,name=shadow_checks,json=shadowChecks,proto3" json:"shadow_checks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -378,6 +382,13 @@ func (x *EvaluationPath) GetElapsed() *durationpb.Duration {
 func (x *EvaluationPath) GetFallbacks() int64 {
 	if x != nil {
 		return x.Fallbacks
+	}
+	return 0
+}
+
+func (x *EvaluationPath) GetShadowChecks() int64 {
+	if x != nil {
+		return x.ShadowChecks
 	}
 	return 0
 }
@@ -492,14 +503,15 @@ const file_tollgate_v1_policy_proto_rawDesc = "" +
 	"\ahistory\x18\x03 \x03(\v2\x16.tollgate.v1.CandidateR\ahistory\x12;\n" +
 	"\n" +
 	"evaluation\x18\x04 \x01(\v2\x1b.tollgate.v1.EvaluationPathR\n" +
-	"evaluation\"\xbd\x01\n" +
+	"evaluation\"\xe2\x01\n" +
 	"\x0eEvaluationPath\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04gate\x18\x02 \x01(\tR\x04gate\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
 	"\achecked\x18\x04 \x01(\x05R\achecked\x123\n" +
 	"\aelapsed\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12\x1c\n" +
-	"\tfallbacks\x18\x06 \x01(\x03R\tfallbacks\")\n" +
+	"\tfallbacks\x18\x06 \x01(\x03R\tfallbacks\x12#\n" +
+	"\rshadow_checks\x18\a \x01(\x03R\fshadowChecks\")\n" +
 	"\x0fActivateRequest\x12\x16\n" +
 	"\x06bundle\x18\x01 \x01(\fR\x06bundle\"H\n" +
 	"\x10ActivateResponse\x124\n" +
