@@ -243,11 +243,9 @@ func (m *vm) block(fr *frame, b *block) (int, error) {
 		case *ir.AssignIntStmt:
 			fr.locals[s.Target] = ast.InternedTerm(int(s.Value))
 		case *ir.AssignVarStmt:
-			v := m.operand(fr, s.Source)
-			if v == nil {
-				return 0, nil
-			}
-			fr.locals[s.Target] = v
+			// A copy, undefined included: the planner saves an input that was never given this way
+			// before a `with input as …`, to restore it after.
+			fr.locals[s.Target] = m.operand(fr, s.Source)
 		case *ir.AssignVarOnceStmt:
 			v := m.operand(fr, s.Source)
 			if v == nil {
@@ -430,12 +428,14 @@ var errStopScan = fmt.Errorf("irvm: scan stopped")
 func (m *vm) with(fr *frame, s *ir.WithStmt, body *block) (int, error) {
 	save := fr.locals[s.Local]
 	v := m.operand(fr, s.Value)
-	if v == nil {
-		return 0, nil
-	}
 	if len(s.Path) == 0 {
+		// An undefined value is a value here: the planner restores an input that was never given this
+		// way for the rest of a body after `with input as …`.
 		fr.locals[s.Local] = v
 	} else {
+		if v == nil {
+			return 0, nil
+		}
 		keys := make([]*ast.Term, len(s.Path))
 		for i, idx := range s.Path {
 			keys[i] = ast.NewTerm(m.p.strings[idx])

@@ -83,6 +83,11 @@ out := {"s": sprintf("%s-%d", [upper(input.a), count(input.b)]), "sorted": sort(
 out := [data.params.limits[input.tier], v] if { some k, v in data.params.limits; k == input.tier }`,
 		map[string]any{"params": map[string]any{"limits": map[string]any{"gold": 100, "silver": 10}}},
 		[]string{`{"tier": "gold"}`, `{"tier": "bronze"}`}},
+	{"with input on an evaluation without input", `package t
+inner := [input.x, upper(input.s)]
+myupper(s) := concat("", [s, "!"])
+out := [v, w, z] if { v := inner with input as {"x": 1, "s": "a"}; w := inner with input as {"x": 2, "s": "b"} with upper as myupper; z := count([1 | input.x]) }`,
+		nil, []string{"", `{"x": 5, "s": "c"}`}},
 	{"rules below a variable reference", `package t.rules
 a := 1
 b := 2 if input.b
@@ -160,7 +165,11 @@ func topdown(t *testing.T, modules []string, data map[string]any, query, input s
 		t.Fatalf("prepare: %v", err)
 	}
 	raw := func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
-	rs, err := pq.Eval(context.Background(), rego.EvalParsedInput(ast.MustParseTerm(input).Value), rego.EvalGenerateJSON(raw))
+	opts := []rego.EvalOption{rego.EvalGenerateJSON(raw)}
+	if input != "" { // "" is an evaluation without input
+		opts = append(opts, rego.EvalParsedInput(ast.MustParseTerm(input).Value))
+	}
+	rs, err := pq.Eval(context.Background(), opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +196,11 @@ func plan(t *testing.T, modules []string, data map[string]any, query, input stri
 	if data != nil {
 		dv = ast.MustInterfaceToValue(data)
 	}
-	rs, err := prog.Eval(context.Background(), irvm.Env{Input: ast.MustParseTerm(input).Value, Data: dv, Time: time.Now()})
+	env := irvm.Env{Data: dv, Time: time.Now()}
+	if input != "" {
+		env.Input = ast.MustParseTerm(input).Value
+	}
+	rs, err := prog.Eval(context.Background(), env)
 	if err != nil {
 		return nil, err
 	}
