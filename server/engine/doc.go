@@ -23,6 +23,12 @@
 // host (UnsafeBuiltins) unless the operator allows them, plus Tollgate's builtins. A bundle must
 // define the decision rule to compile at all (ErrNoDecisionRule).
 //
+// A compiled bundle has two evaluation paths (fastpath.go, gate.go, shadow.go; docs/evaluation.md): OPA's
+// topdown on the prepared query, and package irvm on the plan OPA's planner makes of the same query. A
+// bundle decides on topdown until its exactness gate (Gate, run by Engine.Compile in the background)
+// has decided a corpus on both paths with identical results, facts included; then on the IR path. One live
+// IR decision in ShadowEvery is decided again on topdown, and a difference demotes the bundle for good.
+//
 // Every failure on the decision path is a DENY with a reason code (POLICY_ERROR, POLICY_UNDEFINED,
 // EVALUATION_TIMEOUT) and a log line; Decide never returns an error. Built-in errors are evaluation
 // errors (strict built-in errors), so a POLICY_ERROR, not an undefined expression. Live decisions and

@@ -73,9 +73,10 @@ type fastPath struct {
 	// fallbacks counts decisions on the IR path that met an irvm internal error and were decided on
 	// topdown instead.
 	fallbacks atomic.Int64
-	// The live shadow check (shadow.go): every shadowEvery-th decision on the IR path is decided again on
+	// ir is set when the gate passed: decisions take the IR path unless demoted.
+	ir atomic.Bool
+	// The live shadow check (shadow.go): one decision in ShadowEvery on the IR path is decided again on
 	// topdown in the background, over its own recorded facts; a difference demotes the bundle.
-	ir         atomic.Bool // the gate passed: decisions take the IR path unless demoted
 	decided    atomic.Int64
 	shadowBusy atomic.Bool
 	shadowed   atomic.Int64
