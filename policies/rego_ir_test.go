@@ -10,37 +10,11 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/ir"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/tollgate/tollgate/server/engine"
 	"github.com/tollgate/tollgate/server/engine/irvm"
 )
-
-// planCapture is a rego target that hands the planner's IR, and the custom built-ins, to the test.
-type planCapture struct{}
-
-type planSinkKey struct{}
-
-type planSink struct {
-	policy   *ir.Policy
-	builtins map[string]*topdown.Builtin
-}
-
-func (planCapture) IsTarget(t string) bool { return t == "policies-rego-ir-test" }
-
-func (planCapture) PrepareForEval(ctx context.Context, p *ir.Policy, opts ...rego.PrepareOption) (rego.TargetPluginEval, error) {
-	cfg := &rego.PrepareConfig{}
-	for _, o := range opts {
-		o(cfg)
-	}
-	sink := ctx.Value(planSinkKey{}).(*planSink)
-	sink.policy, sink.builtins = p, cfg.BuiltinFuncs()
-	return nil, nil
-}
-
-func init() { rego.RegisterPlugin("policies-rego-ir-test", planCapture{}) }
 
 // TestRegoTestsOnTheIRPath runs every Rego unit test of the pack (the *_test.rego rules, with their
 // fixture's mocks of md.get, md.lookup, tollgate.history and time.now_ns) on the IR path as well as on
@@ -94,11 +68,7 @@ func TestRegoTestsOnTheIRPath(t *testing.T) {
 	}
 	want := rs[0].Bindings["x"].(*ast.Term).Value.(ast.Object)
 
-	sink := &planSink{}
-	if _, err := rego.New(append(opts, rego.Target("policies-rego-ir-test"))...).PrepareForEval(context.WithValue(ctx, planSinkKey{}, sink)); err != nil {
-		t.Fatalf("plan: %v", err)
-	}
-	prog, err := irvm.New(sink.policy, sink.builtins)
+	prog, err := irvm.Compile(ctx, opts...)
 	if err != nil {
 		t.Fatalf("irvm: %v", err)
 	}

@@ -239,9 +239,11 @@ var ErrNoDecisionRule = errors.New("the bundle defines no rule " + DecisionQuery
 
 var decisionRef = ast.MustParseRef(DecisionQuery)
 
-func prepare(ctx context.Context, b *bundle.Bundle, caps *Capabilities) (rego.PreparedEvalQuery, error) {
-	// The compiler is ours, not rego's, so the compiled rule tree can be asked for the decision rule: a
-	// query for an undefined rule compiles, and would answer undefined for every input.
+// decisionQuery is the rego options of b's decision query under caps, shared by every way the engine
+// prepares it (topdown, the IR plan), so both paths compile the same policy. The compiler is ours, not
+// rego's, so the compiled rule tree can be asked for the decision rule: a query for an undefined rule
+// compiles, and would answer undefined for every input.
+func decisionQuery(b *bundle.Bundle, caps *Capabilities) ([]func(*rego.Rego), *ast.Compiler) {
 	compiler := ast.NewCompiler().
 		WithCapabilities(caps.AST()).
 		WithDefaultRegoVersion(ast.RegoV1).
@@ -250,14 +252,17 @@ func prepare(ctx context.Context, b *bundle.Bundle, caps *Capabilities) (rego.Pr
 		rego.Query(DecisionQuery),
 		rego.Compiler(compiler),
 		rego.ParsedBundle("tollgate", b),
-		rego.StoreReadAST(true),
 		rego.SetRegoVersion(ast.RegoV1),
 		// A built-in error (to_number("x"), json.unmarshal of junk) is an evaluation error, so a DENY
 		// with POLICY_ERROR, not an undefined expression a policy could fall through to an ALLOW.
 		rego.StrictBuiltinErrors(true),
 	}
-	opts = append(opts, regoBuiltins()...)
-	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	return append(opts, regoBuiltins()...), compiler
+}
+
+func prepare(ctx context.Context, b *bundle.Bundle, caps *Capabilities) (rego.PreparedEvalQuery, error) {
+	opts, compiler := decisionQuery(b, caps)
+	pq, err := rego.New(append(opts, rego.StoreReadAST(true))...).PrepareForEval(ctx)
 	if err != nil {
 		return rego.PreparedEvalQuery{}, fmt.Errorf("compile bundle: %w", err)
 	}

@@ -65,11 +65,8 @@ func DecideOnTopdown(tb testing.TB, c *Compiled, req *Request, sn *masterdata.Sn
 // PreparePartial prepares b's decision query as prepare does, partially evaluated with the bundle's
 // data known and all of input unknown (rego.WithPartialEval): the first route issue 17 asked to measure.
 func PreparePartial(ctx context.Context, b *bundle.Bundle) (rego.PreparedEvalQuery, error) {
-	compiler := ast.NewCompiler().WithCapabilities(safeCapabilities().AST()).WithDefaultRegoVersion(ast.RegoV1).
-		WithUseTypeCheckAnnotations(true)
-	opts := []func(*rego.Rego){rego.Query(DecisionQuery), rego.Compiler(compiler), rego.ParsedBundle("tollgate", b),
-		rego.SetRegoVersion(ast.RegoV1), rego.StrictBuiltinErrors(true)}
-	return rego.New(append(opts, regoBuiltins()...)...).PrepareForEval(ctx, rego.WithPartialEval())
+	opts, _ := decisionQuery(b, safeCapabilities())
+	return rego.New(opts...).PrepareForEval(ctx, rego.WithPartialEval())
 }
 
 // EvalPrepared evaluates req on pq over sn at at, with history h, recording facts: the engine's call.

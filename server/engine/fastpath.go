@@ -10,9 +10,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
-	"github.com/open-policy-agent/opa/v1/ir"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 
 	"github.com/tollgate/tollgate/server/engine/irvm"
@@ -26,44 +24,6 @@ const (
 	// passed.
 	PathIR = "ir"
 )
-
-// planTarget is the rego target under which planCapture hands us the planner's IR. OPA's public hook for
-// other evaluators (rego.TargetPlugin) is the only way to the planner outside OPA's own module.
-const planTarget = "tollgate-ir-plan"
-
-func init() { rego.RegisterPlugin(planTarget, planCapture{}) }
-
-// planCapture is a rego.TargetPlugin that evaluates nothing: PrepareForEval stores the plan and the
-// custom built-ins in the planSink the caller put in the context.
-type planCapture struct{}
-
-type planSinkKey struct{}
-
-type planSink struct {
-	policy   *ir.Policy
-	builtins map[string]*topdown.Builtin
-}
-
-func (planCapture) IsTarget(t string) bool { return t == planTarget }
-
-func (planCapture) PrepareForEval(ctx context.Context, policy *ir.Policy, opts ...rego.PrepareOption) (rego.TargetPluginEval, error) {
-	sink, _ := ctx.Value(planSinkKey{}).(*planSink)
-	if sink == nil {
-		return nil, errors.New("engine: the IR plan target is internal to the engine")
-	}
-	cfg := &rego.PrepareConfig{}
-	for _, o := range opts {
-		o(cfg)
-	}
-	sink.policy, sink.builtins = policy, cfg.BuiltinFuncs()
-	return noEval{}, nil
-}
-
-type noEval struct{}
-
-func (noEval) Eval(context.Context, *rego.EvalContext, ast.Value) (ast.Value, error) {
-	return nil, errors.New("engine: the IR plan target does not evaluate")
-}
 
 // fastPath is a compiled bundle's IR program and the state of its exactness gate.
 type fastPath struct {
@@ -110,24 +70,8 @@ type PathStatus struct {
 // planFast plans b's decision query with the same compiler settings as prepare and readies an irvm
 // program for it. An error means the bundle stays on topdown; it never fails the compile.
 func planFast(ctx context.Context, b *bundle.Bundle, caps *Capabilities) (*irvm.Program, ast.Value, error) {
-	compiler := ast.NewCompiler().
-		WithCapabilities(caps.AST()).
-		WithDefaultRegoVersion(ast.RegoV1).
-		WithUseTypeCheckAnnotations(true)
-	opts := []func(*rego.Rego){
-		rego.Query(DecisionQuery),
-		rego.Compiler(compiler),
-		rego.ParsedBundle("tollgate", b),
-		rego.SetRegoVersion(ast.RegoV1),
-		rego.StrictBuiltinErrors(true),
-		rego.Target(planTarget),
-	}
-	opts = append(opts, regoBuiltins()...)
-	sink := &planSink{}
-	if _, err := rego.New(opts...).PrepareForEval(context.WithValue(ctx, planSinkKey{}, sink)); err != nil {
-		return nil, nil, fmt.Errorf("plan: %w", err)
-	}
-	prog, err := irvm.New(sink.policy, sink.builtins)
+	opts, _ := decisionQuery(b, caps)
+	prog, err := irvm.Compile(ctx, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

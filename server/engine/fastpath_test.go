@@ -54,6 +54,25 @@ func waitGate(tb testing.TB, c *engine.Compiled) engine.PathStatus {
 	return c.PathStatus()
 }
 
+// packOnIR is the gate corpus, a gated engine over its master data, and the embedded pack compiled by
+// it, its gate passed (not activated).
+func packOnIR(t *testing.T) (*engine.Gate, *engine.Engine, *engine.Compiled) {
+	t.Helper()
+	g, err := gatecorpus.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := gatedEngine(t, fixedSnapshot{g.Snapshot})
+	c, err := eng.Compile(context.Background(), packBundle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitGate(t, c); st.Path != engine.PathIR {
+		t.Fatalf("path status %+v", st)
+	}
+	return g, eng, c
+}
+
 // TestGatePassesOnThePack is the exactness gate on the embedded pack: every gate request (the perf
 // corpus, the decision cases, the demo requests) decided on both paths agrees, so the pack decides on
 // the IR path, and live decisions there equal topdown's.
@@ -259,19 +278,8 @@ func BenchmarkPaths(b *testing.B) {
 // (as the audit log keeps them), gives the same decision on the IR path and on topdown: replay and
 // impact analysis take the path of the compiled bundle they are given, and both agree.
 func TestReplayOnTheIRPath(t *testing.T) {
-	g, err := gatecorpus.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, eng, c := packOnIR(t)
 	ctx := context.Background()
-	eng := gatedEngine(t, fixedSnapshot{g.Snapshot})
-	c, err := eng.Compile(ctx, packBundle(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := waitGate(t, c); st.Path != engine.PathIR {
-		t.Fatalf("path status %+v", st)
-	}
 	eng.Activate(c)
 	topdownOnly, err := engine.Compile(ctx, packBundle(t)) // no gate: stays on topdown
 	if err != nil {
@@ -312,19 +320,8 @@ func TestReplayOnTheIRPath(t *testing.T) {
 // TestIRInternalErrorFallsBackToTopdown: a decision whose IR evaluation breaks one of irvm's own
 // invariants is answered by topdown, with the facts topdown recorded, and counted.
 func TestIRInternalErrorFallsBackToTopdown(t *testing.T) {
-	g, err := gatecorpus.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, eng, c := packOnIR(t)
 	ctx := context.Background()
-	eng := gatedEngine(t, fixedSnapshot{g.Snapshot})
-	c, err := eng.Compile(ctx, packBundle(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := waitGate(t, c); st.Path != engine.PathIR {
-		t.Fatalf("path status %+v", st)
-	}
 	// A plan that appends to a null: what a planner or irvm bug would do.
 	broken, err := irvm.New(&ir.Policy{Static: &ir.Static{}, Plans: &ir.Plans{Plans: []*ir.Plan{{Name: "broken", Blocks: []*ir.Block{{Stmts: []ir.Stmt{
 		&ir.MakeNullStmt{Target: 2},
@@ -357,19 +354,8 @@ func TestIRInternalErrorFallsBackToTopdown(t *testing.T) {
 // gate passed), a sample catches it, the bundle is demoted to topdown with the reason, and the
 // decisions after that are topdown's.
 func TestLiveShadowCheck(t *testing.T) {
-	g, err := gatecorpus.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, eng, c := packOnIR(t)
 	ctx := context.Background()
-	eng := gatedEngine(t, fixedSnapshot{g.Snapshot})
-	c, err := eng.Compile(ctx, packBundle(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := waitGate(t, c); st.Path != engine.PathIR {
-		t.Fatalf("path status %+v", st)
-	}
 	eng.Activate(c)
 	hist := history.New(c.HistoryViews())
 	hctx := engine.WithHistory(ctx, hist)

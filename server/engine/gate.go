@@ -77,17 +77,28 @@ func (c *Compiled) decideOn(ctx context.Context, req *Request, sn *masterdata.Sn
 
 func diffResults(td, fast decided) string {
 	a, b := td.res, fast.res
+	if d := answerDiff(a, b); d != "" {
+		return d
+	}
 	switch {
-	case a.Effect != b.Effect:
-		return fmt.Sprintf("effect %s on topdown, %s on ir", a.Effect, b.Effect)
-	case !slices.Equal(a.Reasons, b.Reasons):
-		return fmt.Sprintf("reasons %v on topdown, %v on ir", a.Reasons, b.Reasons)
-	case !slices.Equal(a.Approvers, b.Approvers):
-		return fmt.Sprintf("approvers %v on topdown, %v on ir", a.Approvers, b.Approvers)
 	case a.Failure != b.Failure:
 		return fmt.Sprintf("failure %q on topdown (%v), %q on ir (%v)", a.Failure, td.cause, b.Failure, fast.cause)
 	case !bytes.Equal(td.facts, fast.facts):
 		return fmt.Sprintf("facts %s on topdown, %s on ir", td.facts, fast.facts)
+	}
+	return ""
+}
+
+// answerDiff describes the first difference between what topdown (td) and the IR path (fast) answered:
+// effect, reasons, approvers; "" when they agree.
+func answerDiff(td, fast *Result) string {
+	switch {
+	case td.Effect != fast.Effect:
+		return fmt.Sprintf("effect %s on topdown, %s on ir", td.Effect, fast.Effect)
+	case !slices.Equal(td.Reasons, fast.Reasons):
+		return fmt.Sprintf("reasons %v on topdown, %v on ir", td.Reasons, fast.Reasons)
+	case !slices.Equal(td.Approvers, fast.Approvers):
+		return fmt.Sprintf("approvers %v on topdown, %v on ir", td.Approvers, fast.Approvers)
 	}
 	return ""
 }

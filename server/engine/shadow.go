@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -53,22 +52,10 @@ func (e *Engine) shadow(ctx context.Context, c *Compiled, req *Request, res *Res
 			td.Effect, td.Reasons, td.Failure = Deny, []Reason{{Code: code, Message: msg}}, code
 		}
 		f.shadowed.Add(1)
-		if d := shadowDiff(&live, td); d != "" {
+		if d := answerDiff(td, &live); d != "" {
 			e.demote(c, fmt.Sprintf("live shadow check: a %s decision at %s differed: %s", req.Action, live.EvaluatedAt.Format(time.RFC3339Nano), d))
 		}
 	}()
-}
-
-func shadowDiff(ir, td *Result) string {
-	switch {
-	case ir.Effect != td.Effect:
-		return fmt.Sprintf("effect %s on ir, %s on topdown", ir.Effect, td.Effect)
-	case !slices.Equal(ir.Reasons, td.Reasons):
-		return fmt.Sprintf("reasons %v on ir, %v on topdown", ir.Reasons, td.Reasons)
-	case !slices.Equal(ir.Approvers, td.Approvers):
-		return fmt.Sprintf("approvers %v on ir, %v on topdown", ir.Approvers, td.Approvers)
-	}
-	return ""
 }
 
 // demotedRevisions remembers, for the life of the process, the revisions the live shadow check caught:

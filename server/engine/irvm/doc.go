@@ -14,6 +14,9 @@
 // A built-in error makes its call undefined and, as with OPA's strict built-in errors, fails the whole
 // evaluation at the end, so a faster path never decides where topdown would have failed.
 //
+// Compile gets the plan the way OPA's own evaluators do: it prepares the query with rego under a target
+// plugin (rego.TargetPlugin, OPA's public hook for other evaluators), so compilation is topdown's.
+//
 // irvm is not trusted on its word: the engine's exactness gate (package engine) compares it with
 // topdown on a corpus of requests before a bundle may use it.
 package irvm

@@ -17,20 +17,6 @@ import (
 	"github.com/tollgate/tollgate/server/engine/irvm"
 )
 
-// capture is a rego target that hands the planner's IR to the test.
-type capture struct{}
-
-type sinkKey struct{}
-
-func (capture) IsTarget(t string) bool { return t == "irvm-test" }
-
-func (capture) PrepareForEval(ctx context.Context, p *ir.Policy, _ ...rego.PrepareOption) (rego.TargetPluginEval, error) {
-	*ctx.Value(sinkKey{}).(**ir.Policy) = p
-	return nil, nil
-}
-
-func init() { rego.RegisterPlugin("irvm-test", capture{}) }
-
 // conformance lists small policies over the constructs the planner emits, each with inputs that take
 // every branch; the test decides each input with topdown and with irvm and wants the same answer (or
 // an error from both).
@@ -183,12 +169,7 @@ func topdown(t *testing.T, modules []string, data map[string]any, query, input s
 // plan answers query with irvm on the planner's IR of the same modules.
 func plan(t *testing.T, modules []string, data map[string]any, query, input string) ([]string, error) {
 	t.Helper()
-	var p *ir.Policy
-	ctx := context.WithValue(context.Background(), sinkKey{}, &p)
-	if _, err := rego.New(append(regoOpts(modules, data, query), rego.Target("irvm-test"))...).PrepareForEval(ctx); err != nil {
-		t.Fatalf("plan: %v", err)
-	}
-	prog, err := irvm.New(p, nil)
+	prog, err := irvm.Compile(context.Background(), regoOpts(modules, data, query)...)
 	if err != nil {
 		t.Fatalf("irvm: %v", err)
 	}
@@ -216,12 +197,7 @@ func plan(t *testing.T, modules []string, data map[string]any, query, input stri
 // the NDB cache, and answered from it when the cache already holds it, as topdown does for replay.
 func TestNondeterministicBuiltinsGoThroughTheCache(t *testing.T) {
 	modules := []string{"package t\nout := rand.intn(\"k\", 1000000)\n"}
-	var p *ir.Policy
-	ctx := context.WithValue(context.Background(), sinkKey{}, &p)
-	if _, err := rego.New(append(regoOpts(modules, nil, "data.t.out"), rego.Target("irvm-test"))...).PrepareForEval(ctx); err != nil {
-		t.Fatal(err)
-	}
-	prog, err := irvm.New(p, nil)
+	prog, err := irvm.Compile(context.Background(), regoOpts(modules, nil, "data.t.out")...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,12 +222,7 @@ func TestNondeterministicBuiltinsGoThroughTheCache(t *testing.T) {
 // TestCancelled: an evaluation whose context ended stops with a cancellation error.
 func TestCancelled(t *testing.T) {
 	modules := []string{"package t\nout := count([x | some x in numbers.range(1, 100000); x % 7 == 0])\n"}
-	var p *ir.Policy
-	ctx := context.WithValue(context.Background(), sinkKey{}, &p)
-	if _, err := rego.New(append(regoOpts(modules, nil, "data.t.out"), rego.Target("irvm-test"))...).PrepareForEval(ctx); err != nil {
-		t.Fatal(err)
-	}
-	prog, err := irvm.New(p, nil)
+	prog, err := irvm.Compile(context.Background(), regoOpts(modules, nil, "data.t.out")...)
 	if err != nil {
 		t.Fatal(err)
 	}
